@@ -1,0 +1,581 @@
+"""Repository functions: keyword-only, one session each call, domain objects in and out."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import (
+    Ballot,
+    CancelPosts,
+    CancelTimer,
+    Decision,
+    Effect,
+    Event,
+    Issue,
+    Page,
+    Phase,
+    Post,
+    Refresh,
+    Release,
+    SetTimer,
+)
+from storage.models import (
+    Base,
+    DecisionRow,
+    IssueRow,
+    OutboxRow,
+    PageRow,
+    PhaseRow,
+    ReleaseRow,
+    TimelineRow,
+    TimerRow,
+    VoteRow,
+)
+
+T = TypeVar("T")
+
+# --- row <-> domain conversion -------------------------------------------------------------------------------
+
+
+def _from_row(cls: type[T], row: Base, **extra: Any) -> T:
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in extra:
+            values[f.name] = extra[f.name]
+            continue
+        if not hasattr(row, f.name):
+            continue
+        value = getattr(row, f.name)
+        kind = hints[f.name]
+        base = typing.get_origin(kind)
+        if isinstance(kind, type) and issubclass(kind, enum.Enum) and value is not None:
+            value = kind(value)
+        elif base is tuple and value is not None:
+            value = tuple(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def _to_columns(obj: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        if f.name in skip:
+            continue
+        value = getattr(obj, f.name)
+        if isinstance(value, enum.Enum):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions")
+
+
+# --- the release aggregate -----------------------------------------------------------------------------------
+
+
+async def get_release(*, session: AsyncSession, release_id: str, lock: bool = False) -> Release | None:
+    """Load a release and everything it owns; `lock` holds its row until the transaction ends."""
+    query = select(ReleaseRow).where(ReleaseRow.id == release_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await session.execute(query)).scalar_one_or_none()
+    if row is None:
+        return None
+    phases = (
+        await session.scalars(select(PhaseRow).where(PhaseRow.release_id == release_id).order_by(PhaseRow.position))
+    ).all()
+    issues = (
+        await session.scalars(select(IssueRow).where(IssueRow.release_id == release_id).order_by(IssueRow.number))
+    ).all()
+    pages = (
+        await session.scalars(select(PageRow).where(PageRow.release_id == release_id).order_by(PageRow.number))
+    ).all()
+    votes = (await session.scalars(select(VoteRow).where(VoteRow.release_id == release_id))).all()
+    decisions = (
+        await session.scalars(select(DecisionRow).where(DecisionRow.release_id == release_id).order_by(DecisionRow.id))
+    ).all()
+    return _from_row(
+        Release,
+        row,
+        phases=tuple(_from_row(Phase, p) for p in phases),
+        issues=tuple(_from_row(Issue, i) for i in issues),
+        pages=tuple(_from_row(Page, p) for p in pages),
+        ballots=tuple(sorted((_from_row(Ballot, v) for v in votes), key=lambda b: b.at)),
+        decisions=tuple(_from_row(Decision, d) for d in decisions),
+    )
+
+
+async def save_release(
+    *,
+    session: AsyncSession,
+    before: Release | None,
+    after: Release,
+    now: datetime,
+    plan_source: str | None = None,
+    plan_file: str | None = None,
+) -> None:
+    """Write what changed between `before` and `after` (all of it when `before` is None)."""
+    columns = _to_columns(after, skip=_RELEASE_CHILDREN)
+    if plan_source is not None:
+        columns["plan_source"] = plan_source
+    if plan_file is not None:
+        columns["plan_file"] = plan_file
+    if before is None:
+        session.add(ReleaseRow(**columns, created_at=now, updated_at=now))
+        await session.flush()
+    elif columns != _to_columns(before, skip=_RELEASE_CHILDREN) or plan_source is not None:
+        await session.execute(update(ReleaseRow).where(ReleaseRow.id == after.id).values(**columns, updated_at=now))
+
+    await _sync(session, PhaseRow, after.id, before.phases if before else (), after.phases, lambda p: p.id)
+    await _sync(session, IssueRow, after.id, before.issues if before else (), after.issues, lambda i: i.number)
+    await _sync(session, PageRow, after.id, before.pages if before else (), after.pages, lambda p: p.number)
+    await _sync(session, VoteRow, after.id, before.ballots if before else (), after.ballots, lambda b: b.voter)
+    old_decisions = len(before.decisions) if before else 0
+    for decision in after.decisions[old_decisions:]:
+        session.add(DecisionRow(release_id=after.id, **_to_columns(decision)))
+
+
+async def _sync(
+    session: AsyncSession,
+    model: type[Base],
+    release_id: str,
+    old: Iterable[Any],
+    new: Iterable[Any],
+    key: Any,
+) -> None:
+    old_by_key = {key(o): o for o in old}
+    new_by_key = {key(n): n for n in new}
+    for k, obj in new_by_key.items():
+        previous = old_by_key.get(k)
+        if previous == obj:
+            continue
+        values = _to_columns(obj)
+        if previous is None:
+            session.add(model(release_id=release_id, **values))
+        else:
+            pk = {name: values[name] for name in _pk_names(model) if name != "release_id"}
+            conditions = [getattr(model, "release_id") == release_id]  # noqa: B009 - mapped attribute by name
+            conditions += [getattr(model, name) == value for name, value in pk.items()]
+            await session.execute(update(model).where(*conditions).values(**values))
+    for k, obj in old_by_key.items():
+        if k not in new_by_key:
+            values = _to_columns(obj)
+            conditions = [getattr(model, "release_id") == release_id]  # noqa: B009 - mapped attribute by name
+            conditions += [getattr(model, n) == values[n] for n in _pk_names(model) if n != "release_id"]
+            await session.execute(delete(model).where(*conditions))
+    await session.flush()
+
+
+def _pk_names(model: type[Base]) -> list[str]:
+    # declarative models with __tablename__ are mapped to a Table, whose primary_key is a constraint
+    table = cast(Table, model.__table__)
+    return [c.name for c in table.primary_key.columns]
+
+
+async def list_releases(*, session: AsyncSession) -> list[Release]:
+    """Every release, without children, newest window first."""
+    rows = (await session.scalars(select(ReleaseRow).order_by(ReleaseRow.window_start.desc()))).all()
+    return [_from_row(Release, row) for row in rows]
+
+
+async def get_plan_source(*, session: AsyncSession, release_id: str) -> tuple[str, str] | None:
+    row = await session.get(ReleaseRow, release_id)
+    return (row.plan_source, row.plan_file) if row else None
+
+
+# --- timeline ------------------------------------------------------------------------------------------------
+
+
+async def append_events(*, session: AsyncSession, release_id: str, events: Iterable[Event]) -> None:
+    for e in events:
+        session.add(
+            TimelineRow(release_id=release_id, at=e.at, kind=e.kind, actor=e.actor, subject=e.subject, data=e.data)
+        )
+
+
+async def get_timeline(*, session: AsyncSession, release_id: str) -> list[Event]:
+    rows = (
+        await session.scalars(
+            select(TimelineRow).where(TimelineRow.release_id == release_id).order_by(TimelineRow.at, TimelineRow.id)
+        )
+    ).all()
+    return [Event(r.kind, r.at, r.actor, r.subject, dict(r.data or {})) for r in rows]
+
+
+# --- effects: outbox and timers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A message owed to Slack, as the dispatcher sees it."""
+
+    id: int
+    release_id: str
+    key: str
+    kind: str
+    channel: str
+    template: str
+    data: dict[str, Any]
+    thread_of: str | None
+    due_at: datetime
+    grace_seconds: int | None
+    status: str
+    attempts: int
+    claimed_at: datetime | None = None
+    channel_id: str | None = None
+    ts: str | None = None
+    delayed: bool = False
+
+
+def _item(row: OutboxRow) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        release_id=row.release_id,
+        key=row.key,
+        kind=row.kind,
+        channel=row.channel,
+        template=row.template,
+        data=dict(row.data or {}),
+        thread_of=row.thread_of,
+        due_at=row.due_at,
+        grace_seconds=row.grace_seconds,
+        status=row.status,
+        attempts=row.attempts,
+        claimed_at=row.claimed_at,
+        channel_id=row.channel_id,
+        ts=row.ts,
+        delayed=row.delayed,
+    )
+
+
+async def apply_effects(
+    *, session: AsyncSession, release_id: str, effects: Iterable[Effect], now: datetime, seq: str
+) -> None:
+    """Store what a rule asked for: posts and refreshes go to the outbox, timers to the timer table."""
+    for n, effect in enumerate(effects):
+        match effect:
+            case Post():
+                key = effect.key or f"{effect.template}:{seq}:{n}"
+                await enqueue(
+                    session=session,
+                    release_id=release_id,
+                    key=key,
+                    channel=effect.channel,
+                    template=effect.template,
+                    data=effect.data,
+                    due_at=effect.due_at or now,
+                    thread_of=effect.thread_of,
+                    grace_seconds=effect.grace_seconds,
+                    kind=effect.kind,
+                    now=now,
+                    replace_pending=True,
+                )
+            case Refresh():
+                await enqueue(
+                    session=session,
+                    release_id=release_id,
+                    key=f"refresh:{effect.key}:{seq}",
+                    channel="",
+                    template="",
+                    data={"target": effect.key},
+                    due_at=now,
+                    kind="update",
+                    now=now,
+                )
+            case SetTimer():
+                await set_timer(session=session, release_id=release_id, timer=effect)
+            case CancelTimer():
+                await session.execute(
+                    update(TimerRow)
+                    .where(
+                        TimerRow.release_id == release_id,
+                        TimerRow.key == effect.key,
+                        TimerRow.status == "pending",
+                    )
+                    .values(status="cancelled")
+                )
+            case CancelPosts():
+                await session.execute(
+                    update(OutboxRow)
+                    .where(
+                        OutboxRow.release_id == release_id,
+                        OutboxRow.status == "pending",
+                        OutboxRow.due_at > effect.after,
+                        OutboxRow.key.startswith(effect.prefix),
+                    )
+                    .values(status="cancelled", error=effect.reason)
+                )
+            case _:
+                pass  # External effects are delivered by the service after commit
+
+
+async def enqueue(
+    *,
+    session: AsyncSession,
+    release_id: str,
+    key: str,
+    channel: str,
+    template: str,
+    data: dict[str, Any],
+    due_at: datetime,
+    now: datetime,
+    thread_of: str | None = None,
+    grace_seconds: int | None = None,
+    kind: str = "post",
+    replace_pending: bool = False,
+) -> None:
+    """Add a message to the outbox unless its key is already there (a pending one may be rescheduled)."""
+    existing = (
+        await session.execute(select(OutboxRow).where(OutboxRow.release_id == release_id, OutboxRow.key == key))
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.status == "pending" and (replace_pending or existing.due_at != due_at):
+            existing.due_at = due_at
+            existing.channel = channel
+            existing.template = template
+            existing.data = data
+            existing.grace_seconds = grace_seconds
+        elif existing.status == "cancelled" and replace_pending:
+            existing.status = "pending"
+            existing.due_at = due_at
+            existing.error = ""
+        return
+    session.add(
+        OutboxRow(
+            release_id=release_id,
+            key=key,
+            kind=kind,
+            channel=channel,
+            template=template,
+            data=data,
+            thread_of=thread_of,
+            due_at=due_at,
+            grace_seconds=grace_seconds,
+            created_at=now,
+        )
+    )
+    await session.flush()
+
+
+async def reschedule_pending(
+    *,
+    session: AsyncSession,
+    release_id: str,
+    wanted: dict[str, tuple[datetime, dict[str, Any]]],
+    prefixes: tuple[str, ...],
+    now: datetime,
+) -> int:
+    """Move scheduled posts not yet sent (key starting with one of `prefixes`) to their new times.
+
+    `wanted` maps key → (due_at, fields). Pending keys no longer wanted are cancelled; a cancelled post
+    (a postponed release) whose time moved into the future is pending again. Returns how many moved.
+    """
+    rows = (
+        await session.scalars(
+            select(OutboxRow).where(OutboxRow.release_id == release_id, OutboxRow.status.in_(("pending", "cancelled")))
+        )
+    ).all()
+    moved = 0
+    for row in rows:
+        if not row.key.startswith(prefixes):
+            continue
+        if row.key not in wanted:
+            if row.status == "pending":
+                row.status = "cancelled"
+                row.error = "no longer in the plan"
+            continue
+        due_at, fields = wanted[row.key]
+        if row.due_at == due_at:
+            continue
+        if row.status == "cancelled":
+            if due_at <= now:
+                continue
+            row.status, row.error, row.attempts = "pending", "", 0
+        row.due_at = due_at
+        moved += 1
+        for name, value in fields.items():
+            setattr(row, name, value)
+    return moved
+
+
+async def claim_due(
+    *, session: AsyncSession, now: datetime, claim_id: str, limit: int = 20, stale_after: timedelta
+) -> list[OutboxItem]:
+    """Claim messages that are due (or whose earlier claim went stale) for sending by this process."""
+    due = (
+        select(OutboxRow.id)
+        .where(
+            (
+                (OutboxRow.status == "pending")
+                & (OutboxRow.due_at <= now)
+                & ((OutboxRow.next_attempt_at.is_(None)) | (OutboxRow.next_attempt_at <= now))
+            )
+            | ((OutboxRow.status == "claimed") & (OutboxRow.claimed_at <= now - stale_after))
+        )
+        .order_by(OutboxRow.due_at, OutboxRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.scalars(due)).all())
+    if not ids:
+        return []
+    rows = (await session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)))).all()
+    items = []
+    for row in rows:
+        previous_claim = row.claimed_at
+        row.status = "claimed"
+        row.claim_id = claim_id
+        row.claimed_at = now
+        row.attempts += 1
+        items.append(replace(_item(row), claimed_at=previous_claim))
+    return sorted(items, key=lambda i: (i.due_at, i.id))
+
+
+async def finish_item(
+    *,
+    session: AsyncSession,
+    item_id: int,
+    claim_id: str,
+    status: str,
+    now: datetime,
+    channel_id: str | None = None,
+    ts: str | None = None,
+    error: str = "",
+    delayed: bool = False,
+    retry_at: datetime | None = None,
+    maybe_posted: bool = False,
+) -> bool:
+    """Record how a claimed message ended; False if another process took the claim meanwhile."""
+    values: dict[str, Any] = {"status": status, "error": error[:2000]}
+    if status == "sent":
+        values.update(sent_at=now, channel_id=channel_id, ts=ts, delayed=delayed)
+    if status == "pending":
+        # A transport failure may have reached Slack: keep the claim time so the retry looks first.
+        values.update(next_attempt_at=retry_at, claim_id=None)
+        if not maybe_posted:
+            values["claimed_at"] = None
+    result = await session.execute(
+        update(OutboxRow).where(OutboxRow.id == item_id, OutboxRow.claim_id == claim_id).values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def sent_message(*, session: AsyncSession, release_id: str, key: str) -> OutboxItem | None:
+    """A message already posted under `key` (to thread under it, or to update it)."""
+    row = (
+        await session.execute(select(OutboxRow).where(OutboxRow.release_id == release_id, OutboxRow.key == key))
+    ).scalar_one_or_none()
+    return _item(row) if row else None
+
+
+async def outbox(*, session: AsyncSession, release_id: str | None = None) -> list[OutboxItem]:
+    query = select(OutboxRow).order_by(OutboxRow.due_at, OutboxRow.id)
+    if release_id is not None:
+        query = query.where(OutboxRow.release_id == release_id)
+    return [_item(r) for r in (await session.scalars(query)).all()]
+
+
+async def next_due(*, session: AsyncSession) -> datetime | None:
+    """When the earliest pending message or timer is due."""
+    a = await session.scalar(select(func.min(OutboxRow.due_at)).where(OutboxRow.status == "pending"))
+    b = await session.scalar(select(func.min(TimerRow.at)).where(TimerRow.status == "pending"))
+    times = [t for t in (a, b) if t is not None]
+    return min(times) if times else None
+
+
+async def pending_schedule(*, session: AsyncSession) -> list[tuple[str, datetime]]:
+    """(job id, time) for every pending message and timer, for rebuilding the scheduler."""
+    posts = (await session.execute(select(OutboxRow.id, OutboxRow.due_at).where(OutboxRow.status == "pending"))).all()
+    timers = (
+        await session.execute(
+            select(TimerRow.release_id, TimerRow.key, TimerRow.at).where(TimerRow.status == "pending")
+        )
+    ).all()
+    return [(f"outbox:{i}", at) for i, at in posts] + [(f"timer:{r}:{k}", at) for r, k, at in timers]
+
+
+# --- timers --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    release_id: str
+    key: str
+    rule: str
+    data: dict[str, Any]
+    at: datetime
+
+
+async def set_timer(*, session: AsyncSession, release_id: str, timer: SetTimer) -> None:
+    row = await session.get(TimerRow, (release_id, timer.key))
+    if row is None:
+        session.add(TimerRow(release_id=release_id, key=timer.key, rule=timer.rule, data=timer.data, at=timer.at))
+    else:
+        row.rule, row.data, row.at, row.status, row.fired_at = (
+            timer.rule,
+            timer.data,
+            timer.at,
+            "pending",
+            None,
+        )
+    await session.flush()
+
+
+async def arm_timer(*, session: AsyncSession, release_id: str, timer: SetTimer) -> None:
+    """Set a timer the plan itself asks for, unless it already fired (or was cancelled) at this very time.
+
+    Every start loads every plan again; re-arming a timer that already ran would run it twice. A plan
+    that moves the time arms it anew.
+    """
+    row = await session.get(TimerRow, (release_id, timer.key))
+    if row is not None and row.status != "pending" and row.at == timer.at:
+        return
+    await set_timer(session=session, release_id=release_id, timer=timer)
+
+
+async def due_timers(*, session: AsyncSession, now: datetime, limit: int = 50) -> list[Timer]:
+    rows = (
+        await session.scalars(
+            select(TimerRow).where(TimerRow.status == "pending", TimerRow.at <= now).order_by(TimerRow.at).limit(limit)
+        )
+    ).all()
+    return [Timer(r.release_id, r.key, r.rule, dict(r.data or {}), r.at) for r in rows]
+
+
+async def fire_timer(*, session: AsyncSession, release_id: str, key: str, at: datetime, now: datetime) -> bool:
+    """Mark a timer fired; False when another process already fired or moved it."""
+    result = await session.execute(
+        update(TimerRow)
+        .where(
+            TimerRow.release_id == release_id,
+            TimerRow.key == key,
+            TimerRow.status == "pending",
+            TimerRow.at == at,
+        )
+        .values(status="fired", fired_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def timers(*, session: AsyncSession, release_id: str) -> list[Timer]:
+    rows = (
+        await session.scalars(
+            select(TimerRow)
+            .where(TimerRow.release_id == release_id, TimerRow.status == "pending")
+            .order_by(TimerRow.at)
+        )
+    ).all()
+    return [Timer(r.release_id, r.key, r.rule, dict(r.data or {}), r.at) for r in rows]
