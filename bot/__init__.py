@@ -1,0 +1,1 @@
+"""Warroom: run a planned production go-live from Slack."""

@@ -1,0 +1,560 @@
+"""The plan file (SPEC §4): pydantic models, YAML loading with line numbers, cross-checks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bot.timeparse import format_offset, localize, parse_duration, parse_offset, zone
+
+Offset = Annotated[timedelta, BeforeValidator(parse_offset)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PERSON = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,}|#[a-z0-9][a-z0-9._-]{0,79})$")
+ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+BUILTIN_TEMPLATES = (
+    "advance_notice",
+    "reminder",
+    "final_notice",
+    "team_assembly",
+    "deployment_start",
+    "status_update",
+    "region_deployed",
+    "deployment_complete",
+    "final_status",
+    "rollback_started",
+    "postponed",
+)
+
+
+def _slug(value: str) -> str:
+    if not SLUG.match(value):
+        raise ValueError(f"{value!r} is not a slug: use lowercase letters, digits and dashes, e.g. db-migration")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+
+
+def _role(value: str) -> str:
+    if not ROLE.match(value):
+        raise ValueError(f"{value!r} is not a role name: use lowercase letters, digits and _, e.g. release_manager")
+    return value
+
+
+RoleName = Annotated[str, AfterValidator(_role)]
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+RoleList = Annotated[list[RoleName], BeforeValidator(_one_or_many)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Window(_Model):
+    start: datetime
+    end: datetime
+
+
+class ReleaseInfo(_Model):
+    id: Slug
+    name: str = Field(min_length=1, max_length=120)
+    version: str = Field(min_length=1, max_length=40)
+    timezone: str = "UTC"
+    window: Window
+    description: str = ""
+    contact: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) else value
+
+    @model_validator(mode="after")
+    def _window_in_utc(self) -> ReleaseInfo:
+        tz = zone(self.timezone)
+        start = localize(self.window.start, tz)
+        end = localize(self.window.end, tz)
+        if end <= start:
+            raise ValueError("window.end must be after window.start")
+        object.__setattr__(self, "window", Window(start=start, end=end))
+        return self
+
+
+class PhaseSpec(_Model):
+    id: Slug
+    name: str = Field(min_length=1, max_length=120)
+    start: Offset
+    duration: Duration
+    owner: RoleList = Field(min_length=1)
+    region: str | None = None
+    description: str = ""
+
+
+class GoNoGoSpec(_Model):
+    at: Offset
+    deadline: Offset
+    voters: RoleList = Field(min_length=1)
+    final_authority: RoleName
+    checklist: list[str] = Field(
+        default_factory=lambda: [
+            "All pre-deployment checks passed",
+            "No critical incidents in progress",
+            "All team members present",
+            "Monitoring systems operational",
+            "Backup verified",
+            "Rollback plan ready",
+        ]
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> GoNoGoSpec:
+        if self.deadline <= self.at:
+            raise ValueError("go_no_go.deadline must come after go_no_go.at")
+        return self
+
+
+class EscalationLevel(_Model):
+    level: int = Field(ge=1, le=20)
+    notify: RoleList = Field(min_length=1)
+    ack_within: Duration | None = None
+    name: str = ""
+
+
+class StatusUpdates(_Model):
+    every: Duration = timedelta(minutes=15)
+    channel: str = "war_room"
+    from_: Offset = Field(default=timedelta(0), alias="from")
+    until: Offset | Literal["end"] = "end"
+    template: str = "status_update"
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _until(cls, value: object) -> object:
+        return value if value == "end" else parse_offset(value)
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("status_updates.every must be at least 1m")
+        return value
+
+
+class Announcement(_Model):
+    at: Offset
+    channel: str
+    template: str | None = None
+    text: str | None = None
+    id: Slug | None = None
+    grace: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Announcement:
+        if (self.template is None) == (self.text is None):
+            raise ValueError('an announcement needs exactly one of template: NAME or text: "…"')
+        return self
+
+
+class RollbackSpec(_Model):
+    decision_point: Offset | None = None
+    triggers: list[str] = Field(default_factory=list)
+
+
+class PagerDuty(_Model):
+    routing_key: str = Field(min_length=1)
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
+class Integrations(_Model):
+    pagerduty: PagerDuty | None = None
+
+
+def _channel_ref(value: str) -> str:
+    if not CHANNEL.match(value):
+        raise ValueError(f"{value!r} is not a channel: use an ID like C0123ABCD or a name like #deployments")
+    return value
+
+
+def _person(value: str) -> str:
+    if not PERSON.match(value):
+        raise ValueError(f"{value!r} is not a Slack user or user-group ID: use U…/W… for people and S… for user groups")
+    return value
+
+
+Person = Annotated[str, AfterValidator(_person)]
+
+
+class Plan(_Model):
+    """A validated release plan. Times are aware UTC datetimes."""
+
+    release: ReleaseInfo
+    channels: dict[str, Annotated[str, AfterValidator(_channel_ref)]]
+    people: dict[RoleName, Annotated[list[Person], BeforeValidator(_one_or_many)]]
+    phases: list[PhaseSpec] = Field(min_length=1)
+    components: list[str] | None = None
+    regions: list[str] | None = None
+    go_no_go: GoNoGoSpec | None = None
+    escalation: list[EscalationLevel] = Field(default_factory=list)
+    status_updates: StatusUpdates | None = None
+    announcements: list[Announcement] = Field(default_factory=list)
+    rollback: RollbackSpec = Field(default_factory=RollbackSpec)
+    templates_dir: str | None = None
+    grace: Duration = timedelta(minutes=30)
+    integrations: Integrations = Field(default_factory=Integrations)
+
+    @property
+    def id(self) -> str:
+        return self.release.id
+
+    @property
+    def t0(self) -> datetime:
+        return self.release.window.start
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return zone(self.release.timezone)
+
+    def at(self, offset: timedelta) -> datetime:
+        """The absolute UTC time of an offset from T0."""
+        return self.t0 + offset
+
+    def channel(self, key: str) -> str:
+        """Resolve a channel key (`war_room`) or a literal channel reference to what Slack accepts."""
+        return self.channels.get(key, key)
+
+    @cached_property
+    def role_of_person(self) -> dict[str, frozenset[str]]:
+        """Directly listed person or group ID → the roles it holds."""
+        roles: dict[str, set[str]] = {}
+        for role, members in self.people.items():
+            for member in members:
+                roles.setdefault(member, set()).add(role)
+        return {member: frozenset(r) for member, r in roles.items()}
+
+    def members(self, roles: list[str] | tuple[str, ...]) -> list[str]:
+        """The user and group IDs of `roles`, in plan order, without repeats."""
+        seen: dict[str, None] = {}
+        for role in roles:
+            for member in self.people.get(role, []):
+                seen.setdefault(member, None)
+        return list(seen)
+
+    def phase_window(self, phase: PhaseSpec) -> tuple[datetime, datetime]:
+        start = self.at(phase.start)
+        return start, start + phase.duration
+
+    def status_update_times(self) -> list[datetime]:
+        """Every planned status update time."""
+        spec = self.status_updates
+        if spec is None:
+            return []
+        start = self.at(spec.from_)
+        end = self.release.window.end if spec.until == "end" else self.at(spec.until)
+        times: list[datetime] = []
+        current = start
+        while current <= end and len(times) < 10_000:
+            times.append(current)
+            current += spec.every
+        return times
+
+    def announcement_key(self, index: int) -> str:
+        spec = self.announcements[index]
+        return f"announcement:{spec.id or index}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading with line numbers
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a plan, at a line of its file."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class PlanError(Exception):
+    """A plan failed to load; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+Path_ = tuple[str | int, ...]
+
+
+def _compose(text: str, filename: str) -> tuple[Any, dict[Path_, int]]:
+    """Parse YAML into plain data and a map from each value's path to its line."""
+    loader = yaml.SafeLoader(text)
+    lines: dict[Path_, int] = {}
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise PlanError([Problem(filename, line, f"YAML syntax: {exc.problem or exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise PlanError([Problem(filename, 1, f"YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise PlanError([Problem(filename, 1, "the plan is empty: start with release:, channels:, people:, phases:")])
+    problems: list[Problem] = []
+
+    def build(n: yaml.Node, path: Path_) -> Any:
+        lines[path] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in n.value:
+                key = loader.construct_object(key_node, deep=True)
+                if key in out:
+                    problems.append(Problem(filename, key_node.start_mark.line + 1, f"duplicate key {key!r}"))
+                lines[(*path, key)] = key_node.start_mark.line + 1
+                out[key] = build(value_node, (*path, key))
+                lines[(*path, key)] = key_node.start_mark.line + 1
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(item, (*path, i)) for i, item in enumerate(n.value)]
+        return loader.construct_object(n, deep=True)
+
+    try:
+        data = build(node, ())
+    except yaml.YAMLError as exc:
+        raise PlanError([Problem(filename, 1, f"YAML: {exc}")]) from None
+    if problems:
+        raise PlanError(problems)
+    return data, lines
+
+
+def _line_for(lines: dict[Path_, int], loc: Path_) -> int:
+    path = tuple(loc)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return 1
+
+
+def _describe(loc: Path_) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _pydantic_problems(exc: ValidationError, filename: str, lines: dict[Path_, int]) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple("from" if p == "from_" else p for p in loc)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = f"{_describe(loc)} is required"
+        elif error["type"] == "extra_forbidden":
+            message = f"{_describe(loc)}: unknown field (check the spelling; see the plan format in the README)"
+        elif loc:
+            message = f"{_describe(loc)}: {message}"
+        problems.append(Problem(filename, _line_for(lines, loc), message))
+    return problems
+
+
+def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -> list[Problem]:
+    """References between sections: roles, channels, phase ids, escalation levels, templates."""
+    problems: list[Problem] = []
+
+    def add(path: Path_, message: str) -> None:
+        problems.append(Problem(filename, _line_for(lines, path), message))
+
+    people = data.get("people")
+    roles: set[Any] = set(people) if isinstance(people, dict) else set()
+    raw_channels = data.get("channels")
+    channels: dict[Any, Any] = raw_channels if isinstance(raw_channels, dict) else {}
+    role_hint = ", ".join(sorted(roles)) or "none defined"
+
+    def check_roles(value: object, path: Path_, what: str) -> None:
+        names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        for i, name in enumerate(names):
+            if isinstance(name, str) and name not in roles:
+                p = path if isinstance(value, str) else (*path, i)
+                add(p, f"{what} {name!r} is not a role in people: (roles: {role_hint})")
+
+    def check_channel(value: object, path: Path_) -> None:
+        if isinstance(value, str) and value not in channels and not CHANNEL.match(value):
+            add(path, f"channel {value!r} is not a key of channels: ({', '.join(sorted(channels)) or 'none'})")
+
+    if isinstance(channels, dict):
+        for key in ("war_room", "announcements"):
+            if key not in channels:
+                add(("channels",), f"channels.{key} is required")
+
+    raw_phases = data.get("phases")
+    phases: list[Any] = raw_phases if isinstance(raw_phases, list) else []
+    seen: dict[str, int] = {}
+    for i, phase in enumerate(phases):
+        if not isinstance(phase, dict):
+            continue
+        pid = phase.get("id")
+        if isinstance(pid, str):
+            if pid in seen:
+                add(("phases", i, "id"), f"phase id {pid!r} is used twice (first at phases[{seen[pid]}])")
+            seen[pid] = i
+        check_roles(phase.get("owner"), ("phases", i, "owner"), "phase owner")
+        regions = data.get("regions")
+        region = phase.get("region")
+        if region is not None and isinstance(regions, list) and region not in regions:
+            add(("phases", i, "region"), f"region {region!r} is not in regions: {regions}")
+
+    gng = data.get("go_no_go")
+    if isinstance(gng, dict):
+        check_roles(gng.get("voters"), ("go_no_go", "voters"), "voter")
+        check_roles(gng.get("final_authority"), ("go_no_go", "final_authority"), "final_authority")
+
+    raw_levels = data.get("escalation")
+    levels: list[Any] = raw_levels if isinstance(raw_levels, list) else []
+    numbers = []
+    for i, level in enumerate(levels):
+        if isinstance(level, dict):
+            check_roles(level.get("notify"), ("escalation", i, "notify"), "escalation target")
+            numbers.append(level.get("level"))
+    if numbers and numbers != list(range(1, len(numbers) + 1)):
+        add(("escalation",), f"escalation levels must be numbered 1, 2, 3… in order (found {numbers})")
+    for i, level in enumerate(levels[:-1]):
+        if isinstance(level, dict) and level.get("ack_within") is None:
+            add(("escalation", i), "every escalation level but the last needs ack_within (e.g. 15m)")
+
+    status = data.get("status_updates")
+    if isinstance(status, dict):
+        check_channel(status.get("channel", "war_room"), ("status_updates", "channel"))
+
+    templates_dir = data.get("templates_dir")
+    overrides: set[str] = set()
+    if isinstance(templates_dir, str):
+        folder = (Path(filename).parent / templates_dir).resolve()
+        if not folder.is_dir():
+            add(("templates_dir",), f"templates_dir {templates_dir!r} is not a folder (looked in {folder})")
+        else:
+            overrides = {p.stem.removesuffix(".md") for p in folder.glob("*.j2")}
+    known = set(BUILTIN_TEMPLATES) | overrides
+    raw_anns = data.get("announcements")
+    anns: list[Any] = raw_anns if isinstance(raw_anns, list) else []
+    ids: set[str] = set()
+    for i, ann in enumerate(anns):
+        if not isinstance(ann, dict):
+            continue
+        check_channel(ann.get("channel"), ("announcements", i, "channel"))
+        template = ann.get("template")
+        if isinstance(template, str) and template not in known:
+            add(
+                ("announcements", i, "template"),
+                f"template {template!r} is neither built in nor in templates_dir "
+                f"(built in: {', '.join(BUILTIN_TEMPLATES)})",
+            )
+        text = ann.get("text")
+        if isinstance(text, str):
+            from messages.render import template_syntax_error
+
+            error = template_syntax_error(text)
+            if error:
+                add(("announcements", i, "text"), f"text is not a valid template: {error}")
+        aid = ann.get("id")
+        if isinstance(aid, str):
+            if aid in ids:
+                add(("announcements", i, "id"), f"announcement id {aid!r} is used twice")
+            ids.add(aid)
+    return problems
+
+
+def _window_problems(plan: Plan, filename: str, lines: dict[Path_, int]) -> list[Problem]:
+    """Checks that need resolved times."""
+    problems: list[Problem] = []
+    end = plan.release.window.end
+    for i, phase in enumerate(plan.phases):
+        _, phase_end = plan.phase_window(phase)
+        if phase_end > end + timedelta(hours=24):
+            problems.append(
+                Problem(
+                    filename,
+                    _line_for(lines, ("phases", i, "start")),
+                    f"phase {phase.id!r} ends {format_offset(phase_end - plan.t0)} from T0, "
+                    "more than a day after window.end: check start and duration",
+                )
+            )
+    return problems
+
+
+def parse_plan(text: str, filename: str = "<plan>") -> Plan:
+    """Validate plan text; raise PlanError listing every problem with its line."""
+    data, lines = _compose(text, filename)
+    if not isinstance(data, dict):
+        raise PlanError([Problem(filename, 1, "a plan is a mapping with release:, channels:, people:, phases:")])
+    problems = _cross_check(data, filename, lines)
+    plan: Plan | None = None
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        problems = _pydantic_problems(exc, filename, lines) + problems
+    if plan is not None:
+        problems += _window_problems(plan, filename, lines)
+    if problems:
+        problems.sort(key=lambda p: p.line)
+        raise PlanError(problems)
+    assert plan is not None
+    if plan.templates_dir is not None:
+        folder = (Path(filename).parent / plan.templates_dir).resolve()
+        plan = plan.model_copy(update={"templates_dir": str(folder)})
+    return plan
+
+
+def load_plan(path: str | Path) -> tuple[Plan, str]:
+    """Read and validate a plan file; return the plan and its source text."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanError([Problem(str(path), 1, f"cannot read the plan: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise PlanError([Problem(str(path), 1, "the plan is not UTF-8 text")]) from None
+    return parse_plan(text, str(path)), text
+
+
+def utcnow() -> datetime:
+    """The real clock, for the shell only; rules receive `now` as an argument."""
+    return datetime.now(UTC)
