@@ -1,0 +1,107 @@
+"""Parsing slash-command text into typed commands. Pure: text in, command or UsageError out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.domain import UsageError
+from bot.rules import ChangePhase, PhaseVerb
+
+RELEASE_OPTION = re.compile(r"(?:^|\s)--release(?:=|\s+)(\S+)")
+
+PHASE_USAGE = (
+    "Usage: `/phase start ID` · `/phase done ID [note]` · `/phase fail ID REASON` · "
+    "`/phase skip ID REASON` · `/phase list` (add `--release ID` outside the war room)"
+)
+RELEASE_USAGE = (
+    "Usage: `/release` or `/release status` · `/release start` · `/release complete` · "
+    "`/release abort REASON` · `/release rollback REASON` (add `--release ID` outside the war room)"
+)
+
+
+def split_release_option(text: str) -> tuple[str, str | None]:
+    """Remove `--release ID` from command text; return (rest, id or None)."""
+    match = RELEASE_OPTION.search(text)
+    if not match:
+        if "--release" in text.split():
+            raise UsageError("`--release` needs a release id, e.g. `--release uh-2-4-0`.")
+        return text.strip(), None
+    rest = (text[: match.start()] + " " + text[match.end() :]).strip()
+    return rest, match.group(1)
+
+
+def words(text: str, n: int) -> list[str]:
+    """Split into at most n+1 parts: the first n words and the rest of the text."""
+    parts = text.strip().split(None, n)
+    return parts
+
+
+@dataclass(frozen=True, slots=True)
+class ListPhases:
+    pass
+
+
+def parse_phase(text: str) -> ChangePhase | ListPhases:
+    """`/phase start ID`, `done ID [note]`, `fail ID REASON`, `skip ID REASON`, `list`."""
+    parts = words(text, 2)
+    if not parts:
+        raise UsageError("Tell me what to do with a phase.", PHASE_USAGE)
+    verb = parts[0].lower()
+    if verb in {"list", "ls", "status"}:
+        if len(parts) > 1:
+            raise UsageError(f"`/phase {verb}` takes no arguments.", PHASE_USAGE)
+        return ListPhases()
+    aliases = {"complete": "done", "finish": "done", "begin": "start", "failed": "fail", "skipped": "skip"}
+    verb = aliases.get(verb, verb)
+    try:
+        phase_verb = PhaseVerb(verb)
+    except ValueError:
+        raise UsageError(f"`{parts[0]}` is not a phase command.", PHASE_USAGE) from None
+    if len(parts) < 2:
+        raise UsageError(f"Which phase? `/phase {verb} ID`.", PHASE_USAGE)
+    rest = parts[2].strip() if len(parts) > 2 else ""
+    if phase_verb is PhaseVerb.START and rest:
+        raise UsageError(f"`/phase start` takes only a phase id (got extra text: {rest[:40]!r}).", PHASE_USAGE)
+    if phase_verb in {PhaseVerb.FAIL, PhaseVerb.SKIP} and not rest:
+        raise UsageError(f"Say why: `/phase {verb} {parts[1]} REASON`.", PHASE_USAGE)
+    return ChangePhase(phase_verb, parts[1].lower(), rest[:2000])
+
+
+class ReleaseVerb(StrEnum):
+    STATUS = "status"
+    START = "start"
+    COMPLETE = "complete"
+    ABORT = "abort"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseCommand:
+    verb: ReleaseVerb
+    reason: str = ""
+    force: bool = False
+
+
+def parse_release(text: str) -> ReleaseCommand:
+    """`/release [status]`, `start [--force REASON]`, `complete`, `abort REASON`, `rollback REASON`."""
+    parts = words(text, 1)
+    if not parts:
+        return ReleaseCommand(ReleaseVerb.STATUS)
+    try:
+        verb = ReleaseVerb(parts[0].lower())
+    except ValueError:
+        raise UsageError(f"`{parts[0]}` is not a release command.", RELEASE_USAGE) from None
+    rest = parts[1].strip() if len(parts) > 1 else ""
+    force = False
+    if verb is ReleaseVerb.START and rest.startswith("--force"):
+        force = True
+        rest = rest.removeprefix("--force").strip()
+        if not rest:
+            raise UsageError("A forced start needs a reason: `/release start --force REASON`.", RELEASE_USAGE)
+    if verb in {ReleaseVerb.ABORT, ReleaseVerb.ROLLBACK} and not rest:
+        raise UsageError(f"Say why: `/release {verb.value} REASON`.", RELEASE_USAGE)
+    if verb in {ReleaseVerb.STATUS, ReleaseVerb.COMPLETE} and rest:
+        raise UsageError(f"`/release {verb.value}` takes no arguments.", RELEASE_USAGE)
+    return ReleaseCommand(verb, rest[:2000], force)

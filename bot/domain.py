@@ -1,0 +1,304 @@
+"""The release's state, the commands that change it and the effects a change asks for.
+
+Plain frozen dataclasses: the rules in `bot.rules` take these and `now` and return new ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ReleaseStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+    POSTPONED = "postponed"
+    ABORTED = "aborted"
+
+    @property
+    def finished(self) -> bool:
+        return self in {ReleaseStatus.COMPLETED, ReleaseStatus.ROLLED_BACK, ReleaseStatus.ABORTED}
+
+
+NOT_STARTED = frozenset({ReleaseStatus.SCHEDULED, ReleaseStatus.POSTPONED})
+"""A release that may still be voted on and started."""
+
+
+class PhaseStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def finished(self) -> bool:
+        return self in {PhaseStatus.DONE, PhaseStatus.SKIPPED}
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class IssueStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class PageStatus(StrEnum):
+    OPEN = "open"
+    ACKED = "acked"
+    EXHAUSTED = "exhausted"
+
+
+class Vote(StrEnum):
+    GO = "go"
+    NO_GO = "no_go"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: a Slack user and the plan roles they hold (directly or through a user group)."""
+
+    user_id: str
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def in_plan(self) -> bool:
+        return bool(self.roles)
+
+
+SYSTEM = Actor("warroom", frozenset({"system"}))
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    id: str
+    name: str
+    position: int
+    planned_start: datetime
+    planned_end: datetime
+    owners: tuple[str, ...] = ()
+    region: str | None = None
+    status: PhaseStatus = PhaseStatus.PENDING
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    started_by: str | None = None
+    finished_by: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    number: int
+    severity: Severity
+    component: str
+    impact: str
+    reporter: str
+    reported_at: datetime
+    region: str | None = None
+    error: str = ""
+    status: IssueStatus = IssueStatus.OPEN
+    investigator: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution: str = ""
+    channel: str | None = None
+    ts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    number: int
+    level: int | None
+    targets: tuple[str, ...]
+    reason: str
+    created_by: str
+    created_at: datetime
+    issue_number: int | None = None
+    status: PageStatus = PageStatus.OPEN
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    escalate_at: datetime | None = None
+    last_notified_level: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ballot:
+    voter: str
+    role: str
+    vote: Vote
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: str
+    outcome: str
+    rationale: str
+    decided_by: str
+    at: datetime
+    overrode_tally: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The aggregate a command changes; one database transaction loads and saves it."""
+
+    id: str
+    name: str
+    version: str
+    timezone: str
+    window_start: datetime
+    window_end: datetime
+    status: ReleaseStatus = ReleaseStatus.SCHEDULED
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    revision: int = 0
+    phases: tuple[Phase, ...] = ()
+    issues: tuple[Issue, ...] = ()
+    pages: tuple[Page, ...] = ()
+    ballots: tuple[Ballot, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    vote_opened_at: datetime | None = None
+    vote_channel: str | None = None
+    vote_ts: str | None = None
+
+    def phase(self, phase_id: str) -> Phase | None:
+        return next((p for p in self.phases if p.id == phase_id), None)
+
+    def issue(self, number: int) -> Issue | None:
+        return next((i for i in self.issues if i.number == number), None)
+
+    def page(self, number: int) -> Page | None:
+        return next((p for p in self.pages if p.number == number), None)
+
+    @property
+    def open_issues(self) -> tuple[Issue, ...]:
+        return tuple(i for i in self.issues if i.status is IssueStatus.OPEN)
+
+    def decision(self, kind: str) -> Decision | None:
+        found = [d for d in self.decisions if d.kind == kind]
+        return found[-1] if found else None
+
+
+# --- timeline events and effects ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One line of the post-mortem timeline."""
+
+    kind: str
+    at: datetime
+    actor: str | None = None
+    subject: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """Post a message rendered from `template` with `data` to `channel` (a plan channel key or an ID).
+
+    `key` makes it idempotent within the release; `due_at` defers it (None: now); `thread_of` names the
+    key of an earlier post to reply under; `grace` bounds how late it may still go out.
+    """
+
+    channel: str
+    template: str
+    data: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    due_at: datetime | None = None
+    thread_of: str | None = None
+    grace_seconds: int | None = None
+    kind: str = "post"
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """Re-render a message the bot already posted (an issue card, the vote) and update it in place."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Run `rule` (a timer command name) at `at`; `key` is unique in the release and replaces an older one."""
+
+    key: str
+    at: datetime
+    rule: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelPosts:
+    """Drop still-pending posts whose key starts with `prefix` and whose time is after `after`."""
+
+    after: datetime
+    reason: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class External:
+    """A call to a system other than Slack (PagerDuty); delivered after commit, failures reported."""
+
+    system: str
+    action: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Effect = Post | Refresh | SetTimer | CancelTimer | CancelPosts | External
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a rule decided: the new state, timeline events, effects, and a private reply for the actor."""
+
+    release: Release
+    events: tuple[Event, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    reply: str = ""
+
+
+class DomainError(Exception):
+    """A command that cannot be carried out; the message tells the person what to do instead."""
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.usage}" if self.usage else self.message
+
+
+class NotAllowed(DomainError):
+    """The actor's roles do not permit the action."""
+
+
+class UsageError(DomainError):
+    """The command's text could not be understood."""
+
+
+class NotFound(DomainError):
+    """A phase, issue, page or release that does not exist."""
+
+
+class Conflict(DomainError):
+    """The command does not fit the current state (a phase already done, a vote already decided)."""
