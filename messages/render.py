@@ -1,0 +1,302 @@
+"""Jinja2 rendering of messages: view data in, Block Kit out. Everything people typed is escaped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from markupsafe import Markup
+
+from bot.domain import IssueStatus, PhaseStatus, Release
+from bot.plan import Plan
+from bot.rules import current_phases, next_phase, progress, schedule_delta, status_colour
+from bot.timeparse import format_duration
+from messages import blocks as bk
+from messages.blocks import Message
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+PHASE_ICONS = {
+    PhaseStatus.PENDING: "⚪",
+    PhaseStatus.IN_PROGRESS: "🔵",
+    PhaseStatus.DONE: "✅",
+    PhaseStatus.FAILED: "❌",
+    PhaseStatus.SKIPPED: "⏭️",
+}
+COLOUR_ICONS = {"Green": "🟢", "Yellow": "🟡", "Red": "🔴"}
+
+
+def slack_escape(value: object) -> str:
+    """Escape the three characters Slack treats as control characters, so text can never form
+    `<!channel>`, `<!here>`, `<@U…>` or `<!subteam^…>`."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _finalize(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, Markup):
+        return str(value)
+    return slack_escape(value)
+
+
+def date_token(value: datetime | None, tz: str = "UTC", fmt: str = "{date_short_pretty} {time}") -> Markup:
+    """A Slack date token that shows each reader their own time; the fallback is in `tz`."""
+    if value is None:
+        return Markup("—")
+    local = value.astimezone(ZoneInfo(tz))
+    pattern = "%H:%M " if fmt == "{time}" else "%a %d %b %Y %H:%M "
+    fallback = local.strftime(pattern) + (local.tzname() or tz)
+    return Markup(f"<!date^{int(value.timestamp())}^{fmt}|{fallback}>")
+
+
+def time_token(value: datetime | None, tz: str = "UTC") -> Markup:
+    return date_token(value, tz, "{time}")
+
+
+def mention(member: str) -> Markup:
+    """`<@U…>` for a person, `<!subteam^S…>` for a user group (IDs come from the validated plan)."""
+    if member.startswith("S"):
+        return Markup(f"<!subteam^{member}>")
+    return Markup(f"<@{member}>")
+
+
+def mentions(members: list[str] | tuple[str, ...]) -> Markup:
+    return Markup(", ".join(str(mention(m)) for m in members)) if members else Markup("—")
+
+
+def utc_clock(value: datetime | None) -> str:
+    return "—" if value is None else value.astimezone(UTC).strftime("%H:%M UTC")
+
+
+def _duration(value: timedelta | None) -> str:
+    return "—" if value is None else format_duration(value)
+
+
+def _environment(templates_dir: str | None) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = []
+    if templates_dir:
+        loaders.append(jinja2.FileSystemLoader(templates_dir))
+    loaders.append(jinja2.FileSystemLoader(str(TEMPLATES)))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        finalize=_finalize,
+        autoescape=False,  # escaping is Slack's, done by finalize: HTML entities would show literally
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(
+        date=date_token,
+        time=time_token,
+        mention=mention,
+        mentions=mentions,
+        clock=utc_clock,
+        duration=_duration,
+    )
+    return env
+
+
+@lru_cache(maxsize=32)
+def environment(templates_dir: str | None = None) -> jinja2.Environment:
+    """The shared environment for a plan's templates_dir (built-ins when None)."""
+    return _environment(templates_dir)
+
+
+def template_syntax_error(source: str) -> str | None:
+    """None when `source` is a valid template, else the parser's complaint."""
+    try:
+        environment(None).parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        return f"line {exc.lineno}: {exc.message}"
+    return None
+
+
+# --- view data -----------------------------------------------------------------------------------------------
+
+
+def phase_view(phase: Any, tz: str, now: datetime) -> dict[str, Any]:
+    late = None
+    if phase.status is PhaseStatus.DONE and phase.finished_at:
+        late = phase.finished_at - phase.planned_end
+    elif phase.status in {PhaseStatus.PENDING, PhaseStatus.IN_PROGRESS} and now > phase.planned_end:
+        late = now - phase.planned_end
+    return {
+        "id": phase.id,
+        "name": phase.name,
+        "status": phase.status.value,
+        "status_text": phase.status.value.replace("_", " "),
+        "icon": PHASE_ICONS[phase.status],
+        "region": phase.region,
+        "owners": list(phase.owners),
+        "planned_start": phase.planned_start,
+        "planned_end": phase.planned_end,
+        "started_at": phase.started_at,
+        "finished_at": phase.finished_at,
+        "started_by": phase.started_by,
+        "finished_by": phase.finished_by,
+        "note": phase.note,
+        "late": late,
+        "late_text": _lateness(late),
+    }
+
+
+def _lateness(delta: timedelta | None) -> str:
+    if delta is None:
+        return ""
+    if abs(delta) < timedelta(minutes=1):
+        return "on time"
+    return f"{format_duration(delta)} late" if delta > timedelta(0) else f"{format_duration(delta)} early"
+
+
+def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything a template may use (documented in the README's template section)."""
+    tz = plan.release.timezone
+    colour, reason = status_colour(release, now)
+    delta = schedule_delta(release, now)
+    nxt = next_phase(release)
+    phases = [phase_view(p, tz, now) for p in release.phases]
+    current = [phase_view(p, tz, now) for p in current_phases(release)]
+    open_issues = [
+        {
+            "number": i.number,
+            "severity": i.severity.value,
+            "component": i.component,
+            "region": i.region,
+            "impact": i.impact,
+            "investigator": i.investigator,
+        }
+        for i in release.issues
+        if i.status is IssueStatus.OPEN
+    ]
+    roles = {role: list(members) for role, members in plan.people.items()}
+    window = plan.release.window
+    return {
+        "release": {
+            "id": release.id,
+            "name": release.name,
+            "version": release.version,
+            "status": release.status.value,
+            "status_text": release.status.value.replace("_", " "),
+            "timezone": tz,
+            "start": release.window_start,
+            "end": release.window_end,
+            "duration": window.end - window.start,
+            "description": plan.release.description,
+            "contact": plan.release.contact,
+            "started_at": release.started_at,
+            "ended_at": release.ended_at,
+        },
+        "channels": dict(plan.channels),
+        "people": roles,
+        "team": plan.members(list(plan.people)),
+        "phases": phases,
+        "current": current,
+        "completed": [p for p in phases if p["status"] == "done"],
+        "next": phase_view(nxt, tz, now) if nxt else None,
+        "progress": progress(release),
+        "colour": colour.value,
+        "colour_icon": COLOUR_ICONS[colour.value],
+        "colour_reason": reason,
+        "delta": delta,
+        "delta_text": _lateness(delta) if delta > timedelta(minutes=1) else "on schedule",
+        "eta": (nxt.planned_start + max(delta, timedelta(0))) if nxt else release.window_end,
+        "expected_end": max((p.planned_end for p in release.phases), default=release.window_end)
+        + max(delta, timedelta(0)),
+        "open_issues": open_issues,
+        "go_no_go": (
+            {
+                "at": plan.at(plan.go_no_go.at),
+                "deadline": plan.at(plan.go_no_go.deadline),
+                "voters": list(plan.go_no_go.voters),
+                "final_authority": plan.go_no_go.final_authority,
+            }
+            if plan.go_no_go
+            else None
+        ),
+        "rollback": {
+            "decision_point": plan.at(plan.rollback.decision_point) if plan.rollback.decision_point else None,
+            "triggers": list(plan.rollback.triggers),
+        },
+        "escalation": [
+            {
+                "level": lvl.level,
+                "roles": list(lvl.notify),
+                "members": plan.members(lvl.notify),
+                "ack_within": lvl.ack_within,
+            }
+            for lvl in plan.escalation
+        ],
+        "status_every": plan.status_updates.every if plan.status_updates else None,
+        "now": now,
+        "data": data or {},
+        "delayed": False,
+    }
+
+
+def render_markup(plan: Plan, name: str, context: dict[str, Any]) -> str:
+    """Render the template `name` (from templates_dir first, then the built-ins)."""
+    return environment(plan.templates_dir).get_template(f"{name}.j2").render(**context)
+
+
+def render_inline(source: str, context: dict[str, Any]) -> str:
+    return environment(None).from_string(source).render(**context)
+
+
+def render(
+    plan: Plan,
+    name: str,
+    release: Release,
+    now: datetime,
+    data: dict[str, Any] | None = None,
+    *,
+    delayed: bool = False,
+    inline: str | None = None,
+) -> Message:
+    """Render a template (or an inline one) into a Message within Slack's limits."""
+    context = view(release, plan, now, data)
+    context["delayed"] = delayed
+    markup = render_inline(inline, context) if inline is not None else render_markup(plan, name, context)
+    blocks = bk.layout(markup)
+    if delayed:
+        blocks.append(bk.context("⏱️ (delayed) — this message was due earlier; the bot was unavailable then."))
+    message = bk.message(blocks)
+    return Message(text=f"(delayed) {message.text}", blocks=message.blocks) if delayed else message
+
+
+# --- composing any message the bot sends -------------------------------------------------------------------
+
+Builder = Callable[[Plan, Release, datetime, dict[str, Any]], Message]
+
+BUILDERS: dict[str, Builder] = {}
+"""Messages built in Python (cards with buttons); anything else is a Jinja template of that name."""
+
+
+def builder(name: str) -> Callable[[Builder], Builder]:
+    """Register a Python-built message (e.g. the issue card, the vote) under a template name."""
+
+    def register(fn: Builder) -> Builder:
+        BUILDERS[name] = fn
+        return fn
+
+    return register
+
+
+def compose(
+    plan: Plan, template: str, release: Release, now: datetime, data: dict[str, Any], *, delayed: bool = False
+) -> Message:
+    """Render what an outbox row asks for: a registered card, an inline template or a template file."""
+    if template in BUILDERS:
+        message = BUILDERS[template](plan, release, now, data)
+        if delayed:
+            return Message(text=f"(delayed) {message.text}", blocks=message.blocks)
+        return message
+    if template == "inline":
+        return render(plan, template, release, now, data, delayed=delayed, inline=str(data.get("inline", "")))
+    return render(plan, template, release, now, data, delayed=delayed)

@@ -1,0 +1,327 @@
+"""Python-built go/no-go and rollback messages (registered with `@builder`) and their modals.
+
+The vote message and the rollback prompt are re-rendered from the release on every Refresh, so they
+always show the current tally; the decision message renders the snapshot recorded with the decision.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from bot.domain import Ballot, Release, ReleaseStatus, Severity, Vote
+from bot.ids import ActionId, BlockId, CallbackId
+from bot.lifecycle import ROLLBACK_POINT
+from bot.plan import Plan
+from bot.rules import status_colour
+from bot.votes import AUTO_NO_GO_GRACE, go_decision, role_title, tally_votes, vote_state
+from messages import blocks as bk
+from messages.blocks import Message
+from messages.render import COLOUR_ICONS, builder, date_token, mention, mentions, slack_escape, time_token
+
+VOTE_ICONS = {Vote.GO: "✅", Vote.NO_GO: "⛔"}
+VOTE_LABELS = {Vote.GO: "Go", Vote.NO_GO: "No-Go"}
+
+
+def _who(user: str) -> str:
+    return "Warroom" if user == "warroom" else str(mention(user))
+
+
+def _channel_ref(plan: Plan, key: str) -> str:
+    ref = plan.channel(key)
+    return f"<#{ref}>" if ref[:1] in {"C", "G"} else slack_escape(ref)
+
+
+def _ballot_line(ballot: Ballot, tz: str) -> str:
+    icon, label = VOTE_ICONS[ballot.vote], VOTE_LABELS[ballot.vote]
+    line = f"{icon} {label} — {mention(ballot.voter)} {time_token(ballot.at, tz)}"
+    return f"{line}: _{slack_escape(ballot.reason)}_" if ballot.reason else line
+
+
+def vote_buttons(release_id: str, plan: Plan) -> dict[str, Any]:
+    """*Go*, *No-Go* (asks for a reason) and *Decide* (final authority); the value names the release."""
+    authority = role_title(plan.go_no_go.final_authority) if plan.go_no_go else "final authority"
+    return bk.actions(
+        [
+            bk.button("✅ Go", ActionId.VOTE_GO, release_id, style="primary"),
+            bk.button("⛔ No-Go", ActionId.VOTE_NO_GO, release_id, style="danger"),
+            bk.button(f"Decide ({authority})", ActionId.VOTE_DECIDE, release_id),
+        ],
+        block_id=BlockId.VOTE_ACTIONS,
+    )
+
+
+def _decision_text(release: Release) -> str:
+    decision = go_decision(release)
+    assert decision is not None
+    outcome = Vote(decision.outcome)
+    how = "by the vote" if decision.decided_by == "warroom" else f"by {_who(decision.decided_by)}"
+    override = " (overriding the tally)" if decision.overrode_tally else ""
+    return (
+        f"{VOTE_ICONS[outcome]} *Decision: {VOTE_LABELS[outcome].upper()}* {how}{override} "
+        f"at {time_token(decision.at, release.timezone)}\n*Rationale:* {slack_escape(decision.rationale)}"
+    )
+
+
+@builder("gonogo_vote")
+def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, Any]) -> Message:
+    """The war-room vote: checklist, open critical issues, each voter role's vote, tally, buttons."""
+    spec = plan.go_no_go
+    tz = release.timezone
+    head = bk.header(f"Go/No-Go: {release.name} {release.version}")
+    if spec is None:
+        return bk.message([head, bk.section("This release has no go/no-go vote in its plan.")])
+    state = vote_state(release, plan)
+    tally = tally_votes(release, plan)
+    deadline = plan.at(spec.deadline)
+    if state == "decided":
+        status = _decision_text(release)
+    elif state == "closed":
+        status = f"Voting is closed: the release is {release.status.value.replace('_', ' ')}."
+    elif state == "pending":
+        status = f"Voting opens {date_token(plan.at(spec.at), tz)}."
+    else:
+        status = (
+            f"*Voting is open* until {date_token(deadline, tz)}. All Go → Go · any No-Go → No-Go · "
+            f"{role_title(spec.final_authority)} ({mentions(plan.members([spec.final_authority]))}) "
+            "may decide at any time."
+        )
+    counts = f"*Tally:* ✅ {len(tally.go)} Go · ⛔ {len(tally.no_go)} No-Go · ⏳ {len(tally.missing)} missing" + (
+        f" ({', '.join(role_title(r) for r in tally.missing)})" if tally.missing else ""
+    )
+    critical = [i for i in release.open_issues if i.severity is Severity.CRITICAL]
+    issues = (
+        "\n".join(f"🔴 #{i.number} {slack_escape(i.component)} — {slack_escape(i.impact)}" for i in critical)
+        if critical
+        else "None ✅"
+    )
+    checklist = "\n".join(f"☐ {slack_escape(item)}" for item in spec.checklist)
+    voter_lines = []
+    for role_vote in tally.roles:
+        who = mentions(plan.members([role_vote.role]))
+        votes = " · ".join(_ballot_line(b, tz) for b in role_vote.ballots) or "⏳ _not voted yet_"
+        voter_lines.append(f"*{role_title(role_vote.role)}* ({who}): {votes}")
+    blocks: list[dict[str, Any]] = [
+        head,
+        bk.section(status),
+        bk.section(counts),
+        bk.divider(),
+        bk.section(f"*Go/No-Go checklist*\n{checklist}"),
+        bk.section(f"*Open critical issues*\n{issues}"),
+        bk.divider(),
+        *bk.layout("*Voters*\n" + "\n".join(voter_lines)),
+    ]
+    if state == "open":
+        auto_at = deadline + AUTO_NO_GO_GRACE
+        blocks.append(
+            bk.context(
+                "Votes may change until the decision. Still missing at the deadline: voters are reminded, "
+                f"and at {time_token(auto_at, tz)} the vote is recorded as No-Go unless the "
+                f"{role_title(spec.final_authority).lower()} decides."
+            )
+        )
+        blocks.append(vote_buttons(release.id, plan))
+    summary = (
+        _decision_text(release).split("\n")[0].replace("*", "")
+        if state == "decided"
+        else f"{len(tally.go)} Go, {len(tally.no_go)} No-Go, {len(tally.missing)} missing"
+    )
+    return bk.message(blocks, f"Go/No-Go vote for {release.name} {release.version}: {summary}", keep_last=2)
+
+
+@builder("gonogo_decision")
+def decision_message(plan: Plan, release: Release, now: datetime, data: dict[str, Any]) -> Message:
+    """The decision as recorded (data is the snapshot taken with it), for the war room and announcements."""
+    outcome = Vote(data["outcome"])
+    tz = release.timezone
+    title = f"{VOTE_ICONS[outcome]} {VOTE_LABELS[outcome].upper()}: {release.name} {release.version}"
+    how = {
+        "tally": "by the vote",
+        "deadline": "at the deadline",
+        "final_authority": f"by {_who(str(data.get('decided_by', '')))}",
+    }.get(str(data.get("how")), f"by {_who(str(data.get('decided_by', '')))}")
+    override = " — *overriding the tally*" if data.get("overrode_tally") else ""
+    lines = [f"*Go/No-Go decision:* {VOTE_LABELS[outcome]}, decided {how}{override}."]
+    lines.append(f"*Rationale:* {slack_escape(data.get('rationale', ''))}")
+    tally = [
+        f"✅ Go: {', '.join(role_title(r) for r in data.get('go', [])) or '—'}",
+        f"⛔ No-Go: {', '.join(role_title(r) for r in data.get('no_go', [])) or '—'}",
+    ]
+    if data.get("missing"):
+        tally.append(f"⏳ Missing: {', '.join(role_title(r) for r in data['missing'])}")
+    if outcome is Vote.GO:
+        next_step = f"The deployment starts {date_token(release.window_start, tz)} as planned."
+        if release.window_start <= now:
+            next_step = "The deployment starts now."
+    else:
+        next_step = "The deployment is postponed; a new date will be announced."
+    blocks = [
+        bk.header(title),
+        bk.section("\n".join(lines)),
+        bk.section(" · ".join(tally)),
+        bk.context(next_step),
+    ]
+    return bk.message(blocks, f"Go/No-Go decision for {release.name} {release.version}: {VOTE_LABELS[outcome]}")
+
+
+@builder("gonogo_reminder")
+def reminder_message(plan: Plan, release: Release, now: datetime, data: dict[str, Any]) -> Message:
+    """At the deadline: a DM to each missing voter (with the buttons) or the war-room reminder."""
+    tz = release.timezone
+    auto_at = datetime.fromisoformat(str(data["auto_at"]))
+    missing = [str(r) for r in data.get("missing", [])]
+    roles = ", ".join(role_title(r) for r in missing)
+    authority = role_title(plan.go_no_go.final_authority).lower() if plan.go_no_go else "final authority"
+    consequence = f"At {time_token(auto_at, tz)} missing votes make the decision No-Go unless the {authority} decides."
+    if data.get("dm"):
+        text = (
+            f"⏰ Your go/no-go vote for *{slack_escape(f'{release.name} {release.version}')}* is missing "
+            f"({roles}). Vote here or in {_channel_ref(plan, 'war_room')}. {consequence}"
+        )
+    else:
+        who = mentions(plan.members(missing))
+        text = f"⏰ *Go/No-Go deadline:* votes missing from {roles} ({who}). {consequence}"
+    blocks = [bk.section(text)]
+    if data.get("dm") and vote_state(release, plan) == "open":
+        blocks.append(vote_buttons(release.id, plan))
+    return bk.message(blocks, f"Go/No-Go vote missing for {release.name} {release.version}: {roles}")
+
+
+@builder("rollback_prompt")
+def rollback_prompt(plan: Plan, release: Release, now: datetime, data: dict[str, Any]) -> Message:
+    """At the decision point: continue or roll back? The release manager answers with a button."""
+    tz = release.timezone
+    colour, reason = status_colour(release, now)
+    managers = mentions(plan.members(["release_manager"]))
+    triggers = "\n".join(f"• {slack_escape(t)}" for t in plan.rollback.triggers) or "• (none listed in the plan)"
+    blocks: list[dict[str, Any]] = [
+        bk.header(f"Rollback decision point: {release.name} {release.version}"),
+        bk.section(
+            f"{managers}: continue the deployment or roll back? "
+            f"Status {COLOUR_ICONS[colour.value]} *{colour.value}* ({slack_escape(reason)})."
+        ),
+        bk.section(f"*Roll back if any of these holds:*\n{triggers}"),
+    ]
+    answered = release.decision(ROLLBACK_POINT)
+    if answered is not None:
+        label = "Continue" if answered.outcome == "continue" else "Roll back"
+        blocks.append(
+            bk.section(
+                f"*Answered: {label}* by {_who(answered.decided_by)} at {time_token(answered.at, tz)} — "
+                f"{slack_escape(answered.rationale)}"
+            )
+        )
+    elif release.status in {ReleaseStatus.ROLLING_BACK, ReleaseStatus.ROLLED_BACK}:
+        blocks.append(bk.section("*Rolled back* (see the rollback notice)."))
+    elif release.status is ReleaseStatus.IN_PROGRESS:
+        confirm = {
+            "title": {"type": "plain_text", "text": "Roll back now?"},
+            "text": {
+                "type": "mrkdwn",
+                "text": "The war room and announcements are told, the status turns Red. "
+                "The reason recorded is “at the decision point”; "
+                "for another, use `/release rollback REASON`.",
+            },
+            "confirm": {"type": "plain_text", "text": "Roll back"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+            "style": "danger",
+        }
+        blocks.append(bk.context("Release manager authority · decide within 5 minutes."))
+        blocks.append(
+            bk.actions(
+                [
+                    bk.button("Continue", ActionId.ROLLBACK_CONTINUE, release.id, style="primary"),
+                    bk.button("Roll back", ActionId.ROLLBACK_EXECUTE, release.id, style="danger", confirm=confirm),
+                ],
+                block_id=BlockId.ROLLBACK_ACTIONS,
+            )
+        )
+    else:
+        blocks.append(bk.section(f"Closed: the release is {release.status.value.replace('_', ' ')}."))
+    return bk.message(blocks, f"Rollback decision point for {release.name} {release.version}: continue or roll back?")
+
+
+# --- modals -------------------------------------------------------------------------------------------------
+
+
+def _metadata(release_id: str, channel: str | None) -> str:
+    return json.dumps({"release": release_id, "channel": channel or ""})
+
+
+def read_metadata(view: dict[str, Any]) -> tuple[str, str]:
+    """(release id, channel id) from a modal this module built."""
+    meta = json.loads(view.get("private_metadata") or "{}")
+    return str(meta.get("release", "")), str(meta.get("channel", ""))
+
+
+def _text_input(block_id: str, label: str, placeholder: str) -> dict[str, Any]:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": {"type": "plain_text", "text": label},
+        "element": {
+            "type": "plain_text_input",
+            "action_id": block_id,
+            "multiline": True,
+            "max_length": 2000,
+            "placeholder": {"type": "plain_text", "text": placeholder},
+        },
+    }
+
+
+def no_go_modal(release: Release, channel: str | None) -> dict[str, Any]:
+    """*No-Go* asks why."""
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.NO_GO_MODAL,
+        "private_metadata": _metadata(release.id, channel),
+        "title": {"type": "plain_text", "text": "Vote No-Go"},
+        "submit": {"type": "plain_text", "text": "Vote No-Go"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            bk.section(
+                f"*{slack_escape(release.name)} {slack_escape(release.version)}*: any No-Go makes the "
+                "decision No-Go unless the final authority overrides. You may change your vote until then."
+            ),
+            _text_input(BlockId.REASON, "What blocks the go-live?", "e.g. backup not verified"),
+        ],
+    }
+
+
+def _option(vote: Vote) -> dict[str, Any]:
+    return {
+        "text": {"type": "plain_text", "text": f"{VOTE_ICONS[vote]} {VOTE_LABELS[vote]}"},
+        "value": vote.value,
+    }
+
+
+def decide_modal(plan: Plan, release: Release, channel: str | None) -> dict[str, Any]:
+    """*Decide*: the final authority picks the outcome and must give a rationale."""
+    tally = tally_votes(release, plan)
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.DECIDE_MODAL,
+        "private_metadata": _metadata(release.id, channel),
+        "title": {"type": "plain_text", "text": "Go/No-Go decision"},
+        "submit": {"type": "plain_text", "text": "Decide"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            bk.section(
+                f"*{slack_escape(release.name)} {slack_escape(release.version)}* — votes so far: "
+                f"✅ {len(tally.go)} Go · ⛔ {len(tally.no_go)} No-Go · ⏳ {len(tally.missing)} missing. "
+                "Your decision is final and overrides the tally."
+            ),
+            {
+                "type": "input",
+                "block_id": BlockId.OUTCOME,
+                "label": {"type": "plain_text", "text": "Decision"},
+                "element": {
+                    "type": "radio_buttons",
+                    "action_id": BlockId.OUTCOME,
+                    "options": [_option(Vote.GO), _option(Vote.NO_GO)],
+                },
+            },
+            _text_input(BlockId.REASON, "Rationale (recorded on the timeline)", "Why this decision?"),
+        ],
+    }
