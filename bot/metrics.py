@@ -1,0 +1,53 @@
+"""Prometheus metrics served at GET /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+class Metrics:
+    """The process's counters and histograms, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.commands = Counter(
+            "warroom_commands_total",
+            "Slash commands and actions handled",
+            ["command", "result"],
+            registry=self.registry,
+        )
+        self.ack_seconds = Histogram(
+            "warroom_ack_seconds",
+            "Time from receiving a Slack request to acknowledging it",
+            ["kind"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.outbox_total = Counter(
+            "warroom_outbox_total",
+            "Outbox messages by final state",
+            ["status", "kind"],
+            registry=self.registry,
+        )
+        self.lateness_seconds = Histogram(
+            "warroom_message_lateness_seconds",
+            "How late a message was posted after its due time",
+            ["kind"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
+            registry=self.registry,
+        )
+
+    def command(self, name: str, result: str) -> None:
+        self.commands.labels(name, result).inc()
+
+    def outbox(self, status: str, kind: str) -> None:
+        self.outbox_total.labels(status, kind).inc()
+
+    def lateness(self, kind: str, seconds: float) -> None:
+        self.lateness_seconds.labels(kind).observe(max(0.0, seconds))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+METRICS = Metrics()

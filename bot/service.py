@@ -1,0 +1,135 @@
+"""The one path every change takes: load state → decide (pure) → save in one transaction → deliver.
+
+Slash commands, buttons, modals and timers all end in `Service.run`. Idempotency (outbox keys),
+locking (BEGIN IMMEDIATE / SELECT … FOR UPDATE) and the timeline live here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.domain import Conflict, External, NotFound, Outcome, Release, UsageError
+from bot.plan import Plan
+from bot.rules import load_plan_into
+from storage import repo
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Decide = Callable[[Release, Plan, datetime], Outcome]
+
+
+@dataclass
+class LoadedPlan:
+    plan: Plan
+    source: str
+    file: str
+
+
+@dataclass
+class Service:
+    """Release state changes, for every caller."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    plans: dict[str, Plan] = field(default_factory=dict)
+    after_commit: list[Callable[[str, Outcome], Awaitable[None]]] = field(default_factory=list)
+    plan_loaded: list[Callable[[AsyncSession, Plan, Release, datetime], Awaitable[None]]] = field(default_factory=list)
+    externals: dict[str, Callable[[str, External], Awaitable[None]]] = field(default_factory=dict)
+    """Delivery of External effects by system name (e.g. "pagerduty"), after commit."""
+
+    def plan(self, release_id: str) -> Plan:
+        plan = self.plans.get(release_id)
+        if plan is None:
+            raise NotFound(f"No release {release_id!r} is loaded. Releases: {', '.join(self.plans) or 'none'}")
+        return plan
+
+    async def load(self, loaded: LoadedPlan) -> Outcome:
+        """Create or update a release from its plan, keeping what already happened."""
+        plan = loaded.plan
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            before = await repo.get_release(session=session, release_id=plan.id, lock=True)
+            outcome = load_plan_into(before, plan, now)
+            await repo.save_release(
+                session=session,
+                before=before,
+                after=outcome.release,
+                now=now,
+                plan_source=loaded.source,
+                plan_file=loaded.file,
+            )
+            await repo.append_events(session=session, release_id=plan.id, events=outcome.events)
+            for hook in self.plan_loaded:
+                await hook(session, plan, outcome.release, now)
+        self.plans[plan.id] = plan
+        await self._after_commit(plan.id, outcome)
+        return outcome
+
+    async def run(self, release_id: str, decide: Decide) -> Outcome:
+        """Load the release, let the rule decide, save it all in one transaction, then deliver."""
+        plan = self.plan(release_id)
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            before = await repo.get_release(session=session, release_id=release_id, lock=True)
+            if before is None:
+                raise NotFound(f"Release {release_id!r} is not in the database; run `warroom run` with its plan.")
+            outcome = decide(before, plan, now)
+            if outcome.release is not before and outcome.release != before:
+                await repo.save_release(session=session, before=before, after=outcome.release, now=now)
+            await repo.append_events(session=session, release_id=release_id, events=outcome.events)
+            await repo.apply_effects(
+                session=session, release_id=release_id, effects=outcome.effects, now=now, seq=uuid.uuid4().hex[:12]
+            )
+        if outcome.events or outcome.effects:
+            await self._after_commit(release_id, outcome)
+        return outcome
+
+    async def get(self, release_id: str) -> Release:
+        async with self.sessions() as session:
+            release = await repo.get_release(session=session, release_id=release_id)
+        if release is None:
+            raise NotFound(f"Release {release_id!r} is not in the database.")
+        return release
+
+    async def _after_commit(self, release_id: str, outcome: Outcome) -> None:
+        for effect in outcome.effects:
+            if isinstance(effect, External):
+                deliver = self.externals.get(effect.system)
+                if deliver is None:
+                    log.error("no delivery for %s effects; %s/%s dropped", effect.system, release_id, effect.action)
+                    continue
+                try:
+                    await deliver(release_id, effect)
+                except Exception:
+                    log.exception("%s %s for %s failed", effect.system, effect.action, release_id)
+        for hook in self.after_commit:
+            try:
+                await hook(release_id, outcome)
+            except Exception:
+                log.exception("after-commit hook failed for %s", release_id)
+
+    def pick_release(self, *, requested: str | None, channel_id: str, channel_name: str | None) -> str:
+        """SPEC §5: the named release, else the one whose war room this is, else the only one loaded."""
+        if requested:
+            if requested not in self.plans:
+                raise NotFound(f"There is no release {requested!r}. Releases: {', '.join(self.plans) or 'none'}")
+            return requested
+        name = f"#{channel_name}" if channel_name else None
+        rooms = [rid for rid, plan in self.plans.items() if plan.channels.get("war_room") in {channel_id, name}]
+        if len(rooms) == 1:
+            return rooms[0]
+        candidates = rooms or list(self.plans)
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise Conflict("No release is loaded: start the bot with `warroom run PLAN.yml`.")
+        raise UsageError(
+            f"Several releases are running; say which with `--release ID` ({', '.join(sorted(candidates))})."
+        )

@@ -1,0 +1,127 @@
+"""The Slack Web API client and the look-ups that need it (channel names, user-group members)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain import Actor
+from bot.plan import Plan
+
+log = logging.getLogger(__name__)
+
+
+def api_error(exc: SlackApiError) -> str:
+    """The `error` code of a failed Web API call, whatever shape the response body had."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict):
+        return str(data.get("error") or exc)
+    return f"HTTP {getattr(exc.response, 'status_code', '?')}"
+
+
+def web_client(token: str | None, base_url: str, *, max_retries: int = 3) -> AsyncWebClient:
+    """A client that retries 429 (honouring Retry-After), 5xx and connection resets with backoff."""
+    client = AsyncWebClient(token=token, base_url=base_url, timeout=15)
+    client.retry_handlers.extend(
+        [
+            AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries),
+            AsyncServerErrorRetryHandler(max_retry_count=max_retries),
+        ]
+    )
+    # the connection handler is installed by default; make it as patient as the others
+    for handler in client.retry_handlers:
+        if isinstance(handler, AsyncConnectionErrorRetryHandler):
+            handler.max_retry_count = max_retries
+    return client
+
+
+@dataclass
+class Directory:
+    """Channel IDs for `#names` and members of user groups, cached for `ttl` seconds.
+
+    User groups need a paid workspace: when `usergroups.users.list` fails the group stays unexpanded and
+    callers mention it instead, so nobody is silently dropped.
+    """
+
+    client: AsyncWebClient
+    ttl: float = 300.0
+    _channels: dict[str, str] = field(default_factory=dict)
+    _channels_at: float = 0.0
+    _groups: dict[str, tuple[float, list[str] | None]] = field(default_factory=dict)
+
+    async def channel_id(self, ref: str) -> str | None:
+        """The ID of a channel given as an ID or `#name` (None when it cannot be found)."""
+        if not ref.startswith("#"):
+            return ref
+        if time.monotonic() - self._channels_at > self.ttl or ref[1:] not in self._channels:
+            await self._load_channels()
+        return self._channels.get(ref[1:])
+
+    async def _load_channels(self) -> None:
+        names: dict[str, str] = {}
+        cursor = None
+        try:
+            while True:
+                response = await self.client.conversations_list(
+                    types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor
+                )
+                channels: list[dict[str, Any]] = response.get("channels", [])
+                for channel in channels:
+                    names[channel["name"]] = channel["id"]
+                cursor = (response.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            log.warning("conversations.list failed: %s", api_error(exc))
+            return
+        self._channels = names
+        self._channels_at = time.monotonic()
+
+    async def group_members(self, group_id: str) -> list[str] | None:
+        """Members of a user group, or None when Slack will not say (free plan, missing scope)."""
+        cached = self._groups.get(group_id)
+        if cached and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        try:
+            response = await self.client.usergroups_users_list(usergroup=group_id)
+            members: list[str] | None = list(response.get("users", []))
+        except SlackApiError as exc:
+            log.warning("usergroups.users.list %s failed: %s", group_id, api_error(exc))
+            members = None
+        self._groups[group_id] = (time.monotonic(), members)
+        return members
+
+    async def expand(self, members: list[str]) -> tuple[list[str], list[str]]:
+        """Split plan members into (user IDs to DM, groups that could not be expanded)."""
+        users: dict[str, None] = {}
+        unexpanded: list[str] = []
+        for member in members:
+            if member.startswith("S"):
+                found = await self.group_members(member)
+                if found is None:
+                    unexpanded.append(member)
+                else:
+                    users.update(dict.fromkeys(found))
+            else:
+                users.setdefault(member)
+        return list(users), unexpanded
+
+    async def actor(self, plan: Plan, user_id: str) -> Actor:
+        """The plan roles `user_id` holds, directly or through a listed user group."""
+        roles = set(plan.role_of_person.get(user_id, frozenset()))
+        for member, member_roles in plan.role_of_person.items():
+            if member.startswith("S") and not member_roles <= roles:
+                found = await self.group_members(member)
+                if found and user_id in found:
+                    roles |= member_roles
+        return Actor(user_id, frozenset(roles))
