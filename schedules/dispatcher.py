@@ -1,0 +1,327 @@
+"""Delivering the outbox and firing timers: exactly once, on time, through restarts and outages.
+
+A due message is claimed in a transaction, posted with Slack message metadata naming it, and marked sent
+with its ts. A claim that was never confirmed (the process died between posting and committing) goes
+stale; before sending it again the dispatcher looks for its metadata in `conversations.history`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain import Event, Outcome, Release, ReleaseStatus
+from bot.ids import METADATA_EVENT_TYPE
+from bot.metrics import METRICS
+from bot.service import Service
+from bot.slack import Directory, api_error
+from bot.timers import TIMER_RULES
+from messages.blocks import Message
+from messages.render import compose
+from storage import repo
+from storage.repo import OutboxItem
+
+log = logging.getLogger(__name__)
+
+DELAY_MARK = timedelta(seconds=60)
+STALE_CLAIM = timedelta(seconds=60)
+PERMANENT_ERRORS = {
+    "invalid_blocks",
+    "invalid_arguments",
+    "msg_too_long",
+    "no_text",
+    "invalid_metadata_format",
+}
+USER_GROUP = re.compile(r"S[A-Z0-9]{2,}")
+"""A post addressed to a user group (a page DM) goes to each member; see `_deliver_to_group`."""
+
+
+def backoff(attempts: int) -> timedelta:
+    """30s, 1m, 2m, 4m … capped at 10m."""
+    return timedelta(seconds=min(600, 30 * 2 ** max(0, attempts - 1)))
+
+
+@dataclass
+class Dispatcher:
+    service: Service
+    client: AsyncWebClient
+    directory: Directory
+    clock: Callable[[], datetime]
+    process_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def run_due(self) -> int:
+        """Deliver everything due now and fire due timers; returns how many items were handled.
+
+        Runs are serialized within a process; across processes the claim in the database decides.
+        """
+        handled = 0
+        async with self._lock:
+            while True:
+                count = await self._fire_timers() + await self._deliver_batch()
+                handled += count
+                if not count:
+                    return handled
+
+    # --- timers ---------------------------------------------------------------------------------------------
+
+    async def _fire_timers(self) -> int:
+        now = self.clock()
+        async with self.service.sessions() as session:
+            due = await repo.due_timers(session=session, now=now)
+        fired = 0
+        for timer in due:
+            rule = TIMER_RULES.get(timer.rule)
+            if rule is None or timer.release_id not in self.service.plans:
+                log.warning("timer %s/%s has no rule %r or plan; leaving it", timer.release_id, timer.key, timer.rule)
+                continue
+
+            def decide(release: Release, plan: Any, now: datetime, _t: repo.Timer = timer) -> Outcome:
+                return TIMER_RULES[_t.rule](release, plan, now, _t.data)
+
+            async with self.service.sessions() as session, session.begin():
+                claimed = await repo.fire_timer(
+                    session=session, release_id=timer.release_id, key=timer.key, at=timer.at, now=now
+                )
+            if not claimed:
+                continue
+            try:
+                await self.service.run(timer.release_id, decide)
+                fired += 1
+            except Exception:
+                log.exception("timer %s/%s failed", timer.release_id, timer.key)
+        return fired
+
+    # --- the outbox -----------------------------------------------------------------------------------------
+
+    async def _deliver_batch(self) -> int:
+        now = self.clock()
+        async with self.service.sessions() as session, session.begin():
+            items = await repo.claim_due(session=session, now=now, claim_id=self.process_id, stale_after=STALE_CLAIM)
+        # Delivery never changes a release, so each one is loaded once per batch; a change made meanwhile
+        # enqueues its own refresh, which the next pass renders from fresh state.
+        releases: dict[str, Release] = {}
+        for item in items:
+            await self._deliver(item, releases)
+        return len(items)
+
+    async def _finish(self, item: OutboxItem, status: str, **kwargs: Any) -> None:
+        now = self.clock()
+        async with self.service.sessions() as session, session.begin():
+            await repo.finish_item(
+                session=session, item_id=item.id, claim_id=self.process_id, status=status, now=now, **kwargs
+            )
+            if status == "skipped" and item.kind in {"announcement", "post"}:
+                event = Event("message.skipped", now, subject=item.key, data={"reason": kwargs.get("error", "")})
+                await repo.append_events(session=session, release_id=item.release_id, events=[event])
+            if status == "sent" and item.kind in {"announcement", "status"}:
+                data = {
+                    "due_at": item.due_at.isoformat(),
+                    "late_seconds": round((now - item.due_at).total_seconds(), 3),
+                }
+                if kwargs.get("delayed"):
+                    data["delayed"] = True
+                await repo.append_events(
+                    session=session,
+                    release_id=item.release_id,
+                    events=[Event("message.posted", now, subject=item.key, data=data)],
+                )
+        METRICS.outbox(status, item.kind)
+        if status == "sent":
+            METRICS.lateness(item.kind, (now - item.due_at).total_seconds())
+
+    async def _deliver(self, item: OutboxItem, releases: dict[str, Release]) -> None:
+        now = self.clock()
+        plan = self.service.plans.get(item.release_id)
+        if plan is None:
+            await self._finish(item, "pending", retry_at=now + backoff(item.attempts), error="plan not loaded")
+            return
+        if item.release_id not in releases:
+            releases[item.release_id] = await self.service.get(item.release_id)
+        release = releases[item.release_id]
+        late = now - item.due_at
+        if item.kind == "status" and release.status is not ReleaseStatus.IN_PROGRESS:
+            await self._finish(item, "skipped", error=f"release is {release.status.value}")
+            return
+        if item.grace_seconds is not None and late > timedelta(seconds=item.grace_seconds):
+            await self._finish(
+                item,
+                "skipped",
+                error=f"due {int(late.total_seconds())}s ago, past its grace of {item.grace_seconds}s",
+            )
+            return
+        delayed = item.kind in {"announcement", "status"} and late > DELAY_MARK
+        if item.kind != "update" and item.channel not in plan.channels and USER_GROUP.fullmatch(item.channel):
+            await self._deliver_to_group(item, plan, release, now)
+            return
+        # Only the Slack calls are guarded: if recording the result fails, the claim stays and goes
+        # stale, and the history check below keeps the message from being posted twice.
+        try:
+            if item.kind == "update":
+                updated = await self._update(item, plan, release, now)
+            else:
+                found = None
+                if item.claimed_at is not None:
+                    found = await self._find_posted(item)
+                if found is None:
+                    found = await self._post(item, plan, release, now, delayed)
+                else:
+                    log.info("message %s was already posted (ts %s); not sending it again", item.key, found[1])
+                posted: tuple[str, str] = found
+        except SlackApiError as exc:
+            await self._failed(item, api_error(exc))
+            return
+        except (TimeoutError, SlackClientError, OSError) as exc:
+            await self._failed(item, f"{type(exc).__name__}: {exc}", maybe_posted=True)
+            return
+        if item.kind == "update":
+            if updated:
+                await self._finish(item, "sent")
+            else:
+                await self._finish(item, "skipped", error="the original is not posted yet; it will show this state")
+            return
+        await self._finish(item, "sent", channel_id=posted[0], ts=posted[1], delayed=delayed)
+
+    async def _post(
+        self, item: OutboxItem, plan: Any, release: Release, now: datetime, delayed: bool
+    ) -> tuple[str, str]:
+        """Render and post one message with metadata naming it; return (channel id, ts)."""
+        message = compose(plan, item.template, release, now, item.data, delayed=delayed)
+        channel = await self._channel(plan.channel(item.channel))
+        response = await self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=await self._thread_ts(item),
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={
+                "event_type": METADATA_EVENT_TYPE,
+                "event_payload": {"release": item.release_id, "key": item.key},
+            },
+            **message.kwargs(),
+        )
+        return str(response.get("channel") or channel), str(response.get("ts"))
+
+    async def _failed(self, item: OutboxItem, error: str, *, maybe_posted: bool = False) -> None:
+        now = self.clock()
+        log.warning("posting %s/%s failed (attempt %d): %s", item.release_id, item.key, item.attempts, error)
+        if error in PERMANENT_ERRORS:
+            await self._finish(item, "failed", error=error)
+            async with self.service.sessions() as session, session.begin():
+                await repo.append_events(
+                    session=session,
+                    release_id=item.release_id,
+                    events=[Event("message.failed", now, subject=item.key, data={"error": error})],
+                )
+            return
+        await self._finish(
+            item, "pending", retry_at=now + backoff(item.attempts), error=error, maybe_posted=maybe_posted
+        )
+        if item.attempts == 3:
+            async with self.service.sessions() as session, session.begin():
+                await repo.append_events(
+                    session=session,
+                    release_id=item.release_id,
+                    events=[Event("message.retrying", now, subject=item.key, data={"error": error, "attempts": 3})],
+                )
+
+    async def _deliver_to_group(self, item: OutboxItem, plan: Any, release: Release, now: datetime) -> None:
+        """DM each member of a user group; when Slack will not list them (free plans, missing scope),
+        post the message in the war room instead, mentioning the group — never dropped silently.
+
+        Members already reached are not sent to again: the item is retried only when nobody was reached.
+        """
+        message = compose(plan, item.template, release, now, item.data)
+        failed: list[str] = []
+        fallback: tuple[str, str] | None = None
+        try:
+            members = await self.directory.group_members(item.channel) or []
+            if not members:
+                log.warning("user group %s not expanded; posting %s in the war room", item.channel, item.key)
+                channel = await self._channel(plan.channel("war_room"))
+                response = await self.client.chat_postMessage(
+                    channel=channel, unfurl_links=False, unfurl_media=False, **message.kwargs()
+                )
+                fallback = (str(response.get("channel") or channel), str(response.get("ts")))
+            for member in members:
+                try:
+                    await self.client.chat_postMessage(
+                        channel=member, unfurl_links=False, unfurl_media=False, **message.kwargs()
+                    )
+                except SlackApiError as exc:
+                    failed.append(f"{member}: {api_error(exc)}")
+            if members and len(failed) == len(members):
+                raise SlackClientError("; ".join(failed)[:500])
+        except SlackApiError as exc:
+            await self._failed(item, api_error(exc))
+            return
+        except (TimeoutError, SlackClientError, OSError) as exc:
+            await self._failed(item, f"{type(exc).__name__}: {exc}")
+            return
+        if fallback is not None:
+            note = "group not expanded: posted in the war room"
+            await self._finish(item, "sent", channel_id=fallback[0], ts=fallback[1], error=note)
+            return
+        note = f"sent to {len(members) - len(failed)} of {len(members)} member(s)"
+        if failed:
+            note += "; " + "; ".join(failed)
+        await self._finish(item, "sent", channel_id=item.channel, error=note)
+
+    async def _channel(self, ref: str) -> str:
+        return await self.directory.channel_id(ref) or ref
+
+    async def _thread_ts(self, item: OutboxItem) -> str | None:
+        if not item.thread_of:
+            return None
+        async with self.service.sessions() as session:
+            parent = await repo.sent_message(session=session, release_id=item.release_id, key=item.thread_of)
+        return parent.ts if parent else None
+
+    async def _find_posted(self, item: OutboxItem) -> tuple[str, str] | None:
+        """Look for this item's metadata in the channel's recent history (a send whose commit was lost)."""
+        plan = self.service.plans[item.release_id]
+        ref = plan.channel(item.channel)
+        if ref[:1] in {"U", "W", "S"}:
+            # a DM's channel ID is only known from the post's answer; history cannot be searched by user
+            return None
+        channel = await self.directory.channel_id(ref)
+        if channel is None or item.claimed_at is None:
+            return None
+        oldest = (item.claimed_at - timedelta(minutes=10)).timestamp()
+        cursor = None
+        for _ in range(5):
+            response = await self.client.conversations_history(
+                channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200, cursor=cursor
+            )
+            messages: list[dict[str, Any]] = response.get("messages", [])
+            for message in messages:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if (
+                    meta.get("event_type") == METADATA_EVENT_TYPE
+                    and payload.get("release") == item.release_id
+                    and payload.get("key") == item.key
+                ):
+                    return channel, message["ts"]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return None
+
+    async def _update(self, item: OutboxItem, plan: Any, release: Release, now: datetime) -> bool:
+        """Re-render a message posted earlier (its key is in data.target) and update it in place."""
+        async with self.service.sessions() as session:
+            original = await repo.sent_message(session=session, release_id=item.release_id, key=item.data["target"])
+        if original is None or original.status != "sent" or not original.ts or not original.channel_id:
+            return False
+        message: Message = compose(plan, original.template, release, now, original.data)
+        await self.client.chat_update(channel=original.channel_id, ts=original.ts, **message.kwargs())
+        return True

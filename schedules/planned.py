@@ -1,0 +1,65 @@
+"""What a plan schedules: announcements and status updates as outbox rows with deterministic keys."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import Release
+from bot.plan import Plan
+from storage import repo
+
+ANNOUNCEMENT = "announcement:"
+STATUS = "status:"
+INLINE = "inline"
+
+
+def planned_messages(plan: Plan) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """Every scheduled message of the plan: key → (due time, outbox fields)."""
+    out: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    grace = int(plan.grace.total_seconds())
+    for index, spec in enumerate(plan.announcements):
+        fields = {
+            "kind": "announcement",
+            "channel": spec.channel,
+            "template": spec.template or INLINE,
+            "data": {"inline": spec.text} if spec.text is not None else {},
+            "grace_seconds": int(spec.grace.total_seconds()) if spec.grace else grace,
+        }
+        out[plan.announcement_key(index)] = (plan.at(spec.at), fields)
+    if plan.status_updates is not None:
+        status_spec = plan.status_updates
+        status_grace = int(min(plan.grace, status_spec.every - timedelta(seconds=1)).total_seconds())
+        for at in plan.status_update_times():
+            fields = {
+                "kind": "status",
+                "channel": status_spec.channel,
+                "template": status_spec.template,
+                "data": {},
+                "grace_seconds": status_grace,
+            }
+            out[f"{STATUS}{at:%Y%m%dT%H%M%SZ}"] = (at, fields)
+    return out
+
+
+async def sync_schedule(session: AsyncSession, plan: Plan, release: Release, now: datetime) -> None:
+    """Add the plan's messages to the outbox; move those not yet sent when the plan's times changed."""
+    wanted = planned_messages(plan)
+    await repo.reschedule_pending(
+        session=session, release_id=plan.id, wanted=wanted, prefixes=(ANNOUNCEMENT, STATUS), now=now
+    )
+    for key, (due_at, fields) in wanted.items():
+        await repo.enqueue(
+            session=session,
+            release_id=plan.id,
+            key=key,
+            channel=fields["channel"],
+            template=fields["template"],
+            data=fields["data"],
+            due_at=due_at,
+            now=now,
+            grace_seconds=fields["grace_seconds"],
+            kind=fields["kind"],
+        )

@@ -1,0 +1,88 @@
+"""APScheduler as a timer only: its jobs are rebuilt from the database, which says what is due."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.domain import Outcome
+from schedules.dispatcher import Dispatcher
+from storage import repo
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 15
+
+
+class Timekeeper:
+    """Wakes the dispatcher when a message or timer is due, and every few seconds for retries."""
+
+    def __init__(self, dispatcher: Dispatcher, clock: Callable[[], datetime]) -> None:
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._dirty = False
+        self._worker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Rebuild the jobs from the database and deliver whatever fell due while the bot was down."""
+        self.scheduler.start()
+        self.scheduler.add_job(
+            self.dispatcher.run_due,
+            "interval",
+            seconds=SWEEP_SECONDS,
+            id="sweep",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+        await self.rebuild()
+        await self.dispatcher.run_due()
+
+    async def rebuild(self) -> None:
+        """One date job per pending message or timer, with a deterministic id."""
+        async with self.dispatcher.service.sessions() as session:
+            pending = await repo.pending_schedule(session=session)
+        wanted = set()
+        for job_id, at in pending:
+            # a time already past runs at once (misfire_grace_time=None): never drop a due job
+            wanted.add(job_id)
+            self.scheduler.add_job(
+                self.dispatcher.run_due,
+                "date",
+                run_date=at,
+                id=job_id,
+                replace_existing=True,
+                misfire_grace_time=None,
+                coalesce=True,
+            )
+        for job in self.scheduler.get_jobs():
+            if job.id != "sweep" and job.id not in wanted:
+                job.remove()
+
+    async def changed(self, release_id: str, outcome: Outcome) -> None:
+        """After a committed change: deliver what is due now and re-time the rest.
+
+        Changes that arrive while a pass is running are folded into one more pass, so a burst of
+        commands costs a few passes rather than one each.
+        """
+        self._dirty = True
+        if self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+            return
+        self._worker = asyncio.get_running_loop().create_task(self._catch_up())
+        await asyncio.shield(self._worker)
+
+    async def _catch_up(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            await self.dispatcher.run_due()
+            await self.rebuild()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
