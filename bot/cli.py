@@ -1,0 +1,172 @@
+"""The `warroom` command: run, check, preview, export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.plan import Plan, PlanError, load_plan
+from bot.settings import Settings, SettingsError, load_settings
+from bot.timeparse import format_duration
+
+
+def _load_all(paths: Sequence[str]) -> list[tuple[Plan, str, str]]:
+    loaded: list[tuple[Plan, str, str]] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            plan, source = load_plan(path)
+            loaded.append((plan, source, str(Path(path).resolve())))
+        except PlanError as exc:
+            problems += [str(p) for p in exc.problems]
+    if problems:
+        raise PlanError([]) from _Problems(problems)
+    return loaded
+
+
+class _Problems(Exception):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.plans:
+        try:
+            plan, _ = load_plan(path)
+        except PlanError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            status = 1
+            continue
+        print(
+            f"{path}: ok — {plan.release.name} {plan.release.version}, {len(plan.phases)} phases, "
+            f"{len(plan.announcements)} announcements, {len(plan.status_update_times())} status updates, "
+            f"T0 {plan.t0:%Y-%m-%d %H:%M} UTC"
+        )
+    return status
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from messages.plain import blocks_to_text
+    from schedules.preview import preview
+
+    try:
+        plan, _ = load_plan(args.plan)
+    except PlanError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    tz = plan.tz
+    for item in preview(plan):
+        local = item.at.astimezone(tz)
+        every = format_duration(plan.status_updates.every) if plan.status_updates else ""
+        count = f" (sample: 1 of {item.count} status updates, every {every})" if item.count > 1 else ""
+        print(f"=== {item.at:%Y-%m-%d %H:%M} UTC | {local:%Y-%m-%d %H:%M %Z} | {item.channel} | {item.key}{count}")
+        print(blocks_to_text(item.message.blocks))
+        print()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    settings.require_slack()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        plans = _load_all(args.plans)
+    except PlanError as exc:
+        cause = exc.__cause__
+        for line in cause.lines if isinstance(cause, _Problems) else [str(exc)]:
+            print(line, file=sys.stderr)
+        return 1
+    return asyncio.run(_run(settings, plans))
+
+
+async def _run(settings: Settings, plans: list[tuple[Plan, str, str]]) -> int:
+    from bot.app import build_runtime, serve
+    from bot.service import LoadedPlan
+
+    runtime = await build_runtime(settings)
+    for plan, source, file in plans:
+        await runtime.service.load(LoadedPlan(plan, source, file))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(runtime, stop)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    return asyncio.run(_export(args))
+
+
+async def _export(args: argparse.Namespace) -> int:
+    from bot.report import report, to_json, to_markdown
+    from storage import repo
+    from storage.db import create_engine, migrate, sessionmaker
+
+    settings = load_settings()
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with sessionmaker(engine)() as session:
+            release = await repo.get_release(session=session, release_id=args.release)
+            if release is None:
+                known = [r.id for r in await repo.list_releases(session=session)]
+                print(
+                    f"no release {args.release!r} in {settings.database_url} (releases: {', '.join(known) or 'none'})",
+                    file=sys.stderr,
+                )
+                return 1
+            timeline = await repo.get_timeline(session=session, release_id=args.release)
+    finally:
+        await engine.dispose()
+    data = report(release, timeline)
+    print(to_json(data) if args.format == "json" else to_markdown(data), end="")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="warroom", description="Run a planned production go-live from Slack.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="load plans into the database and serve Slack")
+    run.add_argument("plans", nargs="+", metavar="PLAN.yml")
+    run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check", help="validate plans; list every problem as file:line: message")
+    check.add_argument("plans", nargs="+", metavar="PLAN.yml")
+    check.set_defaults(func=cmd_check)
+    prev = sub.add_parser("preview", help="print every message a plan will post, in time order")
+    prev.add_argument("plan", metavar="PLAN.yml")
+    prev.set_defaults(func=cmd_preview)
+    export = sub.add_parser("export", help="the release's timeline and report for the post-mortem")
+    export.add_argument("release", metavar="RELEASE")
+    export.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    export.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"warroom: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # output piped into `head` and the like: stop quietly, as other command-line tools do
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces stdout for the interpreter's final flush
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""What handlers receive as `deps` (put into Bolt's context by one middleware)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.domain import Actor
+from bot.plan import Plan
+from bot.service import Service
+from bot.slack import Directory
+
+
+@dataclass
+class Deps:
+    service: Service
+    directory: Directory
+    clock: Callable[[], datetime]
+
+    def release_for(self, body: dict[str, Any], requested: str | None = None) -> str:
+        """The release a command or action is about (SPEC §5)."""
+        channel = body.get("channel_id") or (body.get("channel") or {}).get("id") or ""
+        name = body.get("channel_name") or (body.get("channel") or {}).get("name")
+        return self.service.pick_release(requested=requested, channel_id=channel, channel_name=name)
+
+    async def actor(self, plan: Plan, user_id: str) -> Actor:
+        return await self.directory.actor(plan, user_id)

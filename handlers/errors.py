@@ -1,0 +1,112 @@
+"""The one error handler: known domain errors become private replies; anything else is logged with an id.
+
+Listeners are wrapped here rather than relying on `app.error` alone: when a listener raises right after
+`ack()`, Bolt's asyncio runner replaces the already-recorded ack with None and answers Slack with a 404
+("unhandled request"). Catching inside the listener keeps the ack and still gives one place for errors.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.domain import DomainError
+from bot.metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[..., Awaitable[Any]]
+_EXTRA = ("respond", "body", "client")
+
+
+def request_name(body: dict[str, Any]) -> str:
+    """A short name for a request, for metrics and logs: the command, action_id or callback_id."""
+    if body.get("command"):
+        return str(body["command"])
+    if body.get("type") == "block_actions":
+        return str((body.get("actions") or [{}])[0].get("action_id", "block_actions"))
+    if body.get("type") in {"view_submission", "view_closed"}:
+        return str((body.get("view") or {}).get("callback_id", body["type"]))
+    return str(body.get("type") or (body.get("event") or {}).get("type") or "unknown")
+
+
+async def reply_error(error: Exception, body: dict[str, Any], respond: Any, client: Any) -> None:
+    """Tell the person what went wrong, privately; log unexpected errors with an id they can quote."""
+    name = request_name(body)
+    if isinstance(error, DomainError):
+        METRICS.command(name, "refused")
+        text = str(error)
+    else:
+        METRICS.command(name, "error")
+        error_id = uuid.uuid4().hex[:8]
+        log.error("unexpected error %s handling %s", error_id, name, exc_info=error)
+        text = f"Something went wrong on our side (error id `{error_id}`). Try again, or tell the release manager."
+    try:
+        if respond is not None:
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+            return
+        user = (body.get("user") or {}).get("id") or body.get("user_id")
+        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+        if client is not None and user and channel:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+        elif client is not None and user:
+            await client.chat_postMessage(channel=user, text=text)
+    except Exception:
+        log.warning("could not deliver the error reply for %s", name)
+
+
+def guarded(listener: Listener) -> Listener:
+    """Wrap a listener so errors raised after its ack become replies (see the module docstring)."""
+    own = inspect.getfullargspec(inspect.unwrap(listener)).args
+    names = own + [n for n in _EXTRA if n not in own]
+
+    async def wrapper(**kwargs: Any) -> Any:
+        try:
+            return await listener(**{n: kwargs[n] for n in own})
+        except Exception as error:
+            await reply_error(error, kwargs.get("body") or {}, kwargs.get("respond"), kwargs.get("client"))
+            return None
+
+    wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+    )
+    wrapper.__name__ = getattr(listener, "__name__", "listener")
+    wrapper.__qualname__ = getattr(listener, "__qualname__", wrapper.__name__)
+    return wrapper
+
+
+class GuardedApp:
+    """What `register(app)` receives: the Bolt app's decorators, with every listener `guarded`."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def _wrap(self, method: str, *args: Any, **kwargs: Any) -> Callable[[Listener], Listener]:
+        decorator = getattr(self._app, method)(*args, **kwargs)
+
+        def register(listener: Listener) -> Listener:
+            decorator(guarded(listener))
+            return listener
+
+        return register
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Listener], Listener]:
+        return self._wrap("command", *args, **kwargs)
+
+    def action(self, *args: Any, **kwargs: Any) -> Callable[[Listener], Listener]:
+        return self._wrap("action", *args, **kwargs)
+
+    def view(self, *args: Any, **kwargs: Any) -> Callable[[Listener], Listener]:
+        return self._wrap("view", *args, **kwargs)
+
+    def event(self, *args: Any, **kwargs: Any) -> Callable[[Listener], Listener]:
+        return self._wrap("event", *args, **kwargs)
+
+    def options(self, *args: Any, **kwargs: Any) -> Callable[[Listener], Listener]:
+        return self._wrap("options", *args, **kwargs)
+
+    def shortcut(self, *args: Any, **kwargs: Any) -> Callable[[Listener], Listener]:
+        return self._wrap("shortcut", *args, **kwargs)
