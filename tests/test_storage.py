@@ -1,0 +1,153 @@
+"""Storage: migrations, the aggregate round trip, and no lost updates under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from bot.domain import Actor, PhaseStatus
+from bot.plan import Plan, parse_plan
+from bot.rules import ChangePhase, PhaseVerb, change_phase
+from bot.service import LoadedPlan, Service
+from storage import repo
+from storage.db import create_engine, migrate, sessionmaker
+from tests.conftest import T0, Clock
+
+MANY_PHASES = 20
+
+
+def plan_with_phases(count: int) -> Plan:
+    phases = "\n".join(
+        f"  - {{id: step-{i:02d}, name: Step {i}, start: +{i * 5}m, duration: 5m, owner: dba}}" for i in range(count)
+    )
+    text = f"""
+release: {{id: many, name: Many, version: v1, window: {{start: 2026-12-05T22:00:00Z, end: 2026-12-06T06:00:00Z}}}}
+channels: {{war_room: C0WAR, announcements: C0ANN}}
+people: {{dba: [U0DBA]}}
+phases:
+{phases}
+"""
+    return parse_plan(text, "many.yml")
+
+
+async def _service(url: str, clock: Clock, **engine_args: Any) -> tuple[Service, Any]:
+    engine = create_engine(url, **engine_args)
+    await migrate(engine)
+    return Service(sessions=sessionmaker(engine), clock=clock), engine
+
+
+async def _concurrent_phase_updates(url: str, clock: Clock, **engine_args: Any) -> None:
+    plan = plan_with_phases(MANY_PHASES)
+    service, engine = await _service(url, clock, **engine_args)
+    try:
+        await service.load(LoadedPlan(plan, "", "many.yml"))
+        actor = Actor("U0DBA", frozenset({"dba"}))
+
+        async def finish(i: int) -> None:
+            cmd = ChangePhase(PhaseVerb.DONE, f"step-{i:02d}", f"done {i}")
+            await service.run(plan.id, lambda r, p, now: change_phase(r, p, actor, cmd, now))
+
+        await asyncio.gather(*(finish(i) for i in range(MANY_PHASES)))
+        release = await service.get(plan.id)
+        assert [p.status for p in release.phases] == [PhaseStatus.DONE] * MANY_PHASES
+        assert release.revision == MANY_PHASES  # every read-modify-write of the release row counted
+        async with service.sessions() as session:
+            timeline = await repo.get_timeline(session=session, release_id=plan.id)
+            posts = await repo.outbox(session=session, release_id=plan.id)
+        assert len([e for e in timeline if e.kind == "phase.done"]) == MANY_PHASES
+        assert len([p for p in posts if p.template == "phase_update"]) == MANY_PHASES
+    finally:
+        await engine.dispose()
+
+
+async def test_twenty_concurrent_phase_updates_lose_nothing_on_sqlite(database_url: str, clock: Clock) -> None:
+    await _concurrent_phase_updates(database_url, clock)
+
+
+async def test_twenty_concurrent_phase_updates_lose_nothing_on_postgres(
+    postgres_schema: tuple[str, dict[str, Any]], clock: Clock
+) -> None:
+    url, engine_args = postgres_schema
+    await _concurrent_phase_updates(url, clock, **engine_args)
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(database_url: str) -> None:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 30000
+    await engine.dispose()
+
+
+async def test_migrations_apply_once_and_twice_is_harmless(database_url: str) -> None:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    await migrate(engine)
+    async with engine.connect() as conn:
+        tables = {r[0] for r in await conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))}
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    await engine.dispose()
+    assert {
+        "releases",
+        "phases",
+        "issues",
+        "votes",
+        "decisions",
+        "pages",
+        "outbox",
+        "timers",
+        "timeline",
+    } <= tables
+    assert version is not None
+
+
+async def test_release_round_trips_through_the_database(database_url: str, clock: Clock, plan: Plan) -> None:
+    service, engine = await _service(database_url, clock)
+    await service.load(LoadedPlan(plan, "source", "test.yml"))
+    actor = Actor("U0DBA", frozenset({"dba"}))
+    clock.set(T0 + timedelta(minutes=3))
+    await service.run(
+        plan.id,
+        lambda r, p, now: change_phase(r, p, actor, ChangePhase(PhaseVerb.START, "db-migration"), now),
+    )
+    release = await service.get(plan.id)
+    phase = release.phase("db-migration")
+    assert phase is not None and phase.status is PhaseStatus.IN_PROGRESS
+    assert phase.started_at == T0 + timedelta(minutes=3) and phase.started_at.tzinfo is not None
+    assert release.window_start == T0
+    async with service.sessions() as session:
+        source = await repo.get_plan_source(session=session, release_id=plan.id)
+    assert source == ("source", "test.yml")
+    await engine.dispose()
+
+
+async def test_loading_the_plan_again_keeps_state(database_url: str, clock: Clock, plan: Plan) -> None:
+    service, engine = await _service(database_url, clock)
+    await service.load(LoadedPlan(plan, "", "test.yml"))
+    actor = Actor("U0DBA", frozenset({"dba"}))
+    await service.run(
+        plan.id,
+        lambda r, p, now: change_phase(r, p, actor, ChangePhase(PhaseVerb.DONE, "db-migration", "ok"), now),
+    )
+    await engine.dispose()
+
+    restarted, engine = await _service(database_url, clock)
+    await restarted.load(LoadedPlan(plan, "", "test.yml"))
+    release = await restarted.get(plan.id)
+    phase = release.phase("db-migration")
+    assert phase is not None and phase.status is PhaseStatus.DONE and phase.note == "ok"
+    await engine.dispose()
+
+
+def test_naive_datetimes_are_refused_by_storage() -> None:
+    from datetime import datetime
+
+    from storage.models import UTCDateTime
+
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTime().process_bind_param(datetime(2026, 1, 1), None)  # type: ignore[arg-type]  # noqa: DTZ001 - the point of the test
