@@ -33,6 +33,9 @@ class FakeSlack:
     url: str = ""
     _runner: web.AppRunner | None = None
     _changed: asyncio.Condition | None = None
+    hold: asyncio.Event | None = None
+    held: frozenset[str] = frozenset()
+    """Calls to the `held` methods wait for `hold` before being recorded and answered."""
 
     async def start(self) -> FakeSlack:
         app = web.Application()
@@ -77,6 +80,8 @@ class FakeSlack:
     # --- the server ---------------------------------------------------------------------------------------
 
     async def _record(self, method: str, args: dict[str, Any]) -> None:
+        if self.hold is not None and method in self.held:
+            await self.hold.wait()
         self.calls.append(Call(method, args, time.time()))
         assert self._changed is not None
         async with self._changed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import parse_qsl, urlencode
 
@@ -104,8 +105,9 @@ async def test_real_slash_command_fixture_is_accepted_and_routed(slack: SlackDri
 
 
 async def test_acknowledgement_comes_before_slack_api_calls(slack: SlackDriver, fake_slack: FakeSlack) -> None:
-    """The HTTP response (the ack) is returned without waiting for the war-room post or the reply."""
+    """The HTTP response (the ack) is returned while the war-room post and the reply are still held by Slack."""
     fake_slack.calls.clear()
+    fake_slack.hold, fake_slack.held = asyncio.Event(), frozenset({"respond", "chat.postMessage"})
     form = {
         "command": "/phase",
         "text": "done db-migration",
@@ -117,10 +119,14 @@ async def test_acknowledgement_comes_before_slack_api_calls(slack: SlackDriver, 
         "trigger_id": "1",
     }
     body = urlencode(form)
-    response = await slack.client.post("/slack/events", data=body, headers=sign(body))
+    # Were the ack to wait for the reply or the post, this request could not finish before the hold is released.
+    response = await asyncio.wait_for(slack.client.post("/slack/events", data=body, headers=sign(body)), 5)
     assert response.status == 200 and await response.text() == ""
-    assert not [c for c in fake_slack.calls if c.method in {"respond", "chat.postMessage"}]
-    await fake_slack.wait_for("respond")
+    assert not [c for c in fake_slack.calls if c.method in fake_slack.held]
+    fake_slack.hold.set()
+    fake_slack.hold = None
+    replies = await fake_slack.wait_for("respond")
+    assert replies[-1]["text"].startswith("Database Migration: done")
     await slack.runtime.settle()
 
 
