@@ -65,7 +65,7 @@ announcements:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def start_bot(plan: Path, fake: FakeSlack, db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -86,8 +86,8 @@ def start_bot(plan: Path, fake: FakeSlack, db: Path, port: int, log: Path) -> su
     )
 
 
-async def wait_healthy(session: aiohttp.ClientSession, base: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_healthy(session: aiohttp.ClientSession, base: str, within: float = 30) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
             async with session.get(f"{base}/healthz") as response:
@@ -157,7 +157,8 @@ async def main() -> None:
         elapsed = time.perf_counter() - started
         print(f"load: {len(latencies)} signed /phase requests from {args.senders} concurrent senders in {elapsed:.1f}s")
         print(
-            f"ack latency: p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms, "
+            f"ack latency: p50 {percentile(latencies, 50) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 99) * 1000:.1f} ms, "
             f"max {max(latencies) * 1000:.1f} ms"
         )
 
@@ -198,7 +199,8 @@ async def main() -> None:
             f"p99 {percentile(on_time, 99):.3f} s, max {max(on_time):.3f} s"
         )
     print(
-        f"restart: killed at T{(killed - t0).total_seconds():+.0f}s, back at T{(restarted - t0).total_seconds():+.0f}s; "
+        f"restart: killed at T{(killed - t0).total_seconds():+.0f}s, "
+        f"back at T{(restarted - t0).total_seconds():+.0f}s; "
         f"{len(delayed)} messages due meanwhile were posted with the (delayed) marker"
         + (f", {statistics.mean(delayed):.1f} s late on average" if delayed else "")
         + (f"; {len(outage)} due during the outage went out unmarked (under 60 s late)" if outage else "")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlencode
@@ -39,10 +38,10 @@ async def test_warroom_run_serves_slack_in_http_mode(fake_slack: FakeSlack, tmp_
         "WARROOM_HOST": "127.0.0.1",
         "WARROOM_PORT": str(port),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", str(plan)], env=env, cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    log = (tmp_path / "warroom.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", str(plan), env=env, cwd=ROOT, stdout=log, stderr=log
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -54,7 +53,7 @@ async def test_warroom_run_serves_slack_in_http_mode(fake_slack: FakeSlack, tmp_
                             break
                 except aiohttp.ClientError:
                     pass
-                assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+                assert process.returncode is None, (tmp_path / "warroom.log").read_text()
                 await asyncio.sleep(0.1)
             else:
                 pytest.fail("warroom run did not become healthy")
@@ -66,16 +65,17 @@ async def test_warroom_run_serves_slack_in_http_mode(fake_slack: FakeSlack, tmp_
             body = urlencode(form)
             async with session.post(f"{base}/slack/events", data=body, headers=sign(body)) as response:
                 assert response.status == 200
-            reply = (await fake_slack.wait_for("respond", 1, timeout=10))[0]
+            reply = (await fake_slack.wait_for("respond", 1, within=10))[0]
             assert "Database Migration: done" in reply["text"]
-            posts = await fake_slack.wait_for("chat.postMessage", 1, timeout=10)
+            posts = await fake_slack.wait_for("chat.postMessage", 1, within=10)
             assert any("from the real program" in str(p.get("blocks")) for p in posts)
             async with session.get(f"{base}/metrics") as response:
                 assert 'warroom_commands_total{command="/phase",result="received"} 1.0' in await response.text()
     finally:
         process.terminate()
-        process.wait(timeout=15)
-    assert process.returncode == 0
+        await asyncio.wait_for(process.wait(), 15)
+        log.close()
+    assert process.returncode == 0, (tmp_path / "warroom.log").read_text()
 
 
 async def test_socket_mode_client_uses_slack_api_url(fake_slack: FakeSlack, database_url: str) -> None:

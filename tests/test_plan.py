@@ -32,7 +32,7 @@ def test_offsets_parse_as_written_in_plans(text: object, expected: timedelta) ->
 
 @pytest.mark.parametrize("text", ["15", 15, "1x", "m", "", "--1h", "1h-30m", "1.5h", True, None, "h1"])
 def test_bad_offsets_say_how_to_write_one(text: object) -> None:
-    with pytest.raises(ValueError, match="offset|unit"):
+    with pytest.raises(ValueError, match=r"offset|unit"):
         parse_offset(text)
 
 

@@ -231,11 +231,13 @@ def test_a_removed_phase_with_history_is_kept(plan: Plan) -> None:
     first = load_plan_into(None, plan, T0).release
     done = change_phase(first, plan, DBA, ChangePhase(PhaseVerb.DONE, "deploy-region2"), T0).release
     text = plan_text().replace(
-        "  - {id: deploy-region2, name: Deploy Region 2, start: +1h, duration: 30m, owner: devops_lead, region: region2}\n",
+        "  - {id: deploy-region2, name: Deploy Region 2, start: +1h, duration: 30m, owner: devops_lead, "
+        "region: region2}\n",
         "",
     )
     text = text.replace(
-        "  - {id: deploy-region1, name: Deploy Region 1, start: +30m, duration: 30m, owner: devops_lead, region: region1}\n",
+        "  - {id: deploy-region1, name: Deploy Region 1, start: +30m, duration: 30m, owner: devops_lead, "
+        "region: region1}\n",
         "",
     )
     outcome = load_plan_into(done, parse_plan(text, "x.yml"), T0)
