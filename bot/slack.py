@@ -58,6 +58,14 @@ class Directory:
     _channels: dict[str, str] = field(default_factory=dict)
     _channels_at: float = 0.0
     _groups: dict[str, tuple[float, list[str] | None]] = field(default_factory=dict)
+    _ims: dict[str, str] = field(default_factory=dict)
+
+    async def im_channel(self, user: str) -> str:
+        """The ID of the bot's direct-message channel with `user` (opened once, then remembered)."""
+        if user not in self._ims:
+            response = await self.client.conversations_open(users=user)
+            self._ims[user] = str((response.get("channel") or {})["id"])
+        return self._ims[user]
 
     async def channel_id(self, ref: str) -> str | None:
         """The ID of a channel given as an ID or `#name` (None when it cannot be found)."""

@@ -2,7 +2,8 @@
 
 A due message is claimed in a transaction, posted with Slack message metadata naming it, and marked sent
 with its ts. A claim that was never confirmed (the process died between posting and committing) goes
-stale; before sending it again the dispatcher looks for its metadata in `conversations.history`.
+stale; before sending it again the dispatcher looks for its metadata in `conversations.history` (of the
+channel, or of the bot's direct-message channel with the person).
 """
 
 from __future__ import annotations
@@ -41,8 +42,15 @@ PERMANENT_ERRORS = {
     "no_text",
     "invalid_metadata_format",
 }
+LOOKUP_UNAVAILABLE = {"missing_scope", "not_in_channel", "channel_not_found", "user_not_found", "cannot_dm_bot"}
+"""Errors that mean a lost send cannot be looked up at all (as opposed to Slack being briefly unwell)."""
 USER_GROUP = re.compile(r"S[A-Z0-9]{2,}")
 """A post addressed to a user group (a page DM) goes to each member; see `_deliver_to_group`."""
+
+
+def _metadata(item: OutboxItem) -> dict[str, Any]:
+    """Slack message metadata naming the outbox item, so a lost send can be found in history."""
+    return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"release": item.release_id, "key": item.key}}
 
 
 def backoff(attempts: int) -> timedelta:
@@ -202,10 +210,7 @@ class Dispatcher:
             thread_ts=await self._thread_ts(item),
             unfurl_links=False,
             unfurl_media=False,
-            metadata={
-                "event_type": METADATA_EVENT_TYPE,
-                "event_payload": {"release": item.release_id, "key": item.key},
-            },
+            metadata=_metadata(item),
             **message.kwargs(),
         )
         return str(response.get("channel") or channel), str(response.get("ts"))
@@ -252,9 +257,16 @@ class Dispatcher:
                 )
                 fallback = (str(response.get("channel") or channel), str(response.get("ts")))
             for member in members:
+                if item.claimed_at is not None and await self._reached(member, item, item.claimed_at):
+                    log.info("%s already has %s (an earlier send whose commit was lost)", member, item.key)
+                    continue
                 try:
                     await self.client.chat_postMessage(
-                        channel=member, unfurl_links=False, unfurl_media=False, **message.kwargs()
+                        channel=member,
+                        unfurl_links=False,
+                        unfurl_media=False,
+                        metadata=_metadata(item),
+                        **message.kwargs(),
                     )
                 except SlackApiError as exc:
                     failed.append(f"{member}: {api_error(exc)}")
@@ -275,6 +287,10 @@ class Dispatcher:
             note += "; " + "; ".join(failed)
         await self._finish(item, "sent", channel_id=item.channel, error=note)
 
+    async def _reached(self, member: str, item: OutboxItem, claimed_at: datetime) -> bool:
+        channel = await self._im(member)
+        return channel is not None and await self._search_history(channel, item, claimed_at) is not None
+
     async def _channel(self, ref: str) -> str:
         return await self.directory.channel_id(ref) or ref
 
@@ -286,21 +302,45 @@ class Dispatcher:
         return parent.ts if parent else None
 
     async def _find_posted(self, item: OutboxItem) -> tuple[str, str] | None:
-        """Look for this item's metadata in the channel's recent history (a send whose commit was lost)."""
+        """Look for this item's metadata in recent history (a send whose commit was lost).
+
+        A DM is looked up in the bot's direct-message channel with the person.
+        """
         plan = self.service.plans[item.release_id]
         ref = plan.channel(item.channel)
-        if ref[:1] in {"U", "W", "S"}:
-            # a DM's channel ID is only known from the post's answer; history cannot be searched by user
-            return None
-        channel = await self.directory.channel_id(ref)
+        channel = await self._im(ref) if ref[:1] in {"U", "W"} else await self.directory.channel_id(ref)
         if channel is None or item.claimed_at is None:
             return None
-        oldest = (item.claimed_at - timedelta(minutes=10)).timestamp()
+        ts = await self._search_history(channel, item, item.claimed_at)
+        return (channel, ts) if ts else None
+
+    async def _im(self, user: str) -> str | None:
+        try:
+            return await self.directory.im_channel(user)
+        except SlackApiError as exc:
+            if api_error(exc) not in LOOKUP_UNAVAILABLE:
+                raise
+            log.warning("cannot open the DM with %s to look for a lost send: %s", user, api_error(exc))
+            return None
+
+    async def _search_history(self, channel: str, item: OutboxItem, claimed_at: datetime) -> str | None:
+        """The ts of a message in `channel` whose metadata names `item`, or None.
+
+        When Slack will not show the history (scope missing, bot not in the channel), the answer is None:
+        for a go-live a message sent twice is better than one never sent.
+        """
+        oldest = (claimed_at - timedelta(minutes=10)).timestamp()
         cursor = None
         for _ in range(5):
-            response = await self.client.conversations_history(
-                channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200, cursor=cursor
-            )
+            try:
+                response = await self.client.conversations_history(
+                    channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200, cursor=cursor
+                )
+            except SlackApiError as exc:
+                if api_error(exc) not in LOOKUP_UNAVAILABLE:
+                    raise
+                log.warning("cannot read %s to look for %s: %s", channel, item.key, api_error(exc))
+                return None
             messages: list[dict[str, Any]] = response.get("messages", [])
             for message in messages:
                 meta = message.get("metadata") or {}
@@ -310,7 +350,7 @@ class Dispatcher:
                     and payload.get("release") == item.release_id
                     and payload.get("key") == item.key
                 ):
-                    return channel, message["ts"]
+                    return str(message["ts"])
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 break

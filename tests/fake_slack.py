@@ -67,14 +67,19 @@ class FakeSlack:
     def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
         return [a for a in self.of("chat.postMessage") if channel is None or a.get("channel") == channel]
 
+    @staticmethod
+    def im_of(user: str) -> str:
+        """The bot's direct-message channel with `user`, as conversations.open names it."""
+        return "D" + user[1:]
+
     def responses(self) -> list[dict[str, Any]]:
         return self.of("respond")
 
-    async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+    async def wait_for(self, method: str, count: int = 1, within: float = 5.0) -> list[dict[str, Any]]:
         """Wait until `method` was called at least `count` times."""
         assert self._changed is not None
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.of(method)) >= count), timeout)
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.of(method)) >= count), within)
         return self.of(method)
 
     # --- the server ---------------------------------------------------------------------------------------
@@ -102,6 +107,8 @@ class FakeSlack:
             for key in ("blocks", "metadata", "view"):
                 if isinstance(args.get(key), str):
                     args[key] = json.loads(args[key])
+        if request.method == "POST":
+            args = {**dict(request.query), **args}  # the SDK sends some methods' arguments as query parameters
         queued = self.fail.get(method)
         if queued:
             status, body = queued.pop(0)
@@ -116,6 +123,8 @@ class FakeSlack:
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T111", "team": "Test"}
         if method == "chat.postMessage":
             channel = self.channels.get(str(args["channel"]).lstrip("#"), str(args["channel"]))
+            if channel[:1] in {"U", "W"}:
+                channel = self.im_of(channel)  # Slack answers a post to a user with the DM channel's ID
             ts = f"{1700000000 + next(self._ts)}.000100"
             message = {
                 "ts": ts,
@@ -151,5 +160,5 @@ class FakeSlack:
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": "1.1"}
         if method == "conversations.open":
-            return {"ok": True, "channel": {"id": "D" + str(args.get("users", "X"))[1:]}}
+            return {"ok": True, "channel": {"id": self.im_of(str(args["users"]))}}
         return {"ok": True}

@@ -35,4 +35,4 @@ def test_manifest_enables_what_the_app_uses() -> None:
     assert m["features"]["app_home"]["home_tab_enabled"] is True
     assert set(m["settings"]["event_subscriptions"]["bot_events"]) == {e.value for e in Event}
     scopes = set(m["oauth_config"]["scopes"]["bot"])
-    assert {"commands", "chat:write", "usergroups:read", "channels:history", "channels:read"} <= scopes
+    assert {"commands", "chat:write", "usergroups:read", "channels:history", "channels:read", "im:history"} <= scopes

@@ -423,3 +423,75 @@ async def test_a_group_that_cannot_be_expanded_is_mentioned_in_the_war_room(
     assert len(room) == 2, "the page notice and the group's own copy, both in the war room"
     assert any("You are paged" in json.dumps(p["blocks"]) for p in room)
     assert not fake_slack.posts("S0ONCALL")
+
+
+class Killed(Exception):
+    """The process dies between a Slack call and the commit that records it."""
+
+
+def crash_recording(monkeypatch: pytest.MonkeyPatch, keys: str) -> Any:
+    """Make recording a sent outbox item whose key contains `keys` fail; returns the real function."""
+    real_finish = repo.finish_item
+
+    async def finish(**kwargs: Any) -> bool:
+        if kwargs["status"] == "sent":
+            items = await repo.outbox(session=kwargs["session"])
+            if any(i.id == kwargs["item_id"] and keys in i.key for i in items):
+                raise Killed
+        return await real_finish(**kwargs)
+
+    monkeypatch.setattr(repo, "finish_item", finish)
+    return real_finish
+
+
+async def page_items(slack: SlackDriver, release_id: str, part: str) -> list[repo.OutboxItem]:
+    async with slack.runtime.service.sessions() as session:
+        return [i for i in await repo.outbox(session=session, release_id=release_id) if part in i.key]
+
+
+async def test_a_page_dm_sent_but_not_recorded_is_found_in_the_dm_and_not_sent_again(
+    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_finish = crash_recording(monkeypatch, ":dm:U0OC1")
+    await slack.command("/page", "1 payments API failing", user="U0RM")
+    monkeypatch.setattr(repo, "finish_item", real_finish)
+    assert dm_count(fake_slack, "U0OC1") == 1
+    [item] = await page_items(slack, "r1", ":dm:U0OC1")
+    assert item.status == "claimed"
+
+    await advance(slack, clock, 2)  # the claim is stale: look in the DM channel before sending again
+    assert dm_count(fake_slack, "U0OC1") == 1
+    assert "D0OC1" in {c["channel"] for c in fake_slack.of("conversations.history")}
+    [item] = await page_items(slack, "r1", ":dm:U0OC1")
+    assert item.status == "sent" and item.ts and item.channel_id == "D0OC1"
+
+
+async def test_group_members_already_paged_are_not_paged_again_after_a_lost_commit(
+    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_slack.groups["S0ONCALL"] = ["U0A", "U0B"]
+    await load_group_plan(slack)
+    real_finish = crash_recording(monkeypatch, ":dm:S0ONCALL")
+    await slack.command("/page", "1 db down", user="U0RM", channel="C0WAR2", channel_name="war2")
+    monkeypatch.setattr(repo, "finish_item", real_finish)
+    assert dm_count(fake_slack, "U0A") == 1 and dm_count(fake_slack, "U0B") == 1
+
+    await advance(slack, clock, 2)  # stale: each member's DM channel is read before sending again
+    assert dm_count(fake_slack, "U0A") == 1 and dm_count(fake_slack, "U0B") == 1
+    assert {"D0A", "D0B"} <= {c["channel"] for c in fake_slack.of("conversations.history")}
+    [item] = await page_items(slack, "r2", ":dm:S0ONCALL")
+    assert item.status == "sent"
+
+
+async def test_when_the_dm_cannot_be_read_the_page_is_sent_again_rather_than_lost(
+    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_finish = crash_recording(monkeypatch, ":dm:U0OC1")
+    await slack.command("/page", "1 payments API failing", user="U0RM")
+    monkeypatch.setattr(repo, "finish_item", real_finish)
+    fake_slack.fail["conversations.history"] = [(200, {"ok": False, "error": "missing_scope"})]
+
+    await advance(slack, clock, 2)
+    assert dm_count(fake_slack, "U0OC1") == 2
+    [item] = await page_items(slack, "r1", ":dm:U0OC1")
+    assert item.status == "sent"
