@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -36,6 +37,8 @@ class FakeSlack:
     hold: asyncio.Event | None = None
     held: frozenset[str] = frozenset()
     """Calls to the `held` methods wait for `hold` before being recorded and answered."""
+    waiting: list[str] = field(default_factory=list)
+    """Methods of the calls that started waiting for `hold`."""
 
     async def start(self) -> FakeSlack:
         app = web.Application()
@@ -77,17 +80,26 @@ class FakeSlack:
 
     async def wait_for(self, method: str, count: int = 1, within: float = 5.0) -> list[dict[str, Any]]:
         """Wait until `method` was called at least `count` times."""
+        await self.wait_until(lambda: len(self.of(method)) >= count, within)
+        return self.of(method)
+
+    async def wait_until(self, condition: Callable[[], bool], within: float = 5.0) -> None:
+        """Wait until `condition` holds, checking it after every recorded call."""
         assert self._changed is not None
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.of(method)) >= count), within)
-        return self.of(method)
+            await asyncio.wait_for(self._changed.wait_for(condition), within)
 
     # --- the server ---------------------------------------------------------------------------------------
 
     async def _record(self, method: str, args: dict[str, Any]) -> None:
         if self.hold is not None and method in self.held:
+            self.waiting.append(method)
+            await self._notify()
             await self.hold.wait()
         self.calls.append(Call(method, args, time.time()))
+        await self._notify()
+
+    async def _notify(self) -> None:
         assert self._changed is not None
         async with self._changed:
             self._changed.notify_all()

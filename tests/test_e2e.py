@@ -3,10 +3,6 @@ client reaching SLACK_API_URL."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -15,67 +11,35 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from bot.app import build_runtime, socket_mode_handler
-from tests.conftest import ROOT, SIGNING_SECRET, make_settings, plan_text, sign
+from tests.bot_process import free_port, running_bot
+from tests.conftest import make_settings, plan_text, sign
 from tests.fake_slack import FakeSlack
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_warroom_run_serves_slack_in_http_mode(fake_slack: FakeSlack, tmp_path: Path) -> None:
     plan = tmp_path / "plan.yml"
     plan.write_text(plan_text())
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_"))},
-        "SLACK_BOT_TOKEN": "xoxb-e2e",
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake_slack.url,
-        "WARROOM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}",
-        "WARROOM_HOST": "127.0.0.1",
-        "WARROOM_PORT": str(port),
-    }
-    log = (tmp_path / "warroom.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "run", str(plan), env=env, cwd=ROOT, stdout=log, stderr=log
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                try:
-                    async with session.get(f"{base}/healthz") as response:
-                        if response.status == 200:
-                            assert (await response.json())["releases"] == ["r1"]
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert process.returncode is None, (tmp_path / "warroom.log").read_text()
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("warroom run did not become healthy")
-            form = {
-                "command": "/phase", "text": "done db-migration from the real program", "user_id": "U0DBA",
-                "channel_id": "C0WAR", "channel_name": "war", "team_id": "T111",
-                "response_url": fake_slack.webhook_url, "trigger_id": "1",
-            }  # fmt: skip
-            body = urlencode(form)
-            async with session.post(f"{base}/slack/events", data=body, headers=sign(body)) as response:
-                assert response.status == 200
-            reply = (await fake_slack.wait_for("respond", 1, within=10))[0]
-            assert "Database Migration: done" in reply["text"]
-            posts = await fake_slack.wait_for("chat.postMessage", 1, within=10)
-            assert any("from the real program" in str(p.get("blocks")) for p in posts)
-            async with session.get(f"{base}/metrics") as response:
-                assert 'warroom_commands_total{command="/phase",result="received"} 1.0' in await response.text()
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 15)
-        log.close()
-    assert process.returncode == 0, (tmp_path / "warroom.log").read_text()
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
+    async with (
+        running_bot(fake_slack, plan, database_url, tmp_path / "warroom.log") as bot,
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.get(f"{bot.base}/healthz") as response:
+            assert (await response.json())["releases"] == ["r1"]
+        form = {
+            "command": "/phase", "text": "done db-migration from the real program", "user_id": "U0DBA",
+            "channel_id": "C0WAR", "channel_name": "war", "team_id": "T111",
+            "response_url": fake_slack.webhook_url, "trigger_id": "1",
+        }  # fmt: skip
+        body = urlencode(form)
+        async with session.post(f"{bot.base}/slack/events", data=body, headers=sign(body)) as response:
+            assert response.status == 200
+        reply = (await fake_slack.wait_for("respond", 1, within=10))[0]
+        assert "Database Migration: done" in reply["text"]
+        posts = await fake_slack.wait_for("chat.postMessage", 1, within=10)
+        assert any("from the real program" in str(p.get("blocks")) for p in posts)
+        async with session.get(f"{bot.base}/metrics") as response:
+            assert 'warroom_commands_total{command="/phase",result="received"} 1.0' in await response.text()
 
 
 async def test_socket_mode_client_uses_slack_api_url(fake_slack: FakeSlack, database_url: str) -> None:
