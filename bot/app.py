@@ -99,6 +99,8 @@ class Runtime:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
+        # Drain first: stopping the scheduler cancels the pass it started, between a send and its record.
+        await self.dispatcher.drain()
         self.timekeeper.stop()
         await self.settle()
         await self.engine.dispose()

@@ -66,6 +66,7 @@ class Dispatcher:
     clock: Callable[[], datetime]
     process_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _draining: bool = False
 
     async def run_due(self) -> int:
         """Deliver everything due now and fire due timers; returns how many items were handled.
@@ -74,11 +75,22 @@ class Dispatcher:
         """
         handled = 0
         async with self._lock:
-            while True:
+            while not self._draining:
                 count = await self._fire_timers() + await self._deliver_batch()
                 handled += count
                 if not count:
-                    return handled
+                    break
+        return handled
+
+    async def drain(self, within: float = 30.0) -> None:
+        """Start no new pass and wait for the one in progress, so a shutdown leaves no claim unrecorded."""
+        self._draining = True
+        try:
+            async with asyncio.timeout(within):
+                await self._lock.acquire()
+            self._lock.release()
+        except TimeoutError:
+            log.warning("a delivery pass was still running after %.0fs; its claims will be checked at start", within)
 
     # --- timers ---------------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ never twice — also when the process dies between posting and recording it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -144,6 +145,26 @@ async def test_crash_between_posting_and_recording_does_not_post_twice(
     assert fake_slack.of("conversations.history")
     item = (await outbox(rt))["announcement:assembly"]
     assert item.status == "sent" and item.ts
+
+
+async def test_shutting_down_waits_for_the_send_in_progress_to_be_recorded(
+    fake_slack: FakeSlack, database_url: str, clock: Clock
+) -> None:
+    rt = await new_runtime(fake_slack, database_url, clock)
+    clock.set(ASSEMBLY)
+    fake_slack.hold, fake_slack.held = asyncio.Event(), frozenset({"chat.postMessage"})
+    delivering = asyncio.create_task(rt.dispatcher.run_due())
+    await fake_slack.wait_until(lambda: bool(fake_slack.waiting))  # the post is on its way to Slack
+    closing = asyncio.create_task(rt.close())
+    await asyncio.sleep(0.1)
+    cut_off = closing.done()
+    fake_slack.hold.set()
+    assert not cut_off, "shutdown must not cut a send off before it is recorded"
+    await asyncio.wait_for(closing, 10)
+    await delivering
+    assert await rt.dispatcher.run_due() == 0, "a drained dispatcher starts no new pass"
+    assert (await outbox(rt))["announcement:assembly"].status == "sent"
+    await rt.engine.dispose()
 
 
 async def test_a_stale_claim_that_never_reached_slack_is_sent(
