@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import Conflict, External, NotFound, Outcome, Release, UsageError
@@ -53,6 +54,19 @@ class Service:
     async def load(self, loaded: LoadedPlan) -> Outcome:
         """Create or update a release from its plan, keeping what already happened."""
         plan = loaded.plan
+        try:
+            outcome = await self._load_once(loaded)
+        except IntegrityError:
+            # A new release has no row to lock yet: when replicas start together, the one that inserts it
+            # second fails on the primary key. By now the row exists, so loading again takes its lock.
+            log.info("release %s was created by another process meanwhile; loading the plan into it", plan.id)
+            outcome = await self._load_once(loaded)
+        self.plans[plan.id] = plan
+        await self._after_commit(plan.id, outcome)
+        return outcome
+
+    async def _load_once(self, loaded: LoadedPlan) -> Outcome:
+        plan = loaded.plan
         now = self.clock()
         async with self.sessions() as session, session.begin():
             before = await repo.get_release(session=session, release_id=plan.id, lock=True)
@@ -68,8 +82,6 @@ class Service:
             await repo.append_events(session=session, release_id=plan.id, events=outcome.events)
             for hook in self.plan_loaded:
                 await hook(session, plan, outcome.release, now)
-        self.plans[plan.id] = plan
-        await self._after_commit(plan.id, outcome)
         return outcome
 
     async def run(self, release_id: str, decide: Decide) -> Outcome:
