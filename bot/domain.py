@@ -28,6 +28,11 @@ class ReleaseStatus(StrEnum):
 NOT_STARTED = frozenset({ReleaseStatus.SCHEDULED, ReleaseStatus.POSTPONED})
 """A release that may still be voted on and started."""
 
+GO_NO_GO = "go_no_go"
+"""Decision.kind of the go/no-go decision."""
+RESCHEDULED = "rescheduled"
+"""Outcome of the go/no-go Decision that ends an attempt: a postponed release was given a new window."""
+
 
 class PhaseStatus(StrEnum):
     PENDING = "pending"
@@ -189,6 +194,21 @@ class Release:
     def decision(self, kind: str) -> Decision | None:
         found = [d for d in self.decisions if d.kind == kind]
         return found[-1] if found else None
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first window; one more each time the release was postponed and given a new window."""
+        return 1 + sum(1 for d in self.decisions if d.kind == GO_NO_GO and d.outcome == RESCHEDULED)
+
+    def attempt_key(self, key: str) -> str:
+        """An outbox key for the current attempt; see `attempt_key`."""
+        return attempt_key(key, self.attempt)
+
+
+def attempt_key(key: str, attempt: int) -> str:
+    """The key of a message of the given attempt: the first keeps the plain key, later ones get a suffix,
+    so a message sent for an earlier window (a notice, the vote) is sent again for the new one."""
+    return key if attempt == 1 else f"{key}:attempt{attempt}"
 
 
 # --- timeline events and effects ---------------------------------------------------------------------------

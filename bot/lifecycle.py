@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.commands import ReleaseCommand, ReleaseVerb
 from bot.domain import (
+    GO_NO_GO,
     NOT_STARTED,
     SYSTEM,
     Actor,
@@ -32,7 +33,7 @@ from bot.permissions import Action, authorize
 from bot.plan import Plan
 from bot.rules import postpone_effects
 from bot.timers import timer_rule
-from bot.votes import GO_NO_GO, T0_TIMER, VOTE_KEY, VOTE_TIMERS, go_decision
+from bot.votes import T0_TIMER, VOTE_KEY, VOTE_TIMERS, go_decision
 from schedules.planned import planned_messages
 
 ACTIVE = {
@@ -80,11 +81,11 @@ def _close_vote(release: Release) -> tuple[Effect, ...]:
     """A release that moves on without a vote decision: stop the vote timers and take the buttons away."""
     effects: list[Effect] = [CancelTimer(key) for key in VOTE_TIMERS]
     if release.vote_opened_at is not None:
-        effects.append(Refresh(VOTE_KEY))
+        effects.append(Refresh(release.attempt_key(VOTE_KEY)))
     return tuple(effects)
 
 
-def _resume_schedule(plan: Plan, now: datetime) -> tuple[Effect, ...]:
+def _resume_schedule(release: Release, plan: Plan, now: datetime) -> tuple[Effect, ...]:
     """Bring back the plan's messages still to come that a No-Go cancelled (same keys: never twice)."""
     return tuple(
         Post(
@@ -96,7 +97,7 @@ def _resume_schedule(plan: Plan, now: datetime) -> tuple[Effect, ...]:
             grace_seconds=fields["grace_seconds"],
             kind=fields["kind"],
         )
-        for key, (due_at, fields) in planned_messages(plan).items()
+        for key, (due_at, fields) in planned_messages(plan, release.attempt).items()
         if due_at > now
     )
 
@@ -135,7 +136,7 @@ def start(release: Release, plan: Plan, actor: Actor, now: datetime, *, force_re
     effects: list[Effect] = [*_close_vote(release)]
     postponed = release.status is ReleaseStatus.POSTPONED
     if postponed:
-        effects += _resume_schedule(plan, now)
+        effects += _resume_schedule(release, plan, now)
     notice = {"by": actor.user_id, **({"forced": force_reason} if force_reason and data else {})}
     if now < release.window_start:
         # the plan's own T0 announcement still goes out at T0; tell the room now that it started early

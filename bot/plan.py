@@ -44,6 +44,7 @@ BUILTIN_TEMPLATES = (
     "final_status",
     "rollback_started",
     "postponed",
+    "rescheduled",
 )
 
 

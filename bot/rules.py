@@ -11,9 +11,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.domain import (
+    GO_NO_GO,
+    RESCHEDULED,
+    SYSTEM,
     Actor,
     CancelPosts,
     Conflict,
+    Decision,
     Effect,
     Event,
     NotFound,
@@ -70,7 +74,8 @@ def load_plan_into(existing: Release | None, plan: Plan, now: datetime) -> Outco
     """Create the release, or update it from a changed plan without losing what already happened.
 
     Phases keep their progress; new phases are added pending; a removed phase is dropped only if nothing
-    happened to it yet. A moved window moves every planned time.
+    happened to it yet. A moved window moves every planned time. A release postponed by a No-Go whose
+    window moves into the future is rescheduled: see `reschedule`.
     """
     fresh = release_from_plan(plan)
     if existing is None:
@@ -120,7 +125,44 @@ def load_plan_into(existing: Release | None, plan: Plan, now: datetime) -> Outco
     if updated == existing:
         return Outcome(existing)
     events = (Event("release.plan_updated", now, data=changes),) if changes else ()
-    return Outcome(replace(updated, revision=existing.revision + 1), events)
+    loaded = Outcome(replace(updated, revision=existing.revision + 1), events)
+    if existing.status is ReleaseStatus.POSTPONED and "window_start" in changes and fresh.window_start > now:
+        return reschedule(loaded, existing.window_start, now)
+    return loaded
+
+
+def reschedule(loaded: Outcome, previous_start: datetime, now: datetime) -> Outcome:
+    """A postponed release with a new window is a new attempt: scheduled again, with a fresh go/no-go vote.
+
+    The attempt's end is recorded as a go/no-go Decision (`rescheduled`), so the earlier No-Go stays in
+    the history but no longer decides; ballots are cleared; the plan's messages and the vote get keys of
+    the new attempt (see `Release.attempt_key`), so notices already sent for the old date go out again
+    for the new one. The war room and the announcements channel are told.
+    """
+    release = loaded.release
+    closing = Decision(
+        GO_NO_GO, RESCHEDULED, f"new window from {release.window_start:%Y-%m-%d %H:%M} UTC", SYSTEM.user_id, now
+    )
+    updated = replace(
+        release,
+        status=ReleaseStatus.SCHEDULED,
+        ballots=(),
+        decisions=(*release.decisions, closing),
+        vote_opened_at=None,
+        vote_channel=None,
+        vote_ts=None,
+    )
+    data = {
+        "previous_start": previous_start.isoformat(),
+        "start": updated.window_start.isoformat(),
+        "attempt": updated.attempt,
+    }
+    event = Event("release.rescheduled", now, SYSTEM.user_id, data=data)
+    effects = (
+        Post("war_room", "rescheduled", data, key=updated.attempt_key("release:rescheduled:war_room")),
+        Post("announcements", "rescheduled", data, key=updated.attempt_key("release:rescheduled:announcements")),
+    )
+    return Outcome(updated, (*loaded.events, event), effects)
 
 
 # --- phase commands ------------------------------------------------------------------------------------------

@@ -80,6 +80,9 @@ class Service:
                 plan_file=loaded.file,
             )
             await repo.append_events(session=session, release_id=plan.id, events=outcome.events)
+            await repo.apply_effects(
+                session=session, release_id=plan.id, effects=outcome.effects, now=now, seq=uuid.uuid4().hex[:12]
+            )
             for hook in self.plan_loaded:
                 await hook(session, plan, outcome.release, now)
         return outcome

@@ -16,7 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain import (
+    GO_NO_GO,
     NOT_STARTED,
+    RESCHEDULED,
     SYSTEM,
     Actor,
     Ballot,
@@ -38,9 +40,6 @@ from bot.permissions import Action, authorize
 from bot.plan import GoNoGoSpec, Plan
 from bot.rules import postpone_effects
 from bot.timers import timer_rule
-
-GO_NO_GO = "go_no_go"
-"""Decision.kind of the go/no-go decision."""
 
 AUTO_NO_GO_GRACE = timedelta(minutes=5)
 """Between the deadline reminder and the automatic No-Go (the reference: decide within 5 minutes)."""
@@ -158,8 +157,9 @@ def tally_votes(release: Release, plan: Plan) -> Tally:
 
 
 def go_decision(release: Release) -> Decision | None:
-    """The go/no-go decision, once there is one."""
-    return release.decision(GO_NO_GO)
+    """The go/no-go decision of the current attempt, once there is one."""
+    decision = release.decision(GO_NO_GO)
+    return None if decision is None or decision.outcome == RESCHEDULED else decision
 
 
 def vote_state(release: Release, plan: Plan) -> str:
@@ -203,7 +203,8 @@ def _require_undecided(release: Release) -> None:
         outcome = "Go" if decision.outcome == Vote.GO else "No-Go"
         raise Conflict(
             f"The go/no-go vote was decided {outcome} at {_fmt(decision.at)}; it can no longer change. "
-            "The final authority can still force a start with `/release start --force REASON`."
+            "The final authority can still force a start with `/release start --force REASON`; for a new "
+            "date, move the window in the plan and restart `warroom run` with it: a new vote opens then."
         )
     if release.status not in NOT_STARTED:
         raise Conflict(f"The release is already {release.status.value.replace('_', ' ')}; the vote is closed.")
@@ -223,7 +224,7 @@ def _open(release: Release, plan: Plan, actor: Actor, now: datetime) -> Outcome:
     updated = replace(release, vote_opened_at=now, vote_channel=plan.channel("war_room"), revision=release.revision + 1)
     by = "schedule" if actor is SYSTEM else actor.user_id
     event = Event("vote.opened", now, actor.user_id, data={"by": by, "voters": list(_spec(plan).voters)})
-    effects = (Post("war_room", "gonogo_vote", {}, key=VOTE_KEY), CancelTimer(OPEN_TIMER))
+    effects = (Post("war_room", "gonogo_vote", {}, key=release.attempt_key(VOTE_KEY)), CancelTimer(OPEN_TIMER))
     return Outcome(updated, (event,), effects, "The go/no-go vote is open in the war room.")
 
 
@@ -291,7 +292,10 @@ def cast_vote(release: Release, plan: Plan, actor: Actor, command: CastVote, now
     kind = "vote.changed" if previous is not None else "vote.cast"
     event = Event(kind, now, actor.user_id, ",".join(roles), data)
     voted = Outcome(
-        updated, (event,), (Refresh(VOTE_KEY),), f"Your vote: {label}. You may change it until the decision."
+        updated,
+        (event,),
+        (Refresh(release.attempt_key(VOTE_KEY)),),
+        f"Your vote: {label}. You may change it until the decision.",
     )
     tally = tally_votes(updated, plan)
     if tally.complete and tally.verdict is not None:
@@ -377,9 +381,9 @@ def _record(
         effects += postpone_effects(updated, now, f"the go/no-go decision was No-Go: {rationale}")
         effects += [CancelTimer(T0_TIMER), CancelTimer("rollback:decision_point")]
     effects += [
-        Post("war_room", "gonogo_decision", data, key=f"{DECISION_KEY}:war_room"),
-        Post("announcements", "gonogo_decision", data, key=f"{DECISION_KEY}:announcements"),
-        Refresh(VOTE_KEY),
+        Post("war_room", "gonogo_decision", data, key=release.attempt_key(f"{DECISION_KEY}:war_room")),
+        Post("announcements", "gonogo_decision", data, key=release.attempt_key(f"{DECISION_KEY}:announcements")),
+        Refresh(release.attempt_key(VOTE_KEY)),
         *(CancelTimer(key) for key in VOTE_TIMERS),
     ]
     if outcome is Vote.GO and now >= release.window_start:
@@ -433,12 +437,13 @@ def at_deadline(release: Release, plan: Plan, now: datetime, data: dict[str, Any
         "deadline": plan.at(_spec(plan).deadline).isoformat(),
     }
     effects: list[Effect] = [
-        Post(user, "gonogo_reminder", {**reminder, "dm": True}, key=f"{REMINDER_KEY}:{user}") for user in users
+        Post(user, "gonogo_reminder", {**reminder, "dm": True}, key=current.attempt_key(f"{REMINDER_KEY}:{user}"))
+        for user in users
     ]
     effects += [
-        Post("war_room", "gonogo_reminder", reminder, key=f"{REMINDER_KEY}:war_room"),
+        Post("war_room", "gonogo_reminder", reminder, key=current.attempt_key(f"{REMINDER_KEY}:war_room")),
         SetTimer(AUTO_NO_GO_TIMER, auto_at, "gonogo.auto_no_go"),
-        Refresh(VOTE_KEY),
+        Refresh(current.attempt_key(VOTE_KEY)),
     ]
     event = Event(
         "vote.reminded",
@@ -472,4 +477,4 @@ def auto_no_go(release: Release, plan: Plan, now: datetime, data: dict[str, Any]
 
 def vote_refresh(release: Release, plan: Plan) -> tuple[Effect, ...]:
     """For other rules (issues): refresh the open vote message, e.g. when a critical issue changes."""
-    return (Refresh(VOTE_KEY),) if vote_state(release, plan) == "open" else ()
+    return (Refresh(release.attempt_key(VOTE_KEY)),) if vote_state(release, plan) == "open" else ()

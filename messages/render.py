@@ -45,17 +45,22 @@ def _finalize(value: object) -> object:
     return slack_escape(value)
 
 
-def date_token(value: datetime | None, tz: str = "UTC", fmt: str = "{date_short_pretty} {time}") -> Markup:
-    """A Slack date token that shows each reader their own time; the fallback is in `tz`."""
+def date_token(value: datetime | str | None, tz: str = "UTC", fmt: str = "{date_short_pretty} {time}") -> Markup:
+    """A Slack date token that shows each reader their own time; the fallback is in `tz`.
+
+    Takes a datetime, or an ISO 8601 string with an offset as stored in a message's `data`.
+    """
     if value is None:
         return Markup("—")
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     local = value.astimezone(ZoneInfo(tz))
     pattern = "%H:%M " if fmt == "{time}" else "%a %d %b %Y %H:%M "
     fallback = local.strftime(pattern) + (local.tzname() or tz)
     return Markup(f"<!date^{int(value.timestamp())}^{fmt}|{fallback}>")
 
 
-def time_token(value: datetime | None, tz: str = "UTC") -> Markup:
+def time_token(value: datetime | str | None, tz: str = "UTC") -> Markup:
     return date_token(value, tz, "{time}")
 
 
@@ -192,6 +197,7 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             "contact": plan.release.contact,
             "started_at": release.started_at,
             "ended_at": release.ended_at,
+            "attempt": release.attempt,
         },
         "channels": dict(plan.channels),
         "people": roles,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import Release
+from bot.domain import Release, attempt_key
 from bot.plan import Plan
 from storage import repo
 
@@ -16,8 +16,12 @@ STATUS = "status:"
 INLINE = "inline"
 
 
-def planned_messages(plan: Plan) -> dict[str, tuple[datetime, dict[str, Any]]]:
-    """Every scheduled message of the plan: key → (due time, outbox fields)."""
+def planned_messages(plan: Plan, attempt: int = 1) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """Every scheduled message of the plan: key → (due time, outbox fields).
+
+    From a release's second attempt (a new window after a No-Go) the keys carry the attempt, so the
+    notices go out again for the new date; see `Release.attempt_key`.
+    """
     out: dict[str, tuple[datetime, dict[str, Any]]] = {}
     grace = int(plan.grace.total_seconds())
     for index, spec in enumerate(plan.announcements):
@@ -41,15 +45,13 @@ def planned_messages(plan: Plan) -> dict[str, tuple[datetime, dict[str, Any]]]:
                 "grace_seconds": status_grace,
             }
             out[f"{STATUS}{at:%Y%m%dT%H%M%SZ}"] = (at, fields)
-    return out
+    return {attempt_key(key, attempt): value for key, value in out.items()}
 
 
 async def sync_schedule(session: AsyncSession, plan: Plan, release: Release, now: datetime) -> None:
     """Add the plan's messages to the outbox; move those not yet sent when the plan's times changed."""
-    wanted = planned_messages(plan)
-    await repo.reschedule_pending(
-        session=session, release_id=plan.id, wanted=wanted, prefixes=(ANNOUNCEMENT, STATUS), now=now
-    )
+    wanted = planned_messages(plan, release.attempt)
+    await repo.reschedule_pending(session=session, release_id=plan.id, wanted=wanted, prefixes=(ANNOUNCEMENT, STATUS))
     for key, (due_at, fields) in wanted.items():
         await repo.enqueue(
             session=session,

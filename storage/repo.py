@@ -376,16 +376,15 @@ async def reschedule_pending(
     release_id: str,
     wanted: dict[str, tuple[datetime, dict[str, Any]]],
     prefixes: tuple[str, ...],
-    now: datetime,
 ) -> int:
     """Move scheduled posts not yet sent (key starting with one of `prefixes`) to their new times.
 
     `wanted` maps key → (due_at, fields). Pending keys no longer wanted are cancelled; a cancelled post
-    (a postponed release) whose time moved into the future is pending again. Returns how many moved.
+    stays cancelled (a rescheduled release gets new keys instead). Returns how many moved.
     """
     rows = (
         await session.scalars(
-            select(OutboxRow).where(OutboxRow.release_id == release_id, OutboxRow.status.in_(("pending", "cancelled")))
+            select(OutboxRow).where(OutboxRow.release_id == release_id, OutboxRow.status == "pending")
         )
     ).all()
     moved = 0
@@ -393,17 +392,12 @@ async def reschedule_pending(
         if not row.key.startswith(prefixes):
             continue
         if row.key not in wanted:
-            if row.status == "pending":
-                row.status = "cancelled"
-                row.error = "no longer in the plan"
+            row.status = "cancelled"
+            row.error = "no longer in the plan"
             continue
         due_at, fields = wanted[row.key]
         if row.due_at == due_at:
             continue
-        if row.status == "cancelled":
-            if due_at <= now:
-                continue
-            row.status, row.error, row.attempts = "pending", "", 0
         row.due_at = due_at
         moved += 1
         for name, value in fields.items():

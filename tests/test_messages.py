@@ -45,6 +45,7 @@ def test_every_template_renders_to_valid_block_kit(name: str, example: str) -> N
         "text": "ok",
         "region": "region1",
         "reason": "why",
+        "previous_start": (T0 - timedelta(days=7)).isoformat(),
     }
     for delayed in (False, True):
         message = render(plan, name, release, T0 + timedelta(minutes=45), data, delayed=delayed)

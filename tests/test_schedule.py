@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from bot.app import Runtime, build_runtime
-from bot.domain import Actor, ReleaseStatus
+from bot.domain import Actor, ReleaseStatus, Vote
 from bot.lifecycle import start
 from bot.plan import parse_plan
 from bot.service import LoadedPlan
+from bot.votes import CastVote, DecideVote, cast_vote, decide
 from messages import blocks as bk
 from storage import repo
 from tests.conftest import T0, Clock, make_settings, plan_text
@@ -304,3 +305,53 @@ async def test_a_timer_that_already_fired_is_not_run_again_when_the_plan_is_load
         pending = {t.key for t in await repo.timers(session=session, release_id="r1")}
     assert "release:t0" not in pending
     await second.close()
+
+
+async def test_after_a_no_go_a_new_window_runs_the_go_live_again(
+    rt: Runtime, fake_slack: FakeSlack, clock: Clock
+) -> None:
+    clock.set(T0 - timedelta(minutes=30))
+    await rt.dispatcher.run_due()  # the vote opens on its timer
+    assert len(posts_with_key(fake_slack, "gonogo:vote")) == 1
+    no_go = DecideVote(Vote.NO_GO, "backup not verified")
+    await rt.service.run("r1", lambda r, p, now: decide(r, p, VP, no_go, now))
+    await rt.dispatcher.run_due()
+    assert any("Deployment postponed" in p["text"] for p in fake_slack.posts("C0ANN"))
+
+    clock.set(T0 + timedelta(hours=1))  # the team agrees on a new date and restarts the bot with it
+    new_t0 = T0 + timedelta(days=7, hours=2)
+    text = plan_text(start=new_t0)
+    await rt.service.load(LoadedPlan(parse_plan(text, "test.yml"), text, "test.yml"))
+    await rt.dispatcher.run_due()
+    for channel in ("war_room", "announcements"):
+        [notice] = posts_with_key(fake_slack, f"release:rescheduled:{channel}:attempt2")
+        assert notice["text"].startswith("Go-live rescheduled") and "earlier decision no longer applies" in str(
+            notice["blocks"]
+        )
+        bk.validate(notice["blocks"])
+    items = await outbox(rt)
+    assert items["announcement:advance:attempt2"].due_at == new_t0 - timedelta(days=7)
+    assert items["announcement:start"].status == "cancelled"  # the old date's T0 notice never goes out
+
+    clock.set(new_t0 - timedelta(days=7))
+    await rt.dispatcher.run_due()
+    assert len(posts_with_key(fake_slack, "announcement:advance:attempt2")) == 1, "T-7d again, for the new date"
+
+    clock.set(new_t0 - timedelta(minutes=30))
+    await rt.dispatcher.run_due()
+    assert len(posts_with_key(fake_slack, "gonogo:vote:attempt2")) == 1, "a new vote opens on the new window"
+    plan = rt.service.plan("r1")
+    for user in ("U0RM", "U0DEV", "U0DBA", "U0QA"):
+        voter = Actor(user, plan.role_of_person[user])
+        await rt.service.run("r1", lambda r, p, now, a=voter: cast_vote(r, p, a, CastVote(Vote.GO), now))
+    await rt.dispatcher.run_due()
+    assert len(posts_with_key(fake_slack, "gonogo:decision:announcements:attempt2")) == 1
+
+    clock.set(new_t0)
+    await rt.dispatcher.run_due()
+    release = await rt.service.get("r1")
+    assert release.status is ReleaseStatus.IN_PROGRESS and release.attempt == 2
+    assert len(posts_with_key(fake_slack, "announcement:start:attempt2")) == 1
+    assert posts_with_key(fake_slack, "announcement:start") == []
+    kinds = [e.kind for e in await timeline(rt)]
+    assert kinds.index("vote.decided") < kinds.index("release.rescheduled") < kinds.index("release.started")

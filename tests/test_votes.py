@@ -29,7 +29,7 @@ from bot.domain import (
 )
 from bot.gonogo_commands import parse_gonogo
 from bot.plan import Plan, parse_plan
-from bot.rules import release_from_plan
+from bot.rules import load_plan_into, release_from_plan
 from bot.service import LoadedPlan, Service
 from bot.votes import (
     AUTO_NO_GO_GRACE,
@@ -41,6 +41,7 @@ from bot.votes import (
     auto_no_go,
     cast_vote,
     decide,
+    go_decision,
     open_at_time,
     open_vote,
     tally_votes,
@@ -237,6 +238,67 @@ def test_no_go_postpones_and_cancels_what_comes_after_t0(plan: Plan) -> None:
         ("announcements", "gonogo_decision"),
     } <= posts
     assert CancelTimer("release:t0") in result.effects and CancelTimer("gonogo:deadline") in result.effects
+
+
+# --- a new window after a No-Go ------------------------------------------------------------------------------
+
+NEXT_WEEK = T0 + timedelta(days=7)
+
+
+def no_go(plan: Plan) -> Release:
+    release = vote(opened(plan), plan, "U0DBA", N, "backup not verified").release
+    return decide(release, plan, actor(plan, "U0VP"), DecideVote(N, "backup not verified"), OPENED).release
+
+
+def test_a_new_window_after_a_no_go_starts_a_new_attempt_with_a_fresh_vote(plan: Plan) -> None:
+    postponed = no_go(plan)
+    assert postponed.status is ReleaseStatus.POSTPONED and postponed.attempt == 1
+    moved = parse_plan(plan_text(start=NEXT_WEEK), "test.yml")
+    result = load_plan_into(postponed, moved, OPENED + timedelta(hours=1))
+    release = result.release
+    assert release.status is ReleaseStatus.SCHEDULED and release.window_start == NEXT_WEEK
+    assert release.attempt == 2 and release.ballots == () and release.vote_opened_at is None
+    assert go_decision(release) is None and vote_state(release, moved) == "pending"
+    assert [d.outcome for d in release.decisions] == ["no_go", "rescheduled"], "the No-Go stays in the history"
+    [event] = [e for e in result.events if e.kind == "release.rescheduled"]
+    assert event.data == {"previous_start": T0.isoformat(), "start": NEXT_WEEK.isoformat(), "attempt": 2}
+    posts = {(e.channel, e.template, e.key) for e in result.effects if isinstance(e, Post)}
+    assert posts == {
+        ("war_room", "rescheduled", "release:rescheduled:war_room:attempt2"),
+        ("announcements", "rescheduled", "release:rescheduled:announcements:attempt2"),
+    }
+
+
+def test_the_new_attempt_votes_and_decides_under_its_own_keys(plan: Plan) -> None:
+    moved = parse_plan(plan_text(start=NEXT_WEEK), "test.yml")
+    release = load_plan_into(no_go(plan), moved, OPENED + timedelta(hours=1)).release
+    opening = open_at_time(release, moved, NEXT_WEEK - timedelta(minutes=30), {})
+    assert Post("war_room", "gonogo_vote", {}, key="gonogo:vote:attempt2") in opening.effects
+    release = opening.release
+    for user in VOTERS.values():
+        cast = vote(release, moved, user, G, at=NEXT_WEEK - timedelta(minutes=20))
+        release = cast.release
+    assert go_decision(release) is not None and go_decision(release).outcome == "go"  # type: ignore[union-attr]
+    assert "gonogo:decision:war_room:attempt2" in {e.key for e in cast.effects if isinstance(e, Post)}
+    assert Refresh("gonogo:vote:attempt2") in cast.effects
+    assert release.status is ReleaseStatus.SCHEDULED
+
+
+@pytest.mark.parametrize(
+    ("status", "start", "expected"),
+    [
+        (ReleaseStatus.POSTPONED, T0 - timedelta(days=1), ReleaseStatus.POSTPONED),  # into the past: no
+        (ReleaseStatus.SCHEDULED, NEXT_WEEK, ReleaseStatus.SCHEDULED),  # not postponed: a plain move
+        (ReleaseStatus.ABORTED, NEXT_WEEK, ReleaseStatus.ABORTED),  # called off stays called off
+    ],
+)
+def test_only_a_postponed_release_moved_into_the_future_is_rescheduled(
+    plan: Plan, status: ReleaseStatus, start: datetime, expected: ReleaseStatus
+) -> None:
+    release = replace(no_go(plan), status=status)
+    result = load_plan_into(release, parse_plan(plan_text(start=start), "test.yml"), OPENED + timedelta(hours=1))
+    assert result.release.status is expected and result.release.attempt == 1
+    assert not [e for e in result.events if e.kind == "release.rescheduled"]
 
 
 def test_go_after_t0_starts_the_release_through_the_t0_rule(plan: Plan) -> None:
