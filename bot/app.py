@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 # imported for what they register: timer rules (T0, the ladder, the vote) and Python-built messages
+import bot.evaluation
 import bot.lifecycle
 import bot.paging
 import bot.votes  # noqa: F401 - see above

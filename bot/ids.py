@@ -23,6 +23,8 @@ class ActionId(StrEnum):
     VOTE_DECIDE = "vote_decide"
     ROLLBACK_CONTINUE = "rollback_continue"
     ROLLBACK_EXECUTE = "rollback_execute"
+    EVALUATION_CONTINUE = "rollback_evaluation_continue"
+    EVALUATION_EXECUTE = "rollback_evaluation_execute"
 
 
 class CallbackId(StrEnum):

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from bot import evaluation
 from bot.domain import (
     Actor,
     Conflict,
@@ -27,6 +28,7 @@ from bot.domain import (
     Severity,
     UsageError,
 )
+from bot.lifecycle import evaluation_key, pending_evaluations
 from bot.paging import climb, level_name, level_spec, levels, open_page, stop_pages_for_issue
 from bot.permissions import Action, authorize
 from bot.plan import Plan
@@ -353,6 +355,12 @@ def report_issue(release: Release, plan: Plan, actor: Actor, command: ReportIssu
             reply += f" Critical: escalation level {first.level} is paged now."
         else:
             reply += " Critical, but the plan has no escalation levels: page people with `/page ROLE REASON`."
+        asked = evaluation.ask(updated, issue, now)
+        if asked.effects:
+            updated = asked.release
+            events += asked.events
+            effects += asked.effects
+            reply += " The release manager is asked in the war room: continue or roll back?"
     return Outcome(updated, tuple(events), tuple(effects), reply)
 
 
@@ -442,6 +450,8 @@ def resolve_issue(release: Release, plan: Plan, actor: Actor, command: ResolveIs
     ]
     if issue.severity is Severity.CRITICAL:
         effects.extend(vote_refresh(stopped.release, plan))  # the vote shows open critical issues live
+    if issue.number in pending_evaluations(release):
+        effects.append(Refresh(evaluation_key(issue.number)))  # the prompt shows the issue is resolved
     return Outcome(stopped.release, (event, *stopped.events), tuple(effects), f"Issue #{issue.number} is resolved.")
 
 

@@ -47,6 +47,8 @@ ROLLBACK_PROMPT_KEY = "rollback:prompt"
 ROLLBACK_POINT = "rollback_point"
 """Decision.kind of the answer to the decision-point prompt (`continue` or `rollback`)."""
 DEFAULT_POINT_REASON = "Rolled back at the rollback decision point"
+ASKED = "asked"
+"""Outcome of the Decision that records a rollback evaluation was asked for (answered ones follow it)."""
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 __all__ = ["GO_NO_GO", "change_release", "go_decided"]
@@ -261,7 +263,31 @@ def _point_reached(plan: Plan, now: datetime) -> bool:
 
 
 def _refresh_prompt(release: Release, plan: Plan, now: datetime) -> tuple[Effect, ...]:
-    return (Refresh(ROLLBACK_PROMPT_KEY),) if _point_reached(plan, now) else ()
+    """Re-render the rollback prompts still waiting for an answer: the decision point and critical issues."""
+    point = (Refresh(ROLLBACK_PROMPT_KEY),) if _point_reached(plan, now) else ()
+    return point + tuple(Refresh(evaluation_key(n)) for n in pending_evaluations(release))
+
+
+# --- rollback evaluations of critical issues (asked and answered in bot.evaluation) --------------------------
+
+
+def evaluation_kind(issue_number: int) -> str:
+    """Decision.kind of the rollback evaluation of a critical issue: `asked`, then `continue` or `rollback`."""
+    return f"rollback_eval:{issue_number}"
+
+
+def evaluation_key(issue_number: int) -> str:
+    """The outbox key of the evaluation prompt in the war room (and of its timer)."""
+    return f"rollback:evaluation:{issue_number}"
+
+
+def pending_evaluations(release: Release) -> tuple[int, ...]:
+    """Critical issues whose rollback evaluation was asked and not answered yet."""
+    latest: dict[str, str] = {}
+    for decision in release.decisions:
+        if decision.kind.startswith("rollback_eval:"):
+            latest[decision.kind] = decision.outcome
+    return tuple(int(kind.split(":")[1]) for kind, outcome in latest.items() if outcome == ASKED)
 
 
 @timer_rule("rollback.decision_point")

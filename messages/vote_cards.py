@@ -10,9 +10,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bot.domain import Ballot, Release, ReleaseStatus, Severity, Vote
+from bot.domain import Ballot, Decision, IssueStatus, Release, ReleaseStatus, Severity, Vote
 from bot.ids import ActionId, BlockId, CallbackId
-from bot.lifecycle import ROLLBACK_POINT
+from bot.lifecycle import ASKED, ROLLBACK_POINT, evaluation_kind
 from bot.plan import Plan
 from bot.rules import status_colour
 from bot.votes import AUTO_NO_GO_GRACE, go_decision, role_title, tally_votes, vote_state
@@ -191,55 +191,98 @@ def reminder_message(plan: Plan, release: Release, now: datetime, data: dict[str
 @builder("rollback_prompt")
 def rollback_prompt(plan: Plan, release: Release, now: datetime, data: dict[str, Any]) -> Message:
     """At the decision point: continue or roll back? The release manager answers with a button."""
-    tz = release.timezone
+    blocks: list[dict[str, Any]] = [
+        bk.header(f"Rollback decision point: {release.name} {release.version}"),
+        *_question(plan, release, now),
+        *_choice(
+            release,
+            release.decision(ROLLBACK_POINT),
+            (ActionId.ROLLBACK_CONTINUE, ActionId.ROLLBACK_EXECUTE),
+            release.id,
+            "“at the decision point”",
+        ),
+    ]
+    return bk.message(blocks, f"Rollback decision point for {release.name} {release.version}: continue or roll back?")
+
+
+@builder("rollback_evaluation")
+def rollback_evaluation(plan: Plan, release: Release, now: datetime, data: dict[str, Any]) -> Message:
+    """A critical issue during the deployment: continue (fix forward) or roll back? Decide within 5 minutes."""
+    number = int(data["issue"])
+    issue = release.issue(number)
+    decision = release.decision(evaluation_kind(number))
+    answered = decision if decision is not None and decision.outcome != ASKED else None
+    title = f"Critical issue #{number}: continue or roll back?"
+    blocks: list[dict[str, Any]] = [bk.header(title)]
+    if issue is not None:
+        where = issue.component + (f" / {issue.region}" if issue.region else "")
+        state = (
+            f"resolved by {_who(issue.resolved_by or '')} at {time_token(issue.resolved_at, release.timezone)}"
+            if issue.status is IssueStatus.RESOLVED
+            else "open"
+        )
+        blocks.append(bk.section(f"*{slack_escape(where)}*: {slack_escape(issue.impact)}\n*Issue:* {state}"))
+    blocks += _question(plan, release, now)
+    blocks += _choice(
+        release,
+        answered,
+        (ActionId.EVALUATION_CONTINUE, ActionId.EVALUATION_EXECUTE),
+        f"{release.id}:{number}",
+        f"“critical issue #{number}”",
+    )
+    return bk.message(blocks, f"{title} ({release.name} {release.version})")
+
+
+def _question(plan: Plan, release: Release, now: datetime) -> list[dict[str, Any]]:
     colour, reason = status_colour(release, now)
     managers = mentions(plan.members(["release_manager"]))
     triggers = "\n".join(f"• {slack_escape(t)}" for t in plan.rollback.triggers) or "• (none listed in the plan)"
-    blocks: list[dict[str, Any]] = [
-        bk.header(f"Rollback decision point: {release.name} {release.version}"),
+    return [
         bk.section(
             f"{managers}: continue the deployment or roll back? "
             f"Status {COLOUR_ICONS[colour.value]} *{colour.value}* ({slack_escape(reason)})."
         ),
         bk.section(f"*Roll back if any of these holds:*\n{triggers}"),
     ]
-    answered = release.decision(ROLLBACK_POINT)
+
+
+def _choice(
+    release: Release, answered: Decision | None, actions: tuple[ActionId, ActionId], value: str, recorded: str
+) -> list[dict[str, Any]]:
+    """The answer once given; the Continue / Roll back buttons while the release is in progress."""
     if answered is not None:
         label = "Continue" if answered.outcome == "continue" else "Roll back"
-        blocks.append(
+        return [
             bk.section(
-                f"*Answered: {label}* by {_who(answered.decided_by)} at {time_token(answered.at, tz)} — "
+                f"*Answered: {label}* by {_who(answered.decided_by)} at {time_token(answered.at, release.timezone)} — "
                 f"{slack_escape(answered.rationale)}"
             )
-        )
-    elif release.status in {ReleaseStatus.ROLLING_BACK, ReleaseStatus.ROLLED_BACK}:
-        blocks.append(bk.section("*Rolled back* (see the rollback notice)."))
-    elif release.status is ReleaseStatus.IN_PROGRESS:
-        confirm = {
-            "title": {"type": "plain_text", "text": "Roll back now?"},
-            "text": {
-                "type": "mrkdwn",
-                "text": "The war room and announcements are told, the status turns Red. "
-                "The reason recorded is “at the decision point”; "
-                "for another, use `/release rollback REASON`.",
-            },
-            "confirm": {"type": "plain_text", "text": "Roll back"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-            "style": "danger",
-        }
-        blocks.append(bk.context("Release manager authority · decide within 5 minutes."))
-        blocks.append(
-            bk.actions(
-                [
-                    bk.button("Continue", ActionId.ROLLBACK_CONTINUE, release.id, style="primary"),
-                    bk.button("Roll back", ActionId.ROLLBACK_EXECUTE, release.id, style="danger", confirm=confirm),
-                ],
-                block_id=BlockId.ROLLBACK_ACTIONS,
-            )
-        )
-    else:
-        blocks.append(bk.section(f"Closed: the release is {release.status.value.replace('_', ' ')}."))
-    return bk.message(blocks, f"Rollback decision point for {release.name} {release.version}: continue or roll back?")
+        ]
+    if release.status in {ReleaseStatus.ROLLING_BACK, ReleaseStatus.ROLLED_BACK}:
+        return [bk.section("*Rolled back* (see the rollback notice).")]
+    if release.status is not ReleaseStatus.IN_PROGRESS:
+        return [bk.section(f"Closed: the release is {release.status.value.replace('_', ' ')}.")]
+    confirm = {
+        "title": {"type": "plain_text", "text": "Roll back now?"},
+        "text": {
+            "type": "mrkdwn",
+            "text": "The war room and announcements are told, the status turns Red. "
+            f"The reason recorded is {recorded}; for another, use `/release rollback REASON`.",
+        },
+        "confirm": {"type": "plain_text", "text": "Roll back"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+        "style": "danger",
+    }
+    return [
+        bk.context("Release manager authority · decide within 5 minutes."),
+        bk.actions(
+            [
+                bk.button("Continue", actions[0], value, style="primary"),
+                bk.button("Roll back", actions[1], value, style="danger", confirm=confirm),
+            ],
+            block_id=BlockId.ROLLBACK_ACTIONS,
+        ),
+    ]
 
 
 # --- modals -------------------------------------------------------------------------------------------------
