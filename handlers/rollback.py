@@ -3,6 +3,7 @@ decision point, and after a critical issue during the deployment."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -16,10 +17,24 @@ from handlers.deps import Deps
 
 
 def register(app: AsyncApp) -> None:
-    app.action(ActionId.ROLLBACK_CONTINUE)(on_rollback_continue)
-    app.action(ActionId.ROLLBACK_EXECUTE)(on_rollback_execute)
-    app.action(ActionId.EVALUATION_CONTINUE)(on_evaluation_continue)
-    app.action(ActionId.EVALUATION_EXECUTE)(on_evaluation_execute)
+    app.action(ActionId.ROLLBACK_CONTINUE)(_button(_answer, PointChoice.CONTINUE))
+    app.action(ActionId.ROLLBACK_EXECUTE)(_button(_answer, PointChoice.ROLLBACK))
+    app.action(ActionId.EVALUATION_CONTINUE)(_button(_evaluate, PointChoice.CONTINUE))
+    app.action(ActionId.EVALUATION_EXECUTE)(_button(_evaluate, PointChoice.ROLLBACK))
+
+
+Answer = Callable[[dict[str, Any], AsyncRespond, Deps, PointChoice], Awaitable[None]]
+
+
+def _button(run: Answer, choice: PointChoice) -> Callable[..., Awaitable[None]]:
+    """A listener that acknowledges the click, then records `choice` (Bolt passes arguments by name)."""
+
+    async def listener(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, deps: Deps) -> None:
+        await ack()
+        await run(body, respond, deps, choice)
+
+    listener.__name__ = f"on_{run.__name__.strip('_')}_{choice.value}"
+    return listener
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -42,23 +57,3 @@ async def _evaluate(body: dict[str, Any], respond: AsyncRespond, deps: Deps, cho
     command = AnswerEvaluation(number, choice)
     outcome = await deps.service.run(release_id, lambda r, p, now: answer(r, p, actor, command, now))
     await respond(response_type="ephemeral", replace_original=False, text=outcome.reply)
-
-
-async def on_rollback_continue(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, deps: Deps) -> None:
-    await ack()
-    await _answer(body, respond, deps, PointChoice.CONTINUE)
-
-
-async def on_rollback_execute(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, deps: Deps) -> None:
-    await ack()
-    await _answer(body, respond, deps, PointChoice.ROLLBACK)
-
-
-async def on_evaluation_continue(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, deps: Deps) -> None:
-    await ack()
-    await _evaluate(body, respond, deps, PointChoice.CONTINUE)
-
-
-async def on_evaluation_execute(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, deps: Deps) -> None:
-    await ack()
-    await _evaluate(body, respond, deps, PointChoice.ROLLBACK)
