@@ -10,10 +10,16 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.plan import Plan, PlanError, load_plan
 from bot.settings import Settings, SettingsError, load_settings
 from bot.timeparse import format_duration
+
+if TYPE_CHECKING:
+    from bot.service import Service
+
+log = logging.getLogger("warroom")
 
 
 def _load_all(paths: Sequence[str]) -> list[tuple[Plan, str, str]]:
@@ -34,6 +40,12 @@ class _Problems(Exception):
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
+
+
+def _problem_lines(exc: PlanError) -> list[str]:
+    """Every `file:line: message` of a failed `_load_all`."""
+    cause = exc.__cause__
+    return cause.lines if isinstance(cause, _Problems) else [str(exc)]
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -82,14 +94,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         plans = _load_all(args.plans)
     except PlanError as exc:
-        cause = exc.__cause__
-        for line in cause.lines if isinstance(cause, _Problems) else [str(exc)]:
+        for line in _problem_lines(exc):
             print(line, file=sys.stderr)
         return 1
-    return asyncio.run(_run(settings, plans))
+    return asyncio.run(_run(settings, plans, args.plans))
 
 
-async def _run(settings: Settings, plans: list[tuple[Plan, str, str]]) -> int:
+async def _run(settings: Settings, plans: list[tuple[Plan, str, str]], paths: Sequence[str]) -> int:
     from bot.app import build_runtime, serve
     from bot.service import LoadedPlan
 
@@ -100,8 +111,36 @@ async def _run(settings: Settings, plans: list[tuple[Plan, str, str]]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        task = loop.create_task(_reload(runtime.service, paths))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     await serve(runtime, stop)
     return 0
+
+
+async def _reload(service: Service, paths: Sequence[str]) -> None:
+    """SIGHUP: read the plan files again and load them, as a restart would; a plan with problems changes
+    nothing (each problem is logged as `file:line: message`)."""
+    from bot.service import LoadedPlan
+
+    try:
+        plans = _load_all(paths)
+    except PlanError as exc:
+        for line in _problem_lines(exc):
+            log.error("plan reload refused: %s", line)
+        return
+    for plan, source, file in plans:
+        try:
+            await service.load(LoadedPlan(plan, source, file))
+        except Exception:
+            log.exception("reloading %s failed; the release keeps its previous plan", file)
+            continue
+    log.info("plans reloaded: %s", ", ".join(plan.id for plan, _, _ in plans))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

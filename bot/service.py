@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import Conflict, External, NotFound, Outcome, Release, UsageError
-from bot.plan import Plan
+from bot.plan import Plan, PlanError, parse_plan
 from bot.rules import load_plan_into
 from storage import repo
 
@@ -40,6 +40,8 @@ class Service:
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     plans: dict[str, Plan] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    """The plan text each loaded plan was parsed from (to notice another replica loading a new one)."""
     after_commit: list[Callable[[str, Outcome], Awaitable[None]]] = field(default_factory=list)
     plan_loaded: list[Callable[[AsyncSession, Plan, Release, datetime], Awaitable[None]]] = field(default_factory=list)
     externals: dict[str, Callable[[str, External], Awaitable[None]]] = field(default_factory=dict)
@@ -62,8 +64,32 @@ class Service:
             log.info("release %s was created by another process meanwhile; loading the plan into it", plan.id)
             outcome = await self._load_once(loaded)
         self.plans[plan.id] = plan
+        self.sources[plan.id] = loaded.source
         await self._after_commit(plan.id, outcome)
         return outcome
+
+    async def follow_plans(self) -> list[str]:
+        """Pick up plans another replica loaded since (its `warroom run` or reload wrote them to the database).
+
+        Only this process's copy changes: the loading replica already saved the release and its schedule.
+        Returns the ids of the releases whose plan changed.
+        """
+        changed: list[str] = []
+        for release_id, known in list(self.sources.items()):
+            async with self.sessions() as session:
+                stored = await repo.get_plan_source(session=session, release_id=release_id)
+            if stored is None or not stored[0] or stored[0] == known:
+                continue
+            source, file = stored
+            try:
+                plan = parse_plan(source, file or "<database>")
+            except PlanError as exc:
+                log.error("the plan of %s loaded elsewhere does not parse here; keeping ours: %s", release_id, exc)
+                continue
+            self.plans[release_id], self.sources[release_id] = plan, source
+            log.info("plan of %s updated from the database (loaded by another process)", release_id)
+            changed.append(release_id)
+        return changed
 
     async def _load_once(self, loaded: LoadedPlan) -> Outcome:
         plan = loaded.plan

@@ -204,7 +204,7 @@ def _require_undecided(release: Release) -> None:
         raise Conflict(
             f"The go/no-go vote was decided {outcome} at {_fmt(decision.at)}; it can no longer change. "
             "The final authority can still force a start with `/release start --force REASON`; for a new "
-            "date, move the window in the plan and restart `warroom run` with it: a new vote opens then."
+            "date, move the window in the plan and reload it (SIGHUP or restart): a new vote opens then."
         )
     if release.status not in NOT_STARTED:
         raise Conflict(f"The release is already {release.status.value.replace('_', ' ')}; the vote is closed.")

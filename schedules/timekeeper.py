@@ -32,7 +32,7 @@ class Timekeeper:
         """Rebuild the jobs from the database and deliver whatever fell due while the bot was down."""
         self.scheduler.start()
         self.scheduler.add_job(
-            self.dispatcher.run_due,
+            self.sweep,
             "interval",
             seconds=SWEEP_SECONDS,
             id="sweep",
@@ -41,6 +41,12 @@ class Timekeeper:
             max_instances=1,
         )
         await self.rebuild()
+        await self.dispatcher.run_due()
+
+    async def sweep(self) -> None:
+        """Every few seconds: follow plans other replicas loaded, retry what failed, deliver what is due."""
+        if await self.dispatcher.service.follow_plans():
+            await self.rebuild()
         await self.dispatcher.run_due()
 
     async def rebuild(self) -> None:

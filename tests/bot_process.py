@@ -33,6 +33,12 @@ class BotProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    async def wait_for_output(self, text: str, within: float = 15) -> None:
+        """Wait until the process has logged `text` (its output goes to a file: polled, nothing to await)."""
+        async with asyncio.timeout(within):
+            while text not in self.output():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+
 
 @asynccontextmanager
 async def running_bot(

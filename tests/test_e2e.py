@@ -3,6 +3,8 @@ client reaching SLACK_API_URL."""
 
 from __future__ import annotations
 
+import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -12,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import build_runtime, socket_mode_handler
 from tests.bot_process import free_port, running_bot
-from tests.conftest import make_settings, plan_text, sign
+from tests.conftest import T0, make_settings, plan_text, sign
 from tests.fake_slack import FakeSlack
 
 
@@ -52,3 +54,23 @@ async def test_socket_mode_client_uses_slack_api_url(fake_slack: FakeSlack, data
         await handler.client.issue_new_wss_url()  # what connecting does first: apps.connections.open
     assert fake_slack.of("apps.connections.open:failed"), "Socket Mode did not call the configured API URL"
     await runtime.close()
+
+
+async def test_sighup_reloads_the_plan_and_refuses_a_broken_one(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yml"
+    plan.write_text(plan_text())
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
+    async with running_bot(fake_slack, plan, database_url, tmp_path / "warroom.log") as bot:
+        broken = plan_text().replace("owner: dba", "owner: nobody_role")
+        plan.write_text(broken)
+        bot.process.send_signal(signal.SIGHUP)
+        await bot.wait_for_output("plan reload refused")
+        assert "plan.yml:" in bot.output() and "nobody_role" in bot.output()
+
+        due_seconds_ago = int((T0 - datetime.now(UTC)).total_seconds()) + 5
+        added = f'  - {{id: hup, at: -{due_seconds_ago}s, channel: war_room, text: "Added by a reload"}}\n'
+        plan.write_text(plan_text().replace("announcements:\n", "announcements:\n" + added))
+        bot.process.send_signal(signal.SIGHUP)
+        await fake_slack.wait_until(lambda: any(p.get("text") == "Added by a reload" for p in fake_slack.posts()), 15)
+        assert "plans reloaded: r1" in bot.output()
+        assert bot.process.returncode is None

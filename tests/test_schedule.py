@@ -355,3 +355,19 @@ async def test_after_a_no_go_a_new_window_runs_the_go_live_again(
     assert posts_with_key(fake_slack, "announcement:start") == []
     kinds = [e.kind for e in await timeline(rt)]
     assert kinds.index("vote.decided") < kinds.index("release.rescheduled") < kinds.index("release.started")
+
+
+async def test_a_plan_another_replica_loaded_is_followed_at_the_next_sweep(
+    fake_slack: FakeSlack, database_url: str, clock: Clock
+) -> None:
+    a = await new_runtime(fake_slack, database_url, clock)
+    b = await new_runtime(fake_slack, database_url, clock)
+    later = T0 + timedelta(days=1)
+    text = plan_text(start=later)
+    await a.service.load(LoadedPlan(parse_plan(text, "test.yml"), text, "test.yml"))  # SIGHUP or restart of A
+    assert b.service.plan("r1").t0 == T0
+    await b.timekeeper.sweep()
+    assert b.service.plan("r1").t0 == later
+    assert await b.service.follow_plans() == [], "nothing new the second time"
+    await a.close()
+    await b.close()
