@@ -24,6 +24,7 @@ from bot.domain import (
     IssueStatus,
     NotFound,
     Outcome,
+    Page,
     Post,
     Refresh,
     Release,
@@ -31,7 +32,7 @@ from bot.domain import (
     SetTimer,
 )
 from bot.lifecycle import ASKED, PointChoice, evaluation_key, evaluation_kind, rollback
-from bot.paging import open_page
+from bot.paging import open_page, stop_pages
 from bot.permissions import Action, authorize, required
 from bot.plan import Plan
 from bot.timers import timer_rule
@@ -93,15 +94,32 @@ def answer(release: Release, plan: Plan, actor: Actor, command: AnswerEvaluation
         rollback_reason if command.choice is PointChoice.ROLLBACK else f"Continue after critical issue #{number}"
     )
     decision = Decision(evaluation_kind(number), command.choice.value, reason, actor.user_id, now)
-    marked = replace(release, decisions=(*release.decisions, decision))
-    closing: tuple[Effect, ...] = (Refresh(evaluation_key(number)), CancelTimer(evaluation_key(number)))
+    stopped = stop_pages(  # the page sent because nobody had answered (see `overdue`) has its answer now
+        replace(release, decisions=(*release.decisions, decision)),
+        plan,
+        now,
+        which=lambda p: is_overdue_page(p, number),
+        reason=f"the rollback decision for issue #{number} was made",
+    )
+    marked = stopped.release
+    closing: tuple[Effect, ...] = (
+        Refresh(evaluation_key(number)),
+        CancelTimer(evaluation_key(number)),
+        *stopped.effects,
+    )
     if command.choice is PointChoice.ROLLBACK:
         rolled = rollback(marked, plan, actor, now, reason)
         effects = rolled.effects + tuple(e for e in closing if e not in rolled.effects)
-        return Outcome(rolled.release, rolled.events, effects, rolled.reply)
+        return Outcome(rolled.release, (*stopped.events, *rolled.events), effects, rolled.reply)
     event = Event("rollback.continued", now, actor.user_id, f"issue:{number}", {"reason": reason})
     updated = replace(marked, revision=release.revision + 1)
-    return Outcome(updated, (event,), closing, f"Recorded: continue after issue #{number}. The prompt is updated.")
+    reply = f"Recorded: continue after issue #{number}. The prompt is updated."
+    return Outcome(updated, (*stopped.events, event), closing, reply)
+
+
+def is_overdue_page(page: Page, issue_number: int) -> bool:
+    """The page `overdue` sent for this issue: by Warroom itself, to people rather than a ladder level."""
+    return page.issue_number == issue_number and page.created_by == SYSTEM.user_id and page.level is None
 
 
 def deciders(plan: Plan) -> tuple[str, ...]:

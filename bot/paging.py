@@ -10,6 +10,7 @@ then stops the same way; climbing is a deliberate act (`/page 1 …` or the issu
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -345,8 +346,8 @@ def climb(release: Release, plan: Plan, page: Page, now: datetime, *, by: str | 
 def on_page_timeout(release: Release, plan: Plan, now: datetime, data: dict[str, Any]) -> Outcome:
     """A page's wait ran out: climb if it is still open and still where this timer put it."""
     page = release.page(int(data.get("page", 0)))
-    if page is None or page.status is not PageStatus.OPEN or page.last_notified_level != data.get("level"):
-        return Outcome(release)
+    if page is None or not page_is_climbing(page) or page.last_notified_level != data.get("level"):
+        return Outcome(release)  # acknowledged, stopped, or moved on by another timer
     if page.issue_number is not None:
         issue = release.issue(page.issue_number)
         if issue is not None and issue.resolved_at is not None:
@@ -483,21 +484,20 @@ def _stages(page: Page) -> list[str]:
 
 def stop_pages_for_issue(release: Release, plan: Plan, issue_number: int, now: datetime) -> Outcome:
     """An issue was resolved: its pages stop climbing (and PagerDuty resolves them). Not an ack."""
+    return stop_pages(
+        release, plan, now, which=lambda p: p.issue_number == issue_number, reason=f"issue #{issue_number} resolved"
+    )
+
+
+def stop_pages(release: Release, plan: Plan, now: datetime, *, which: Callable[[Page], bool], reason: str) -> Outcome:
+    """The pages `which` selects stop climbing and repeating (and PagerDuty resolves them). Not an ack."""
     events: list[Event] = []
     effects: list[Effect] = []
     for page in release.pages:
-        if page.issue_number != issue_number:
+        if not which(page):
             continue
         if page.status is PageStatus.OPEN:
-            events.append(
-                Event(
-                    "page.stopped",
-                    now,
-                    None,
-                    f"page:{page.number}",
-                    {"reason": f"issue #{issue_number} resolved"},
-                )
-            )
+            events.append(Event("page.stopped", now, None, f"page:{page.number}", {"reason": reason}))
             effects.append(CancelTimer(timer_key(page.number)))
             release = _replace_page(release, replace(page, escalate_at=None))
         effects += _pagerduty(plan, release, page, "resolve")

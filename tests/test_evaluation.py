@@ -22,6 +22,7 @@ from bot.domain import (
 from bot.evaluation import DECIDE_WITHIN, AnswerEvaluation, answer, overdue
 from bot.issues import ReportIssue, ResolveIssue, report_issue, resolve_issue
 from bot.lifecycle import PointChoice, pending_evaluations, rollback, start
+from bot.paging import on_page_timeout, timer_key
 from bot.plan import Plan
 from bot.rules import release_from_plan
 from messages import blocks as bk
@@ -165,3 +166,19 @@ async def test_continue_button_through_slack(slack: SlackDriver, fake_slack: Fak
     refused = await click(slack, fake_slack, "rollback_evaluation_execute", "r1:1", "U0RM")
     assert "already decided" in refused["text"]
     assert (await slack.runtime.service.get("r1")).status is ReleaseStatus.IN_PROGRESS
+
+
+@pytest.mark.parametrize("choice", [PointChoice.CONTINUE, PointChoice.ROLLBACK])
+def test_answering_after_the_overdue_page_stops_that_page(plan: Plan, choice: PointChoice) -> None:
+    asked = reported(plan).release
+    paged = overdue(asked, plan, NOW + DECIDE_WITHIN, {"issue": 1}).release
+    [page] = paged.pages[len(asked.pages) :]
+    outcome = answer(paged, plan, RM, AnswerEvaluation(1, choice), NOW + DECIDE_WITHIN + timedelta(minutes=1))
+    assert CancelTimer(timer_key(page.number)) in outcome.effects
+    stopped = outcome.release.page(page.number)
+    assert stopped is not None and stopped.escalate_at is None
+    assert "page.stopped" in [e.kind for e in outcome.events]
+    later = on_page_timeout(outcome.release, plan, NOW + timedelta(minutes=30), {"page": page.number})
+    assert not [e for e in later.effects if isinstance(e, Post)], "nobody is paged again about a decided question"
+    level_one = outcome.release.page(1)
+    assert level_one is not None and level_one.escalate_at is not None, "the issue's own ladder keeps climbing"
