@@ -82,8 +82,12 @@ class Dispatcher:
                     break
         return handled
 
-    async def drain(self, within: float = 30.0) -> None:
-        """Start no new pass and wait for the one in progress, so a shutdown leaves no claim unrecorded."""
+    async def drain(self, within: float = 8.0) -> None:
+        """Start no new pass and wait for the one in progress, so a shutdown leaves no claim unrecorded.
+
+        Bounded below the usual container stop grace (Docker: 10 s) so the process exits before SIGKILL;
+        a claim still open then is looked up in history at the next start.
+        """
         self._draining = True
         try:
             async with asyncio.timeout(within):
@@ -198,7 +202,8 @@ class Dispatcher:
                     log.info("message %s was already posted (ts %s); not sending it again", item.key, found[1])
                 posted: tuple[str, str] = found
         except SlackApiError as exc:
-            await self._failed(item, api_error(exc))
+            # after a claim whose send may have reached Slack, the retry must look again before posting
+            await self._failed(item, api_error(exc), maybe_posted=item.claimed_at is not None)
             return
         except (TimeoutError, SlackClientError, OSError) as exc:
             await self._failed(item, f"{type(exc).__name__}: {exc}", maybe_posted=True)
@@ -264,12 +269,20 @@ class Dispatcher:
             if not members:
                 log.warning("user group %s not expanded; posting %s in the war room", item.channel, item.key)
                 channel = await self._channel(plan.channel("war_room"))
-                response = await self.client.chat_postMessage(
-                    channel=channel, unfurl_links=False, unfurl_media=False, **message.kwargs()
-                )
-                fallback = (str(response.get("channel") or channel), str(response.get("ts")))
+                found = await self._search_history(channel, item) if item.claimed_at is not None else None
+                if found is None:
+                    response = await self.client.chat_postMessage(
+                        channel=channel,
+                        unfurl_links=False,
+                        unfurl_media=False,
+                        metadata=_metadata(item),
+                        **message.kwargs(),
+                    )
+                    found = str(response.get("ts"))
+                    channel = str(response.get("channel") or channel)
+                fallback = (channel, found)
             for member in members:
-                if item.claimed_at is not None and await self._reached(member, item, item.claimed_at):
+                if item.claimed_at is not None and await self._reached(member, item):
                     log.info("%s already has %s (an earlier send whose commit was lost)", member, item.key)
                     continue
                 try:
@@ -285,10 +298,11 @@ class Dispatcher:
             if members and len(failed) == len(members):
                 raise SlackClientError("; ".join(failed)[:500])
         except SlackApiError as exc:
-            await self._failed(item, api_error(exc))
+            await self._failed(item, api_error(exc), maybe_posted=True)
             return
         except (TimeoutError, SlackClientError, OSError) as exc:
-            await self._failed(item, f"{type(exc).__name__}: {exc}")
+            # some members may have their DM already: the retry looks before sending to each
+            await self._failed(item, f"{type(exc).__name__}: {exc}", maybe_posted=True)
             return
         if fallback is not None:
             note = "group not expanded: posted in the war room"
@@ -299,9 +313,9 @@ class Dispatcher:
             note += "; " + "; ".join(failed)
         await self._finish(item, "sent", channel_id=item.channel, error=note)
 
-    async def _reached(self, member: str, item: OutboxItem, claimed_at: datetime) -> bool:
+    async def _reached(self, member: str, item: OutboxItem) -> bool:
         channel = await self._im(member)
-        return channel is not None and await self._search_history(channel, item, claimed_at) is not None
+        return channel is not None and await self._search_history(channel, item) is not None
 
     async def _channel(self, ref: str) -> str:
         return await self.directory.channel_id(ref) or ref
@@ -323,7 +337,7 @@ class Dispatcher:
         channel = await self._im(ref) if ref[:1] in {"U", "W"} else await self.directory.channel_id(ref)
         if channel is None or item.claimed_at is None:
             return None
-        ts = await self._search_history(channel, item, item.claimed_at)
+        ts = await self._search_history(channel, item)
         return (channel, ts) if ts else None
 
     async def _im(self, user: str) -> str | None:
@@ -335,13 +349,15 @@ class Dispatcher:
             log.warning("cannot open the DM with %s to look for a lost send: %s", user, api_error(exc))
             return None
 
-    async def _search_history(self, channel: str, item: OutboxItem, claimed_at: datetime) -> str | None:
+    async def _search_history(self, channel: str, item: OutboxItem) -> str | None:
         """The ts of a message in `channel` whose metadata names `item`, or None.
 
         When Slack will not show the history (scope missing, bot not in the channel), the answer is None:
         for a go-live a message sent twice is better than one never sent.
         """
-        oldest = (claimed_at - timedelta(minutes=10)).timestamp()
+        # nothing is sent before it is due; a claim kept across failed retries may be much later than the send
+        since = min(item.due_at, item.claimed_at or item.due_at) - timedelta(minutes=10)
+        oldest = since.timestamp()
         cursor = None
         for _ in range(5):
             try:

@@ -495,3 +495,54 @@ async def test_when_the_dm_cannot_be_read_the_page_is_sent_again_rather_than_los
     assert dm_count(fake_slack, "U0OC1") == 2
     [item] = await page_items(slack, "r1", ":dm:U0OC1")
     assert item.status == "sent"
+
+
+async def test_a_failed_look_up_is_tried_again_before_any_resend(
+    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_finish = crash_recording(monkeypatch, ":dm:U0OC1")
+    await slack.command("/page", "1 payments API failing", user="U0RM")
+    monkeypatch.setattr(repo, "finish_item", real_finish)
+    fake_slack.fail["conversations.history"] = [(200, {"ok": False, "error": "internal_error"})]
+    await advance(slack, clock, 2)  # stale: the look-up fails, so nothing is sent yet
+    assert dm_count(fake_slack, "U0OC1") == 1
+    await advance(slack, clock, 12)  # the retry looks again, well after the first claim, and finds it
+    assert dm_count(fake_slack, "U0OC1") == 1
+    [item] = await page_items(slack, "r1", ":dm:U0OC1")
+    assert item.status == "sent"
+
+
+async def test_group_members_reached_before_a_network_error_are_not_paged_again(
+    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_slack.groups["S0ONCALL"] = ["U0A", "U0B"]
+    await load_group_plan(slack)
+    client = slack.runtime.dispatcher.client
+    real_post = client.chat_postMessage
+    failures = ["U0B"]
+
+    async def post(**kwargs: Any) -> Any:
+        if kwargs.get("channel") in failures:
+            failures.remove(kwargs["channel"])
+            raise TimeoutError("read timeout")
+        return await real_post(**kwargs)
+
+    monkeypatch.setattr(client, "chat_postMessage", post)
+    await slack.command("/page", "1 db down", user="U0RM", channel="C0WAR2", channel_name="war2")
+    assert dm_count(fake_slack, "U0A") == 1 and dm_count(fake_slack, "U0B") == 0
+    await advance(slack, clock, 2)
+    assert dm_count(fake_slack, "U0A") == 1 and dm_count(fake_slack, "U0B") == 1
+
+
+async def test_the_war_room_copy_for_an_unexpanded_group_is_not_posted_twice(
+    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await load_group_plan(slack)  # the fake answers paid_teams_only: the group's copy goes to the war room
+    real_finish = crash_recording(monkeypatch, ":dm:S0ONCALL")
+    await slack.command("/page", "1 db down", user="U0RM", channel="C0WAR2", channel_name="war2")
+    monkeypatch.setattr(repo, "finish_item", real_finish)
+    await advance(slack, clock, 2)
+    copies = [p for p in fake_slack.posts("C0WAR2") if "You are paged" in json.dumps(p["blocks"])]
+    assert len(copies) == 1
+    [item] = await page_items(slack, "r2", ":dm:S0ONCALL")
+    assert item.status == "sent"
