@@ -325,5 +325,10 @@ def postpone_effects(release: Release, now: datetime, reason: str) -> tuple[Effe
     """What a No-Go or an abort cancels: everything still to come from T0 on, plus the postponed notice."""
     return (
         CancelPosts(after=release.window_start - timedelta(seconds=1), reason=reason),
-        Post("announcements", "postponed", {"reason": reason}, key=f"postponed:{release.revision}"),
+        Post(
+            "announcements",
+            "postponed",
+            {"reason": reason, "start": release.window_start.isoformat()},  # the date called off, whatever follows
+            key=f"postponed:{release.revision}",
+        ),
     )

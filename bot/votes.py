@@ -74,6 +74,8 @@ class CastVote:
 
     vote: Vote
     reason: str = ""
+    attempt: int | None = None
+    """The attempt the clicked message belongs to (None from a command: the current one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class DecideVote:
 
     outcome: Vote
     rationale: str
+    attempt: int | None = None
 
 
 # --- the tally ----------------------------------------------------------------------------------------------
@@ -158,8 +161,45 @@ def tally_votes(release: Release, plan: Plan) -> Tally:
 
 def go_decision(release: Release) -> Decision | None:
     """The go/no-go decision of the current attempt, once there is one."""
-    decision = release.decision(GO_NO_GO)
-    return None if decision is None or decision.outcome == RESCHEDULED else decision
+    return attempt_decision(release, release.attempt)
+
+
+def attempt_decision(release: Release, attempt: int) -> Decision | None:
+    """The go/no-go decision of one attempt (each `rescheduled` decision ends an attempt)."""
+    current, found = 1, None
+    for decision in release.decisions:
+        if decision.kind != GO_NO_GO:
+            continue
+        if decision.outcome == RESCHEDULED:
+            if current == attempt:
+                return found
+            current, found = current + 1, None
+        elif current == attempt:
+            found = decision
+    return found
+
+
+def vote_ref(release: Release) -> str:
+    """What the vote buttons carry: the release, and the attempt after the first (`r1`, `r1#2`)."""
+    return release.id if release.attempt == 1 else f"{release.id}#{release.attempt}"
+
+
+def parse_vote_ref(value: str) -> tuple[str, int]:
+    """A vote button's value → (release id, attempt)."""
+    release_id, _, attempt = (value or "").partition("#")
+    if attempt and not (attempt.isascii() and attempt.isdigit()):
+        raise UsageError(f"This button does not name a vote ({value[:60]!r}); it may be from an older version.")
+    return release_id, int(attempt or 1)
+
+
+def require_attempt(release: Release, attempt: int | None) -> None:
+    """A click on a vote message of an earlier date of this release changes nothing."""
+    if attempt is not None and attempt != release.attempt:
+        raise Conflict(
+            f"This vote message is for an earlier date of {release.name} (attempt {attempt}); the release was "
+            f"rescheduled to {release.window_start:%Y-%m-%d %H:%M} UTC. "
+            "Vote on the current message in the war room."
+        )
 
 
 def vote_state(release: Release, plan: Plan) -> str:
@@ -224,7 +264,8 @@ def _open(release: Release, plan: Plan, actor: Actor, now: datetime) -> Outcome:
     updated = replace(release, vote_opened_at=now, vote_channel=plan.channel("war_room"), revision=release.revision + 1)
     by = "schedule" if actor is SYSTEM else actor.user_id
     event = Event("vote.opened", now, actor.user_id, data={"by": by, "voters": list(_spec(plan).voters)})
-    effects = (Post("war_room", "gonogo_vote", {}, key=release.attempt_key(VOTE_KEY)), CancelTimer(OPEN_TIMER))
+    vote = Post("war_room", "gonogo_vote", {"attempt": release.attempt}, key=release.attempt_key(VOTE_KEY))
+    effects = (vote, CancelTimer(OPEN_TIMER))
     return Outcome(updated, (event,), effects, "The go/no-go vote is open in the war room.")
 
 
@@ -272,6 +313,7 @@ def ensure_can_decide(release: Release, plan: Plan, actor: Actor) -> None:
 
 def cast_vote(release: Release, plan: Plan, actor: Actor, command: CastVote, now: datetime) -> Outcome:
     """A voter votes or changes their vote; when every voter role has voted, the vote decides itself."""
+    require_attempt(release, command.attempt)
     ensure_can_vote(release, plan, actor)
     reason = command.reason.strip()[:2000]
     if command.vote is Vote.NO_GO and not reason:
@@ -320,6 +362,7 @@ def cast_vote(release: Release, plan: Plan, actor: Actor, command: CastVote, now
 
 def decide(release: Release, plan: Plan, actor: Actor, command: DecideVote, now: datetime) -> Outcome:
     """The final authority decides at any time, overriding the tally; the rationale is required."""
+    require_attempt(release, command.attempt)
     ensure_can_decide(release, plan, actor)
     rationale = command.rationale.strip()[:2000]
     if not rationale:
@@ -432,6 +475,7 @@ def at_deadline(release: Release, plan: Plan, now: datetime, data: dict[str, Any
     missing = list(tally.missing)
     users = [m for m in plan.members(missing) if not m.startswith("S")]
     reminder = {
+        "attempt": current.attempt,
         "missing": missing,
         "auto_at": auto_at.isoformat(),
         "deadline": plan.at(_spec(plan).deadline).isoformat(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -23,6 +24,8 @@ from bot.votes import (
     ensure_can_decide,
     ensure_can_vote,
     open_vote,
+    parse_vote_ref,
+    require_attempt,
     require_vote,
 )
 from handlers.deps import Deps
@@ -60,17 +63,19 @@ async def on_gonogo(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespon
     await respond(response_type="ephemeral", text=outcome.reply)
 
 
-async def _clicked(body: dict[str, Any], deps: Deps) -> tuple[str, Plan, Actor]:
-    """The release a button names (its value) and who clicked it."""
-    release_id = deps.release_for(body, (body.get("actions") or [{}])[0].get("value") or None)
+async def _clicked(body: dict[str, Any], deps: Deps) -> tuple[str, int, Plan, Actor]:
+    """The release and attempt a vote button names (its value) and who clicked it."""
+    requested, attempt = parse_vote_ref(str((body.get("actions") or [{}])[0].get("value") or ""))
+    release_id = deps.release_for(body, requested or None)
     plan = deps.service.plan(release_id)
-    return release_id, plan, await deps.actor(plan, body["user"]["id"])
+    return release_id, attempt, plan, await deps.actor(plan, body["user"]["id"])
 
 
 async def on_vote_go(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, deps: Deps) -> None:
     await ack()
-    release_id, _plan, actor = await _clicked(body, deps)
-    outcome = await deps.service.run(release_id, lambda r, p, now: cast_vote(r, p, actor, CastVote(Vote.GO), now))
+    release_id, attempt, _plan, actor = await _clicked(body, deps)
+    command = CastVote(Vote.GO, attempt=attempt)
+    outcome = await deps.service.run(release_id, lambda r, p, now: cast_vote(r, p, actor, command, now))
     await respond(response_type="ephemeral", replace_original=False, text=outcome.reply)
 
 
@@ -79,23 +84,24 @@ async def _open_modal(
     client: AsyncWebClient,
     deps: Deps,
     check: Callable[[Release, Plan, Actor], None],
-    modal: Callable[[Release, Plan, str | None], dict[str, Any]],
+    modal: Callable[[Release, Plan, str | None, int], dict[str, Any]],
 ) -> None:
-    release_id, plan, actor = await _clicked(body, deps)
+    release_id, attempt, plan, actor = await _clicked(body, deps)
     release = await deps.service.get(release_id)
-    check(release, plan, actor)  # refuse before the modal opens; the rule checks again on submit
+    require_attempt(release, attempt)  # refuse before the modal opens; the rule checks again on submit
+    check(release, plan, actor)
     channel = (body.get("channel") or {}).get("id")
-    await client.views_open(trigger_id=body["trigger_id"], view=modal(release, plan, channel))
+    await client.views_open(trigger_id=body["trigger_id"], view=modal(release, plan, channel, attempt))
 
 
 async def on_vote_no_go(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, deps: Deps) -> None:
     await ack()
-    await _open_modal(body, client, deps, ensure_can_vote, lambda r, _p, c: no_go_modal(r, c))
+    await _open_modal(body, client, deps, ensure_can_vote, lambda r, _p, c, a: no_go_modal(r, c, a))
 
 
 async def on_vote_decide(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, deps: Deps) -> None:
     await ack()
-    await _open_modal(body, client, deps, ensure_can_decide, lambda r, p, c: decide_modal(p, r, c))
+    await _open_modal(body, client, deps, ensure_can_decide, lambda r, p, c, a: decide_modal(p, r, c, a))
 
 
 def _input(view: dict[str, Any], block: str) -> str:
@@ -111,7 +117,8 @@ async def _submit(
     command: CastVote | DecideVote,
 ) -> None:
     """Run the rule before acking, so a refusal shows inside the modal instead of vanishing with it."""
-    release_id, channel = read_metadata(view)
+    release_id, channel, attempt = read_metadata(view)
+    command = replace(command, attempt=attempt)
     user = body["user"]["id"]
     try:
         plan = deps.service.plan(release_id)

@@ -15,7 +15,15 @@ from bot.ids import ActionId, BlockId, CallbackId
 from bot.lifecycle import ASKED, ROLLBACK_POINT, evaluation_kind
 from bot.plan import Plan
 from bot.rules import status_colour
-from bot.votes import AUTO_NO_GO_GRACE, go_decision, role_title, tally_votes, vote_state
+from bot.votes import (
+    AUTO_NO_GO_GRACE,
+    attempt_decision,
+    go_decision,
+    role_title,
+    tally_votes,
+    vote_ref,
+    vote_state,
+)
 from messages import blocks as bk
 from messages.blocks import Message
 from messages.render import COLOUR_ICONS, builder, date_token, mention, mentions, slack_escape, time_token
@@ -39,16 +47,33 @@ def _ballot_line(ballot: Ballot, tz: str) -> str:
     return f"{line}: _{slack_escape(ballot.reason)}_" if ballot.reason else line
 
 
-def vote_buttons(release_id: str, plan: Plan) -> dict[str, Any]:
-    """*Go*, *No-Go* (asks for a reason) and *Decide* (final authority); the value names the release."""
+def vote_buttons(release: Release, plan: Plan) -> dict[str, Any]:
+    """*Go*, *No-Go* (asks for a reason) and *Decide* (final authority); the value names the release and
+    the attempt, so a button on a message of an earlier date cannot vote in the current one."""
     authority = role_title(plan.go_no_go.final_authority) if plan.go_no_go else "final authority"
+    ref = vote_ref(release)
     return bk.actions(
         [
-            bk.button("✅ Go", ActionId.VOTE_GO, release_id, style="primary"),
-            bk.button("⛔ No-Go", ActionId.VOTE_NO_GO, release_id, style="danger"),
-            bk.button(f"Decide ({authority})", ActionId.VOTE_DECIDE, release_id),
+            bk.button("✅ Go", ActionId.VOTE_GO, ref, style="primary"),
+            bk.button("⛔ No-Go", ActionId.VOTE_NO_GO, ref, style="danger"),
+            bk.button(f"Decide ({authority})", ActionId.VOTE_DECIDE, ref),
         ],
         block_id=BlockId.VOTE_ACTIONS,
+    )
+
+
+def _superseded(release: Release, attempt: int) -> str:
+    """What a vote message of an earlier attempt shows once the release was rescheduled."""
+    decision = attempt_decision(release, attempt)
+    outcome = ""
+    if decision is not None:
+        label = VOTE_LABELS[Vote(decision.outcome)].upper()
+        outcome = (
+            f"*Decision: {label}* at {time_token(decision.at, release.timezone)}: {slack_escape(decision.rationale)}\n"
+        )
+    return (
+        f"{outcome}*Superseded:* the release was rescheduled to {date_token(release.window_start, release.timezone)}; "
+        "its vote is a new message in the war room."
     )
 
 
@@ -72,6 +97,11 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
     head = bk.header(f"Go/No-Go: {release.name} {release.version}")
     if spec is None:
         return bk.message([head, bk.section("This release has no go/no-go vote in its plan.")])
+    attempt = int(data.get("attempt", 1))
+    if attempt != release.attempt:
+        return bk.message(
+            [head, bk.section(_superseded(release, attempt))], f"Go/No-Go vote (superseded) for {release.name}"
+        )
     state = vote_state(release, plan)
     tally = tally_votes(release, plan)
     deadline = plan.at(spec.deadline)
@@ -121,7 +151,7 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
                 f"{role_title(spec.final_authority).lower()} decides."
             )
         )
-        blocks.append(vote_buttons(release.id, plan))
+        blocks.append(vote_buttons(release, plan))
     summary = (
         _decision_text(release).split("\n")[0].replace("*", "")
         if state == "decided"
@@ -183,8 +213,11 @@ def reminder_message(plan: Plan, release: Release, now: datetime, data: dict[str
         who = mentions(plan.members(missing))
         text = f"⏰ *Go/No-Go deadline:* votes missing from {roles} ({who}). {consequence}"
     blocks = [bk.section(text)]
-    if data.get("dm") and vote_state(release, plan) == "open":
-        blocks.append(vote_buttons(release.id, plan))
+    attempt = int(data.get("attempt", 1))
+    if attempt != release.attempt:
+        blocks.append(bk.section(_superseded(release, attempt)))
+    elif data.get("dm") and vote_state(release, plan) == "open":
+        blocks.append(vote_buttons(release, plan))
     return bk.message(blocks, f"Go/No-Go vote missing for {release.name} {release.version}: {roles}")
 
 
@@ -288,14 +321,15 @@ def _choice(
 # --- modals -------------------------------------------------------------------------------------------------
 
 
-def _metadata(release_id: str, channel: str | None) -> str:
-    return json.dumps({"release": release_id, "channel": channel or ""})
+def _metadata(release: Release, channel: str | None, attempt: int | None = None) -> str:
+    return json.dumps({"release": release.id, "channel": channel or "", "attempt": attempt or release.attempt})
 
 
-def read_metadata(view: dict[str, Any]) -> tuple[str, str]:
-    """(release id, channel id) from a modal this module built."""
+def read_metadata(view: dict[str, Any]) -> tuple[str, str, int | None]:
+    """(release id, channel id, attempt) from a modal this module built."""
     meta = json.loads(view.get("private_metadata") or "{}")
-    return str(meta.get("release", "")), str(meta.get("channel", ""))
+    attempt = meta.get("attempt")
+    return str(meta.get("release", "")), str(meta.get("channel", "")), attempt if isinstance(attempt, int) else None
 
 
 def _text_input(block_id: str, label: str, placeholder: str) -> dict[str, Any]:
@@ -313,12 +347,12 @@ def _text_input(block_id: str, label: str, placeholder: str) -> dict[str, Any]:
     }
 
 
-def no_go_modal(release: Release, channel: str | None) -> dict[str, Any]:
+def no_go_modal(release: Release, channel: str | None, attempt: int | None = None) -> dict[str, Any]:
     """*No-Go* asks why."""
     return {
         "type": "modal",
         "callback_id": CallbackId.NO_GO_MODAL,
-        "private_metadata": _metadata(release.id, channel),
+        "private_metadata": _metadata(release, channel, attempt),
         "title": {"type": "plain_text", "text": "Vote No-Go"},
         "submit": {"type": "plain_text", "text": "Vote No-Go"},
         "close": {"type": "plain_text", "text": "Cancel"},
@@ -339,13 +373,13 @@ def _option(vote: Vote) -> dict[str, Any]:
     }
 
 
-def decide_modal(plan: Plan, release: Release, channel: str | None) -> dict[str, Any]:
+def decide_modal(plan: Plan, release: Release, channel: str | None, attempt: int | None = None) -> dict[str, Any]:
     """*Decide*: the final authority picks the outcome and must give a rationale."""
     tally = tally_votes(release, plan)
     return {
         "type": "modal",
         "callback_id": CallbackId.DECIDE_MODAL,
-        "private_metadata": _metadata(release.id, channel),
+        "private_metadata": _metadata(release, channel, attempt),
         "title": {"type": "plain_text", "text": "Go/No-Go decision"},
         "submit": {"type": "plain_text", "text": "Decide"},
         "close": {"type": "plain_text", "text": "Cancel"},

@@ -13,7 +13,7 @@ from bot.plan import parse_plan
 from bot.service import LoadedPlan
 from messages.blocks import validate
 from storage import repo
-from tests.conftest import T0, Clock, SlackDriver
+from tests.conftest import T0, Clock, SlackDriver, plan_text
 from tests.fake_slack import FakeSlack
 from tests.test_votes import twenty_voter_plan
 
@@ -341,3 +341,29 @@ async def test_rollback_prompt_at_the_decision_point(slack: SlackDriver, clock: 
     assert "rolled back" in completed["text"]
     kinds = await timeline(slack.runtime)
     assert {"rollback.decision_point", "release.rollback_started", "release.rolled_back"} <= set(kinds)
+
+
+async def test_after_a_reschedule_the_old_vote_buttons_are_refused_and_the_new_ones_count(
+    slack: SlackDriver, clock: Clock
+) -> None:
+    await open_vote(slack, clock)
+    await slack.command("/gonogo", "decide no-go payments vendor outage", user="U0VP")
+    text = plan_text(start=T0 + timedelta(days=7))
+    await slack.runtime.service.load(LoadedPlan(parse_plan(text, "test.yml"), text, "test.yml"))
+    await slack.command("/gonogo", "open", user="U0RM")
+    await slack.runtime.dispatcher.run_due()
+    new_vote = vote_posts(slack.fake)[-1]
+    [buttons] = [b for b in new_vote["blocks"] if b["type"] == "actions"]
+    assert {e["value"] for e in buttons["elements"]} == {"r1#2"}
+
+    async def press(action: str, value: str) -> str:
+        before = len(slack.fake.responses())
+        await slack.action(click(slack.fake, action, "U0QA", value=value))
+        return str((await settle(slack, "respond", before + 1))[before]["text"])
+
+    assert "earlier date" in await press("vote_go", "r1")  # a button on the old date's vote or reminder
+    assert "earlier date" in await press("vote_no_go", "r1")
+    assert (await release(slack.runtime)).ballots == () and not slack.fake.of("views.open")
+    assert (await press("vote_go", "r1#2")).startswith("Your vote: Go")
+    [ballot] = (await release(slack.runtime)).ballots
+    assert ballot.voter == "U0QA"

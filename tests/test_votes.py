@@ -44,7 +44,9 @@ from bot.votes import (
     go_decision,
     open_at_time,
     open_vote,
+    parse_vote_ref,
     tally_votes,
+    vote_ref,
     vote_state,
 )
 from messages.blocks import validate
@@ -273,7 +275,7 @@ def test_the_new_attempt_votes_and_decides_under_its_own_keys(plan: Plan) -> Non
     moved = parse_plan(plan_text(start=NEXT_WEEK), "test.yml")
     release = load_plan_into(no_go(plan), moved, OPENED + timedelta(hours=1)).release
     opening = open_at_time(release, moved, NEXT_WEEK - timedelta(minutes=30), {})
-    assert Post("war_room", "gonogo_vote", {}, key="gonogo:vote:attempt2") in opening.effects
+    assert Post("war_room", "gonogo_vote", {"attempt": 2}, key="gonogo:vote:attempt2") in opening.effects
     release = opening.release
     for user in VOTERS.values():
         cast = vote(release, moved, user, G, at=NEXT_WEEK - timedelta(minutes=20))
@@ -282,6 +284,48 @@ def test_the_new_attempt_votes_and_decides_under_its_own_keys(plan: Plan) -> Non
     assert "gonogo:decision:war_room:attempt2" in {e.key for e in cast.effects if isinstance(e, Post)}
     assert Refresh("gonogo:vote:attempt2") in cast.effects
     assert release.status is ReleaseStatus.SCHEDULED
+
+
+def test_buttons_of_an_earlier_attempt_change_nothing(plan: Plan) -> None:
+    moved = parse_plan(plan_text(start=NEXT_WEEK), "test.yml")
+    release = load_plan_into(no_go(plan), moved, OPENED + timedelta(hours=1)).release
+    release = open_at_time(release, moved, NEXT_WEEK - timedelta(minutes=30), {}).release
+    assert vote_ref(release) == "r1#2" and parse_vote_ref("r1#2") == ("r1", 2) and parse_vote_ref("r1") == ("r1", 1)
+    with pytest.raises(Conflict, match="earlier date of Test Platform"):
+        cast_vote(release, moved, actor(moved, "U0RM"), CastVote(G, attempt=1), NEXT_WEEK - timedelta(minutes=20))
+    with pytest.raises(Conflict, match="earlier date"):
+        decide(release, moved, actor(moved, "U0VP"), DecideVote(G, "ok", attempt=1), NEXT_WEEK - timedelta(minutes=20))
+    current = cast_vote(release, moved, actor(moved, "U0RM"), CastVote(G, attempt=2), NEXT_WEEK - timedelta(minutes=20))
+    assert len(current.release.ballots) == 1
+    with pytest.raises(UsageError):
+        parse_vote_ref("r1#two")
+
+
+def test_messages_of_an_earlier_attempt_render_as_superseded(plan: Plan) -> None:
+    moved = parse_plan(plan_text(start=NEXT_WEEK), "test.yml")
+    release = load_plan_into(no_go(plan), moved, OPENED + timedelta(hours=1)).release
+    release = open_at_time(release, moved, NEXT_WEEK - timedelta(minutes=30), {}).release
+    now = NEXT_WEEK - timedelta(minutes=20)
+    old_vote = compose(moved, "gonogo_vote", release, now, {})  # attempt 1's card, refreshed late
+    validate(old_vote.blocks)
+    text = str(old_vote.blocks)
+    assert "Decision: NO-GO" in text and "backup not verified" in text and "Superseded" in text
+    assert not [b for b in old_vote.blocks if b["type"] == "actions"], "no buttons on an earlier attempt's vote"
+    reminder = {"missing": ["qa_lead"], "auto_at": T0.isoformat(), "deadline": T0.isoformat(), "dm": True}
+    old_reminder = compose(moved, "gonogo_reminder", release, now, reminder)
+    assert "Superseded" in str(old_reminder.blocks) and not [b for b in old_reminder.blocks if b["type"] == "actions"]
+    new_vote = compose(moved, "gonogo_vote", release, now, {"attempt": 2})
+    [buttons] = [b for b in new_vote.blocks if b["type"] == "actions"]
+    assert {e["value"] for e in buttons["elements"]} == {"r1#2"}
+
+
+def test_a_postponed_notice_names_the_date_called_off(plan: Plan) -> None:
+    result = decide(opened(plan), plan, actor(plan, "U0VP"), DecideVote(N, "vendor down"), OPENED)
+    [notice] = [e for e in result.effects if isinstance(e, Post) and e.template == "postponed"]
+    moved = parse_plan(plan_text(start=NEXT_WEEK), "test.yml")
+    release = load_plan_into(result.release, moved, OPENED + timedelta(hours=1)).release
+    rendered = str(compose(moved, "postponed", release, OPENED + timedelta(hours=1), notice.data).blocks)
+    assert f"<!date^{int(T0.timestamp())}^" in rendered and f"<!date^{int(NEXT_WEEK.timestamp())}^" not in rendered
 
 
 @pytest.mark.parametrize(
@@ -315,7 +359,7 @@ def test_go_after_t0_starts_the_release_through_the_t0_rule(plan: Plan) -> None:
 def test_open_timer_opens_once(plan: Plan) -> None:
     first = open_at_time(release_from_plan(plan), plan, OPENED, {})
     assert first.release.vote_opened_at == OPENED
-    assert Post("war_room", "gonogo_vote", {}, key="gonogo:vote") in first.effects
+    assert Post("war_room", "gonogo_vote", {"attempt": 1}, key="gonogo:vote") in first.effects
     again = open_at_time(first.release, plan, OPENED + timedelta(seconds=1), {})
     assert again.release is first.release and not again.effects
 
