@@ -127,25 +127,28 @@ def load_plan_into(existing: Release | None, plan: Plan, now: datetime) -> Outco
     events = (Event("release.plan_updated", now, data=changes),) if changes else ()
     loaded = Outcome(replace(updated, revision=existing.revision + 1), events)
     if existing.status is ReleaseStatus.POSTPONED and "window_start" in changes and fresh.window_start > now:
-        return reschedule(loaded, existing.window_start, now)
+        return reschedule(loaded, plan, existing.window_start, now)
     return loaded
 
 
-def reschedule(loaded: Outcome, previous_start: datetime, now: datetime) -> Outcome:
+def reschedule(loaded: Outcome, plan: Plan, previous_start: datetime, now: datetime) -> Outcome:
     """A postponed release with a new window is a new attempt: scheduled again, with a fresh go/no-go vote.
 
     The attempt's end is recorded as a go/no-go Decision (`rescheduled`), so the earlier No-Go stays in
-    the history but no longer decides; ballots are cleared; the plan's messages and the vote get keys of
+    the history but no longer decides; ballots are cleared; phases start over (checks done for the old
+    date are done again; the timeline keeps what happened); the plan's messages and the vote get keys of
     the new attempt (see `Release.attempt_key`), so notices already sent for the old date go out again
     for the new one. The war room and the announcements channel are told.
     """
     release = loaded.release
+    touched = [p.id for p in release.phases if p.status is not PhaseStatus.PENDING]
     closing = Decision(
         GO_NO_GO, RESCHEDULED, f"new window from {release.window_start:%Y-%m-%d %H:%M} UTC", SYSTEM.user_id, now
     )
     updated = replace(
         release,
         status=ReleaseStatus.SCHEDULED,
+        phases=phases_from_plan(plan),
         ballots=(),
         decisions=(*release.decisions, closing),
         vote_opened_at=None,
@@ -157,7 +160,7 @@ def reschedule(loaded: Outcome, previous_start: datetime, now: datetime) -> Outc
         "start": updated.window_start.isoformat(),
         "attempt": updated.attempt,
     }
-    event = Event("release.rescheduled", now, SYSTEM.user_id, data=data)
+    event = Event("release.rescheduled", now, SYSTEM.user_id, data={**data, "phases_reset": touched})
     effects = (
         Post("war_room", "rescheduled", data, key=updated.attempt_key("release:rescheduled:war_room")),
         Post("announcements", "rescheduled", data, key=updated.attempt_key("release:rescheduled:announcements")),

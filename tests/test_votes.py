@@ -19,6 +19,7 @@ from bot.domain import (
     Conflict,
     NotAllowed,
     Outcome,
+    PhaseStatus,
     Post,
     Refresh,
     Release,
@@ -29,7 +30,7 @@ from bot.domain import (
 )
 from bot.gonogo_commands import parse_gonogo
 from bot.plan import Plan, parse_plan
-from bot.rules import load_plan_into, release_from_plan
+from bot.rules import ChangePhase, PhaseVerb, change_phase, load_plan_into, release_from_plan
 from bot.service import LoadedPlan, Service
 from bot.votes import (
     AUTO_NO_GO_GRACE,
@@ -254,6 +255,8 @@ def no_go(plan: Plan) -> Release:
 
 def test_a_new_window_after_a_no_go_starts_a_new_attempt_with_a_fresh_vote(plan: Plan) -> None:
     postponed = no_go(plan)
+    done = change_phase(postponed, plan, actor(plan, "U0RM"), ChangePhase(PhaseVerb.DONE, "pre-deployment"), OPENED)
+    postponed = done.release
     assert postponed.status is ReleaseStatus.POSTPONED and postponed.attempt == 1
     moved = parse_plan(plan_text(start=NEXT_WEEK), "test.yml")
     result = load_plan_into(postponed, moved, OPENED + timedelta(hours=1))
@@ -263,7 +266,14 @@ def test_a_new_window_after_a_no_go_starts_a_new_attempt_with_a_fresh_vote(plan:
     assert go_decision(release) is None and vote_state(release, moved) == "pending"
     assert [d.outcome for d in release.decisions] == ["no_go", "rescheduled"], "the No-Go stays in the history"
     [event] = [e for e in result.events if e.kind == "release.rescheduled"]
-    assert event.data == {"previous_start": T0.isoformat(), "start": NEXT_WEEK.isoformat(), "attempt": 2}
+    assert event.data == {
+        "previous_start": T0.isoformat(),
+        "start": NEXT_WEEK.isoformat(),
+        "attempt": 2,
+        "phases_reset": ["pre-deployment"],
+    }
+    assert {p.status for p in release.phases} == {PhaseStatus.PENDING}, "checks are done again for the new date"
+    assert release.phase("pre-deployment").planned_start == NEXT_WEEK - timedelta(hours=2)  # type: ignore[union-attr]
     posts = {(e.channel, e.template, e.key) for e in result.effects if isinstance(e, Post)}
     assert posts == {
         ("war_room", "rescheduled", "release:rescheduled:war_room:attempt2"),
