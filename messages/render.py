@@ -13,6 +13,7 @@ import jinja2
 from markupsafe import Markup
 
 from bot.domain import IssueStatus, PhaseStatus, Release
+from bot.lifecycle import pending_evaluations
 from bot.plan import Plan
 from bot.rules import current_phases, next_phase, progress, schedule_delta, status_colour
 from bot.timeparse import format_duration
@@ -216,6 +217,7 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
         "expected_end": max((p.planned_end for p in release.phases), default=release.window_end)
         + max(delta, timedelta(0)),
         "open_issues": open_issues,
+        "pending_rollback_decisions": list(pending_evaluations(release)),
         "go_no_go": (
             {
                 "at": plan.at(plan.go_no_go.at),

@@ -182,3 +182,12 @@ def test_answering_after_the_overdue_page_stops_that_page(plan: Plan, choice: Po
     assert not [e for e in later.effects if isinstance(e, Post)], "nobody is paged again about a decided question"
     level_one = outcome.release.page(1)
     assert level_one is not None and level_one.escalate_at is not None, "the issue's own ladder keeps climbing"
+
+
+def test_the_status_card_shows_an_unanswered_rollback_question(plan: Plan) -> None:
+    asked = reported(plan).release
+    card = compose(plan, "status_card", asked, NOW, {})
+    bk.validate(card.blocks)
+    assert "Rollback decision pending:* critical issue #1" in str(card.blocks)
+    answered = answer(asked, plan, RM, AnswerEvaluation(1, PointChoice.CONTINUE), NOW).release
+    assert "Rollback decision pending" not in str(compose(plan, "status_card", answered, NOW, {}).blocks)

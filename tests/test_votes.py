@@ -273,6 +273,7 @@ def test_a_new_window_after_a_no_go_starts_a_new_attempt_with_a_fresh_vote(plan:
         "phases_reset": ["pre-deployment"],
     }
     assert {p.status for p in release.phases} == {PhaseStatus.PENDING}, "checks are done again for the new date"
+    assert "attempt 2 (rescheduled after a No-Go)" in str(compose(moved, "status_card", release, OPENED, {}).blocks)
     assert release.phase("pre-deployment").planned_start == NEXT_WEEK - timedelta(hours=2)  # type: ignore[union-attr]
     posts = {(e.channel, e.template, e.key) for e in result.effects if isinstance(e, Post)}
     assert posts == {
