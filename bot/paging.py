@@ -499,7 +499,11 @@ def stop_pages(release: Release, plan: Plan, now: datetime, *, which: Callable[[
         if page.status is PageStatus.OPEN:
             events.append(Event("page.stopped", now, None, f"page:{page.number}", {"reason": reason}))
             effects.append(CancelTimer(timer_key(page.number)))
-            release = _replace_page(release, replace(page, escalate_at=None))
+            stopped = replace(page, escalate_at=None)
+            release = _replace_page(release, stopped)
+            # the war-room notices promised a next step that will not come; the issue card lists the page
+            effects += [Refresh(room_key(page.number, stage)) for stage in _stages(stopped)]
+            effects += [e for e in _card(stopped) if e not in effects]
         effects += _pagerduty(plan, release, page, "resolve")
     return Outcome(release, tuple(events), tuple(effects))
 

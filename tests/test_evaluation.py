@@ -21,8 +21,8 @@ from bot.domain import (
 )
 from bot.evaluation import DECIDE_WITHIN, AnswerEvaluation, answer, overdue
 from bot.issues import ReportIssue, ResolveIssue, report_issue, resolve_issue
-from bot.lifecycle import PointChoice, pending_evaluations, rollback, start
-from bot.paging import on_page_timeout, timer_key
+from bot.lifecycle import PointChoice, complete, pending_evaluations, rollback, start
+from bot.paging import on_page_timeout, room_key, timer_key
 from bot.plan import Plan
 from bot.rules import release_from_plan
 from messages import blocks as bk
@@ -191,3 +191,19 @@ def test_the_status_card_shows_an_unanswered_rollback_question(plan: Plan) -> No
     assert "Rollback decision pending:* critical issue #1" in str(card.blocks)
     answered = answer(asked, plan, RM, AnswerEvaluation(1, PointChoice.CONTINUE), NOW).release
     assert "Rollback decision pending" not in str(compose(plan, "status_card", answered, NOW, {}).blocks)
+
+
+def test_no_pending_rollback_question_once_the_release_moved_on(plan: Plan) -> None:
+    asked = reported(plan).release
+    done = complete(rollback(asked, plan, RM, NOW, "manual rollback").release, plan, RM, NOW).release
+    assert "Rollback decision pending" not in str(compose(plan, "status_card", done, NOW, {}).blocks)
+
+
+def test_a_stopped_page_refreshes_its_notice_and_the_issue_card(plan: Plan) -> None:
+    asked = reported(plan).release
+    paged = overdue(asked, plan, NOW + DECIDE_WITHIN, {"issue": 1}).release
+    page = paged.pages[-1]
+    out = answer(paged, plan, RM, AnswerEvaluation(1, PointChoice.CONTINUE), NOW + DECIDE_WITHIN)
+    assert {Refresh("issue:1"), Refresh(room_key(page.number, "direct"))} <= set(out.effects)
+    card = compose(plan, "issue_card", out.release, NOW + DECIDE_WITHIN, {"number": 1})
+    assert f"Page #{page.number}" in str(card.blocks) and "stopped" in str(card.blocks)
