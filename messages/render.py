@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from bot.domain import IssueStatus, PhaseStatus, Release
+from bot.domain import IssueStatus, PhaseStatus, Release, ReleaseStatus
 from bot.lifecycle import pending_evaluations
 from bot.plan import Plan
 from bot.rules import current_phases, next_phase, progress, schedule_delta, status_colour
@@ -217,7 +217,9 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
         "expected_end": max((p.planned_end for p in release.phases), default=release.window_end)
         + max(delta, timedelta(0)),
         "open_issues": open_issues,
-        "pending_rollback_decisions": list(pending_evaluations(release)),
+        "pending_rollback_decisions": (
+            list(pending_evaluations(release)) if release.status is ReleaseStatus.IN_PROGRESS else []
+        ),
         "go_no_go": (
             {
                 "at": plan.at(plan.go_no_go.at),
@@ -296,10 +298,26 @@ def builder(name: str) -> Callable[[Builder], Builder]:
     return register
 
 
+class RenderError(Exception):
+    """A message could not be rendered (a template missing here, or one that fails on this data)."""
+
+
 def compose(
     plan: Plan, template: str, release: Release, now: datetime, data: dict[str, Any], *, delayed: bool = False
 ) -> Message:
-    """Render what an outbox row asks for: a registered card, an inline template or a template file."""
+    """Render what an outbox row asks for: a registered card, an inline template or a template file.
+
+    Any failure is a RenderError naming the template, so the dispatcher can retry that one message.
+    """
+    try:
+        return _compose(plan, template, release, now, data, delayed=delayed)
+    except Exception as exc:
+        raise RenderError(f"cannot render {template!r}: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+def _compose(
+    plan: Plan, template: str, release: Release, now: datetime, data: dict[str, Any], *, delayed: bool = False
+) -> Message:
     if template in BUILDERS:
         message = BUILDERS[template](plan, release, now, data)
         if delayed:

@@ -27,7 +27,7 @@ from bot.service import Service
 from bot.slack import Directory, api_error
 from bot.timers import TIMER_RULES
 from messages.blocks import Message
-from messages.render import compose
+from messages.render import RenderError, compose
 from storage import repo
 from storage.repo import OutboxItem
 
@@ -46,6 +46,15 @@ LOOKUP_UNAVAILABLE = {"missing_scope", "not_in_channel", "channel_not_found", "u
 """Errors that mean a lost send cannot be looked up at all (as opposed to Slack being briefly unwell)."""
 USER_GROUP = re.compile(r"S[A-Z0-9]{2,}")
 """A post addressed to a user group (a page DM) goes to each member; see `_deliver_to_group`."""
+
+
+AMBIGUOUS_ERRORS = {"internal_error", "fatal_error", "request_timeout", "service_unavailable"}
+"""Slack errors after which a message may have been posted all the same."""
+
+
+def _transient(error: str) -> bool:
+    """A Slack error worth retrying: rate limits and Slack being unwell (answers with these may have posted)."""
+    return error in AMBIGUOUS_ERRORS or error == "ratelimited" or error.startswith("HTTP 5")
 
 
 def _metadata(item: OutboxItem) -> dict[str, Any]:
@@ -201,9 +210,15 @@ class Dispatcher:
                 else:
                     log.info("message %s was already posted (ts %s); not sending it again", item.key, found[1])
                 posted: tuple[str, str] = found
+        except RenderError as exc:
+            # e.g. a template only a newer plan has: retried (another replica, or this one once it follows)
+            await self._failed(item, str(exc), maybe_posted=item.claimed_at is not None)
+            return
         except SlackApiError as exc:
-            # after a claim whose send may have reached Slack, the retry must look again before posting
-            await self._failed(item, api_error(exc), maybe_posted=item.claimed_at is not None)
+            # the retry must look before posting when an earlier send may have reached Slack, or this one:
+            # Slack documents that a post answered with internal_error and the like may still have gone out
+            error = api_error(exc)
+            await self._failed(item, error, maybe_posted=item.claimed_at is not None or _transient(error))
             return
         except (TimeoutError, SlackClientError, OSError) as exc:
             await self._failed(item, f"{type(exc).__name__}: {exc}", maybe_posted=True)
@@ -259,12 +274,15 @@ class Dispatcher:
         """DM each member of a user group; when Slack will not list them (free plans, missing scope),
         post the message in the war room instead, mentioning the group — never dropped silently.
 
-        Members already reached are not sent to again: the item is retried only when nobody was reached.
+        A member Slack refuses for good (an inactive account) is noted and skipped; when a member could not
+        be reached for now (rate limit, Slack unwell), the item is retried and members already reached are
+        looked up, not sent to again.
         """
-        message = compose(plan, item.template, release, now, item.data)
         failed: list[str] = []
+        retry: list[str] = []
         fallback: tuple[str, str] | None = None
         try:
+            message = compose(plan, item.template, release, now, item.data)
             members = await self.directory.group_members(item.channel) or []
             if not members:
                 log.warning("user group %s not expanded; posting %s in the war room", item.channel, item.key)
@@ -294,9 +312,12 @@ class Dispatcher:
                         **message.kwargs(),
                     )
                 except SlackApiError as exc:
-                    failed.append(f"{member}: {api_error(exc)}")
-            if members and len(failed) == len(members):
-                raise SlackClientError("; ".join(failed)[:500])
+                    (retry if _transient(api_error(exc)) else failed).append(f"{member}: {api_error(exc)}")
+            if retry or (members and len(failed) == len(members)):
+                raise SlackClientError("; ".join(retry or failed)[:500])
+        except RenderError as exc:
+            await self._failed(item, str(exc), maybe_posted=item.claimed_at is not None)
+            return
         except SlackApiError as exc:
             await self._failed(item, api_error(exc), maybe_posted=True)
             return

@@ -238,6 +238,8 @@ class OutboxItem:
     channel_id: str | None = None
     ts: str | None = None
     delayed: bool = False
+    error: str = ""
+    """Why the last attempt failed, was skipped or cancelled (empty when nothing went wrong)."""
 
 
 def _item(row: OutboxRow) -> OutboxItem:
@@ -258,6 +260,7 @@ def _item(row: OutboxRow) -> OutboxItem:
         channel_id=row.channel_id,
         ts=row.ts,
         delayed=row.delayed,
+        error=row.error or "",
     )
 
 

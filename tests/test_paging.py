@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.app import build_runtime
 from bot.domain import (
@@ -545,4 +547,62 @@ async def test_the_war_room_copy_for_an_unexpanded_group_is_not_posted_twice(
     copies = [p for p in fake_slack.posts("C0WAR2") if "You are paged" in json.dumps(p["blocks"])]
     assert len(copies) == 1
     [item] = await page_items(slack, "r2", ":dm:S0ONCALL")
+    assert item.status == "sent"
+
+
+def slack_error(client: Any, error: str) -> SlackApiError:
+    """What slack_sdk raises for an answer `{"ok": false, "error": error}`."""
+    response = AsyncSlackResponse(
+        client=client,
+        http_verb="POST",
+        api_url="chat.postMessage",
+        req_args={},
+        data={"ok": False, "error": error},
+        headers={},
+        status_code=200,
+    )
+    return SlackApiError(error, response)
+
+
+async def test_a_group_member_slack_could_not_reach_for_now_is_paged_on_the_retry(
+    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_slack.groups["S0ONCALL"] = ["U0A", "U0B"]
+    await load_group_plan(slack)
+    client = slack.runtime.dispatcher.client
+    real_post = client.chat_postMessage
+    failures = ["U0B"]
+
+    async def post(**kwargs: Any) -> Any:
+        if kwargs.get("channel") in failures:
+            failures.remove(kwargs["channel"])
+            raise slack_error(client, "ratelimited")
+        return await real_post(**kwargs)
+
+    monkeypatch.setattr(client, "chat_postMessage", post)
+    await slack.command("/page", "1 db down", user="U0RM", channel="C0WAR2", channel_name="war2")
+    assert dm_count(fake_slack, "U0A") == 1 and dm_count(fake_slack, "U0B") == 0
+    await advance(slack, clock, 2)
+    assert dm_count(fake_slack, "U0A") == 1 and dm_count(fake_slack, "U0B") == 1
+
+
+async def test_a_post_answered_with_internal_error_is_looked_up_before_it_is_sent_again(
+    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = slack.runtime.dispatcher.client
+    real_post = client.chat_postMessage
+    once = ["U0OC1"]
+
+    async def post(**kwargs: Any) -> Any:
+        result = await real_post(**kwargs)
+        if kwargs.get("channel") in once:  # Slack: the operation may have succeeded all the same
+            once.remove(kwargs["channel"])
+            raise slack_error(client, "internal_error")
+        return result
+
+    monkeypatch.setattr(client, "chat_postMessage", post)
+    await slack.command("/page", "1 payments API failing", user="U0RM")
+    await advance(slack, clock, 2)
+    assert dm_count(fake_slack, "U0OC1") == 1
+    [item] = await page_items(slack, "r1", ":dm:U0OC1")
     assert item.status == "sent"
