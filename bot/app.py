@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -90,7 +90,11 @@ class Runtime:
 
     async def _changed(self, release_id: str, outcome: Outcome) -> None:
         """Deliver in the background, so the command's reply does not wait for Slack."""
-        task = asyncio.get_running_loop().create_task(self.timekeeper.changed(release_id, outcome))
+        self.background(self.timekeeper.changed(release_id, outcome))
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task that shutdown waits for (`settle`)."""
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -42,6 +42,7 @@ class Service:
     plans: dict[str, Plan] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     """The plan text each loaded plan was parsed from (to notice another replica loading a new one)."""
+    _refused: dict[str, str] = field(default_factory=dict)
     after_commit: list[Callable[[str, Outcome], Awaitable[None]]] = field(default_factory=list)
     plan_loaded: list[Callable[[AsyncSession, Plan, Release, datetime], Awaitable[None]]] = field(default_factory=list)
     externals: dict[str, Callable[[str, External], Awaitable[None]]] = field(default_factory=dict)
@@ -78,12 +79,15 @@ class Service:
         for release_id, known in list(self.sources.items()):
             async with self.sessions() as session:
                 stored = await repo.get_plan_source(session=session, release_id=release_id)
-            if stored is None or not stored[0] or stored[0] == known:
+            if stored is None or not stored[0] or stored[0] in {known, self._refused.get(release_id)}:
                 continue
+            if self.sources.get(release_id) != known:
+                continue  # this process loaded a plan meanwhile (SIGHUP): that one is newer than what we read
             source, file = stored
             try:
                 plan = parse_plan(source, file or "<database>")
             except PlanError as exc:
+                self._refused[release_id] = source  # said once, not at every sweep
                 log.error("the plan of %s loaded elsewhere does not parse here; keeping ours: %s", release_id, exc)
                 continue
             self.plans[release_id], self.sources[release_id] = plan, source

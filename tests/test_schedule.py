@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.app import Runtime, build_runtime
-from bot.domain import Actor, ReleaseStatus, Vote
+from bot.domain import Actor, Outcome, Post, ReleaseStatus, Vote
 from bot.lifecycle import start
 from bot.plan import parse_plan
 from bot.service import LoadedPlan
@@ -371,3 +371,74 @@ async def test_a_plan_another_replica_loaded_is_followed_at_the_next_sweep(
     assert await b.service.follow_plans() == [], "nothing new the second time"
     await a.close()
     await b.close()
+
+
+async def test_following_does_not_undo_a_plan_this_process_loaded_meanwhile(
+    fake_slack: FakeSlack, database_url: str, clock: Clock
+) -> None:
+    a = await new_runtime(fake_slack, database_url, clock)
+    b = await new_runtime(fake_slack, database_url, clock)
+    other = plan_text(start=T0 + timedelta(days=1))
+    await b.service.load(LoadedPlan(parse_plan(other, "test.yml"), other, "test.yml"))
+    read, go = asyncio.Event(), asyncio.Event()
+    real_sessions = a.service.sessions
+
+    class ReadThenPause:
+        """A's sweep reads the database, then waits while a SIGHUP load runs in the same process."""
+
+        async def __aenter__(self) -> Any:
+            self.inner = real_sessions()
+            return await self.inner.__aenter__()
+
+        async def __aexit__(self, *exc: object) -> None:
+            await self.inner.__aexit__(*exc)
+            read.set()
+            await go.wait()
+
+    a.service.sessions = lambda: ReadThenPause()  # type: ignore[assignment,misc,return-value]
+    following = asyncio.create_task(a.service.follow_plans())
+    await read.wait()
+    a.service.sessions = real_sessions  # type: ignore[method-assign]
+    newest = plan_text(start=T0 + timedelta(days=2))
+    await a.service.load(LoadedPlan(parse_plan(newest, "test.yml"), newest, "test.yml"))
+    go.set()
+    assert await following == []
+    assert a.service.plan("r1").t0 == T0 + timedelta(days=2)
+    await a.close()
+    await b.close()
+
+
+async def test_a_plan_that_does_not_parse_here_is_refused_once_and_reported_once(
+    fake_slack: FakeSlack, database_url: str, clock: Clock, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = await new_runtime(fake_slack, database_url, clock)
+    b = await new_runtime(fake_slack, database_url, clock)
+    elsewhere = tmp_path / "other-host"
+    (elsewhere / "templates").mkdir(parents=True)
+    text = "templates_dir: templates\n" + plan_text(start=T0 + timedelta(days=1))
+    path = str(elsewhere / "plan.yml")
+    await b.service.load(LoadedPlan(parse_plan(text, path), text, path))
+    (elsewhere / "templates").rmdir()  # that folder exists only on the other replica's host
+    for _ in range(3):
+        await a.timekeeper.sweep()
+    refused = [r for r in caplog.records if "does not parse here" in r.getMessage()]
+    assert len(refused) == 1 and "templates_dir" in refused[0].getMessage()
+    assert a.service.plan("r1").t0 == T0, "this replica keeps the plan it could parse"
+    await a.close()
+    await b.close()
+
+
+async def test_a_message_that_cannot_be_rendered_is_retried_without_stopping_the_others(
+    rt: Runtime, fake_slack: FakeSlack, clock: Clock
+) -> None:
+    clock.set(ASSEMBLY - timedelta(minutes=1))
+    posts = (
+        Post("war_room", "only_in_a_newer_plan", {}, key="custom:a"),
+        Post("war_room", "inline", {"inline": "Still delivered"}, key="custom:b"),
+    )
+    await rt.service.run("r1", lambda r, p, now: Outcome(r, effects=posts))
+    await rt.settle()
+    await rt.dispatcher.run_due()
+    assert [p["text"] for p in fake_slack.posts("C0WAR") if p["text"] == "Still delivered"]
+    item = (await outbox(rt))["custom:a"]
+    assert item.status == "pending" and "cannot render 'only_in_a_newer_plan'" in item.error
