@@ -514,28 +514,6 @@ async def test_a_failed_look_up_is_tried_again_before_any_resend(
     assert item.status == "sent"
 
 
-async def test_group_members_reached_before_a_network_error_are_not_paged_again(
-    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fake_slack.groups["S0ONCALL"] = ["U0A", "U0B"]
-    await load_group_plan(slack)
-    client = slack.runtime.dispatcher.client
-    real_post = client.chat_postMessage
-    failures = ["U0B"]
-
-    async def post(**kwargs: Any) -> Any:
-        if kwargs.get("channel") in failures:
-            failures.remove(kwargs["channel"])
-            raise TimeoutError("read timeout")
-        return await real_post(**kwargs)
-
-    monkeypatch.setattr(client, "chat_postMessage", post)
-    await slack.command("/page", "1 db down", user="U0RM", channel="C0WAR2", channel_name="war2")
-    assert dm_count(fake_slack, "U0A") == 1 and dm_count(fake_slack, "U0B") == 0
-    await advance(slack, clock, 2)
-    assert dm_count(fake_slack, "U0A") == 1 and dm_count(fake_slack, "U0B") == 1
-
-
 async def test_the_war_room_copy_for_an_unexpanded_group_is_not_posted_twice(
     slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -564,8 +542,9 @@ def slack_error(client: Any, error: str) -> SlackApiError:
     return SlackApiError(error, response)
 
 
-async def test_a_group_member_slack_could_not_reach_for_now_is_paged_on_the_retry(
-    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("failure", ["network", "ratelimited"])
+async def test_a_group_member_not_reached_for_now_is_paged_on_the_retry_and_nobody_twice(
+    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
     fake_slack.groups["S0ONCALL"] = ["U0A", "U0B"]
     await load_group_plan(slack)
@@ -576,7 +555,7 @@ async def test_a_group_member_slack_could_not_reach_for_now_is_paged_on_the_retr
     async def post(**kwargs: Any) -> Any:
         if kwargs.get("channel") in failures:
             failures.remove(kwargs["channel"])
-            raise slack_error(client, "ratelimited")
+            raise TimeoutError("read timeout") if failure == "network" else slack_error(client, "ratelimited")
         return await real_post(**kwargs)
 
     monkeypatch.setattr(client, "chat_postMessage", post)
