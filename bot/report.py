@@ -45,6 +45,7 @@ def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
             "started_at": _iso(release.started_at),
             "ended_at": _iso(release.ended_at),
             "progress": progress(release),
+            "attempt": release.attempt,
         },
         "phases": phases,
         "issues": [
@@ -117,6 +118,14 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"- Release: `{r['id']}` · status **{r['status']}** · progress {r['progress']}%",
         f"- Window: {r['window_start']} to {r['window_end']}",
         f"- Started: {_md(r['started_at'])} · ended: {_md(r['ended_at'])}",
+        *(
+            [
+                f"- Attempt {r['attempt']}: the release was postponed by a No-Go and rescheduled; phases and "
+                "votes below are this attempt's, earlier ones are in the decisions and the timeline"
+            ]
+            if r["attempt"] > 1
+            else []
+        ),
         "",
         "## Phases: plan vs actual",
         "",

@@ -30,6 +30,7 @@ from bot.domain import (
 )
 from bot.gonogo_commands import parse_gonogo
 from bot.plan import Plan, parse_plan
+from bot.report import report, to_markdown
 from bot.rules import ChangePhase, PhaseVerb, change_phase, load_plan_into, release_from_plan
 from bot.service import LoadedPlan, Service
 from bot.votes import (
@@ -295,6 +296,16 @@ def test_the_new_attempt_votes_and_decides_under_its_own_keys(plan: Plan) -> Non
     assert "gonogo:decision:war_room:attempt2" in {e.key for e in cast.effects if isinstance(e, Post)}
     assert Refresh("gonogo:vote:attempt2") in cast.effects
     assert release.status is ReleaseStatus.SCHEDULED
+
+
+def test_the_post_mortem_report_says_which_attempt_it_describes(plan: Plan) -> None:
+    moved = parse_plan(plan_text(start=NEXT_WEEK), "test.yml")
+    release = load_plan_into(no_go(plan), moved, OPENED + timedelta(hours=1)).release
+    data = report(release, [])
+    assert data["release"]["attempt"] == 2
+    assert [d["outcome"] for d in data["decisions"]] == ["no_go", "rescheduled"]
+    assert "- Attempt 2: the release was postponed by a No-Go and rescheduled" in to_markdown(data)
+    assert "Attempt" not in to_markdown(report(release_from_plan(plan), []))
 
 
 def test_buttons_of_an_earlier_attempt_change_nothing(plan: Plan) -> None:
