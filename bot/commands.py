@@ -16,7 +16,7 @@ PHASE_USAGE = (
     "`/phase skip ID REASON` · `/phase list` (add `--release ID` outside the war room)"
 )
 RELEASE_USAGE = (
-    "Usage: `/release` or `/release status` · `/release start` · `/release complete` · "
+    "Usage: `/release` or `/release status` · `/release schedule` · `/release start` · `/release complete` · "
     "`/release abort REASON` · `/release rollback REASON` (add `--release ID` outside the war room)"
 )
 
@@ -71,6 +71,7 @@ def parse_phase(text: str) -> ChangePhase | ListPhases:
 
 class ReleaseVerb(StrEnum):
     STATUS = "status"
+    SCHEDULE = "schedule"
     START = "start"
     COMPLETE = "complete"
     ABORT = "abort"
@@ -102,6 +103,6 @@ def parse_release(text: str) -> ReleaseCommand:
             raise UsageError("A forced start needs a reason: `/release start --force REASON`.", RELEASE_USAGE)
     if verb in {ReleaseVerb.ABORT, ReleaseVerb.ROLLBACK} and not rest:
         raise UsageError(f"Say why: `/release {verb.value} REASON`.", RELEASE_USAGE)
-    if verb in {ReleaseVerb.STATUS, ReleaseVerb.COMPLETE} and rest:
+    if verb in {ReleaseVerb.STATUS, ReleaseVerb.SCHEDULE, ReleaseVerb.COMPLETE} and rest:
         raise UsageError(f"`/release {verb.value}` takes no arguments.", RELEASE_USAGE)
     return ReleaseCommand(verb, rest[:2000], force)

@@ -11,6 +11,8 @@ from bot.ids import Command
 from bot.lifecycle import change_release
 from handlers.deps import Deps
 from messages.render import render
+from messages.schedule_card import schedule_card
+from schedules.upcoming import upcoming_for
 
 
 def register(app: AsyncApp) -> None:
@@ -26,6 +28,11 @@ async def on_release(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespo
     if parsed.verb is ReleaseVerb.STATUS:
         release = await deps.service.get(release_id)
         card = render(plan, "status_card", release, deps.clock())
+        await respond(response_type="ephemeral", **card.kwargs())
+        return
+    if parsed.verb is ReleaseVerb.SCHEDULE:
+        release = await deps.service.get(release_id)
+        card = schedule_card(plan, release, await upcoming_for(deps.service, release_id), deps.clock())
         await respond(response_type="ephemeral", **card.kwargs())
         return
     actor = await deps.actor(plan, command["user_id"])

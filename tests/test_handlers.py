@@ -179,3 +179,21 @@ async def test_app_home_lists_releases(slack: SlackDriver, fake_slack: FakeSlack
     assert view["type"] == "home"
     bk.validate(view["blocks"])
     assert "Test Platform" in json.dumps(view["blocks"])
+
+
+async def test_release_schedule_lists_what_comes_next(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    reply = await slack.command("/release", "schedule")
+    assert reply["response_type"] == "ephemeral"
+    bk.validate(reply["blocks"])
+    text = str(reply["blocks"])
+    lines = [line for line in text.split("\\n") if line.startswith("•")]
+    assert "Announcement `assembly` (team assembly) → <#C0WAR>" in text
+    assert "The go/no-go vote opens" in text and "T0: the release starts" in text
+    assert "Status update, then 16 more → <#C0WAR>" in text
+    assert text.index("Announcement `assembly`") < text.index("The go/no-go vote opens") < text.index("T0:")
+    assert "Announcement `advance`" not in text, "already past and skipped: not coming up"
+    assert len(lines) >= 5
+    await slack.command("/gonogo", "open", user="U0RM")
+    assert "The go/no-go vote opens" not in str((await slack.command("/release", "schedule"))["blocks"])
+    refused = await slack.command("/release", "schedule tomorrow")
+    assert "takes no arguments" in refused["text"]

@@ -13,7 +13,9 @@ from bot.plan import BUILTIN_TEMPLATES, Plan, load_plan
 from bot.rules import release_from_plan
 from messages import blocks as bk
 from messages.render import compose, render, slack_escape
+from messages.schedule_card import schedule_card
 from schedules.preview import on_plan
+from schedules.upcoming import Upcoming
 from tests.conftest import ROOT, T0
 
 OWN_TEMPLATES = ("phase_update", "status_card", "phase_list")
@@ -150,3 +152,15 @@ def test_date_tokens_carry_a_fallback_in_the_plan_zone() -> None:
     message = render(plan, "advance_notice", release_from_plan(plan), plan.t0)
     assert "<!date^1753488000^" in message.blocks[1]["text"]["text"]
     assert "20:00 EDT" in message.blocks[1]["text"]["text"]
+
+
+def test_the_schedule_card_is_valid_empty_and_when_long(plan: Plan) -> None:
+    release = release_from_plan(plan)
+    empty = schedule_card(plan, release, [], T0)
+    assert_valid(empty)
+    assert "Nothing is scheduled" in str(empty.blocks)
+    entries = [Upcoming(T0 + timedelta(minutes=n), f"Announcement `a{n}` <!here>", "war_room") for n in range(40)]
+    long = schedule_card(plan, release, entries, T0 + timedelta(minutes=1))
+    assert_valid(long)
+    text = str(long.blocks)
+    assert "… and 15 more." in text and "going out now" in text and "<!here>" not in text
