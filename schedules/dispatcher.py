@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 DELAY_MARK = timedelta(seconds=60)
 STALE_CLAIM = timedelta(seconds=60)
+HISTORY_PAGES = 10
 PERMANENT_ERRORS = {
     "invalid_blocks",
     "invalid_arguments",
@@ -377,13 +378,22 @@ class Dispatcher:
         for a go-live a message sent twice is better than one never sent.
         """
         # nothing is sent before it is due; a claim kept across failed retries may be much later than the send
-        since = min(item.due_at, item.claimed_at or item.due_at) - timedelta(minutes=10)
-        oldest = since.timestamp()
+        # The lost send happened after the message fell due and before its last claim ended: look there only
+        # (a busy war room adds many messages after it), up to HISTORY_PAGES pages of 200.
+        claimed = item.claimed_at or item.due_at
+        oldest = (min(item.due_at, claimed) - timedelta(minutes=10)).timestamp()
+        latest = (claimed + STALE_CLAIM + timedelta(minutes=5)).timestamp()
         cursor = None
-        for _ in range(5):
+        for _ in range(HISTORY_PAGES):
             try:
                 response = await self.client.conversations_history(
-                    channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200, cursor=cursor
+                    channel=channel,
+                    oldest=f"{oldest:.6f}",
+                    latest=f"{latest:.6f}",
+                    inclusive=True,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
                 )
             except SlackApiError as exc:
                 if api_error(exc) not in LOOKUP_UNAVAILABLE:
