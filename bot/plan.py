@@ -472,7 +472,7 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
         if not folder.is_dir():
             add(("templates_dir",), f"templates_dir {templates_dir!r} is not a folder (looked in {folder})")
         else:
-            overrides = {p.stem.removesuffix(".md") for p in folder.glob("*.j2")}
+            overrides = {p.stem for p in folder.glob("*.j2")}  # NAME.j2, as rendering looks it up
     known = set(BUILTIN_TEMPLATES) | overrides
     raw_anns = data.get("announcements")
     anns: list[Any] = raw_anns if isinstance(raw_anns, list) else []

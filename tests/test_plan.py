@@ -176,3 +176,14 @@ def test_templates_dir_must_exist_and_overrides_count_as_templates(tmp_path: Pat
 def test_missing_file_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
     with pytest.raises(PlanError, match="cannot read the plan"):
         load_plan(tmp_path / "nope.yml")
+
+
+def test_the_plan_example_in_the_readme_passes_check(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The plan file") :]
+    example = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
+    (tmp_path / "templates").mkdir()  # the example names ./templates, which must exist
+    path = tmp_path / "plan.yml"
+    path.write_text(example)
+    plan, _ = load_plan(path)
+    assert plan.id == "uh-2-4-0" and plan.go_no_go is not None and plan.go_no_go.final_authority == "vp_engineering"
