@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -37,9 +37,13 @@ from schedules.dispatcher import Dispatcher
 from schedules.planned import sync_schedule
 from schedules.timekeeper import Timekeeper
 from schedules.timers import arm_plan_timers
+from storage import repo
 from storage.db import create_engine, migrate, ping, sessionmaker
 
 log = logging.getLogger(__name__)
+
+OVERDUE_AFTER = timedelta(minutes=1)
+"""A message or timer this late and not done counts as overdue in /metrics."""
 
 
 async def schedule_plan(session: AsyncSession, plan: Plan, release: Release, now: datetime) -> None:
@@ -147,6 +151,13 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
         return web.json_response(body, status=200 if ok else 503)
 
     async def metrics(_request: web.Request) -> web.Response:
+        try:
+            async with runtime.service.sessions() as session:
+                messages, timers = await repo.overdue(session=session, before=runtime.service.clock() - OVERDUE_AFTER)
+            METRICS.overdue.labels("messages").set(messages)
+            METRICS.overdue.labels("timers").set(timers)
+        except Exception:  # the database being down is /healthz's to report; the counters are still served
+            log.warning("could not count overdue messages for /metrics", exc_info=True)
         return web.Response(body=METRICS.render(), content_type="text/plain", charset="utf-8")
 
     application = web.Application()

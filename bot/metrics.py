@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -34,6 +34,13 @@ class Metrics:
             "How late a message was posted after its due time",
             ["kind"],
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
+            registry=self.registry,
+        )
+
+        self.overdue = Gauge(
+            "warroom_overdue",
+            "Messages and timers due more than a minute ago and still not done (database-wide; alert when > 0)",
+            ["what"],
             registry=self.registry,
         )
 

@@ -493,6 +493,19 @@ async def next_due(*, session: AsyncSession) -> datetime | None:
     return min(times) if times else None
 
 
+async def overdue(*, session: AsyncSession, before: datetime) -> tuple[int, int]:
+    """(messages, timers) due before `before` and still not done: what a stuck or failing bot leaves behind."""
+    messages = await session.scalar(
+        select(func.count())
+        .select_from(OutboxRow)
+        .where(OutboxRow.status.in_(("pending", "claimed")), OutboxRow.due_at < before)
+    )
+    timers = await session.scalar(
+        select(func.count()).select_from(TimerRow).where(TimerRow.status == "pending", TimerRow.at < before)
+    )
+    return int(messages or 0), int(timers or 0)
+
+
 async def pending_schedule(*, session: AsyncSession) -> list[tuple[str, datetime]]:
     """(job id, time) for every pending message and timer, for rebuilding the scheduler."""
     posts = (await session.execute(select(OutboxRow.id, OutboxRow.due_at).where(OutboxRow.status == "pending"))).all()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from urllib.parse import parse_qsl, urlencode
 
 from bot.app import web_app
 from bot.domain import PhaseStatus
 from messages import blocks as bk
-from tests.conftest import SlackDriver, shared_path, sign
+from tests.conftest import Clock, SlackDriver, shared_path, sign
 from tests.fake_slack import FakeSlack
 
 
@@ -197,3 +198,18 @@ async def test_release_schedule_lists_what_comes_next(slack: SlackDriver, fake_s
     assert "The go/no-go vote opens" not in str((await slack.command("/release", "schedule"))["blocks"])
     refused = await slack.command("/release", "schedule tomorrow")
     assert "takes no arguments" in refused["text"]
+
+
+async def test_metrics_count_what_is_overdue_so_a_stuck_bot_can_alert(slack: SlackDriver, clock: Clock) -> None:
+    async def overdue() -> dict[str, float]:
+        text = await (await slack.client.get("/metrics")).text()
+        found = re.findall(r'^warroom_overdue\{what="(\w+)"\} ([0-9.]+)$', text, re.M)
+        return {what: float(value) for what, value in found}
+
+    await slack.runtime.dispatcher.run_due()
+    assert await overdue() == {"messages": 0.0, "timers": 0.0}
+    clock.advance(hours=2, minutes=33)  # T-2h assembly and the T-30m vote opening due, and nobody acts
+    stuck = await overdue()
+    assert stuck["messages"] >= 1 and stuck["timers"] >= 1
+    await slack.runtime.dispatcher.run_due()
+    assert await overdue() == {"messages": 0.0, "timers": 0.0}
