@@ -446,6 +446,13 @@ def crash_recording(monkeypatch: pytest.MonkeyPatch, keys: str) -> Any:
     return real_finish
 
 
+async def page_with_a_lost_commit(slack: SlackDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Page level 1; the DM to U0OC1 reaches Slack but the process dies before recording it."""
+    real_finish = crash_recording(monkeypatch, ":dm:U0OC1")
+    await slack.command("/page", "1 payments API failing", user="U0RM")
+    monkeypatch.setattr(repo, "finish_item", real_finish)
+
+
 async def page_items(slack: SlackDriver, release_id: str, part: str) -> list[repo.OutboxItem]:
     async with slack.runtime.service.sessions() as session:
         return [i for i in await repo.outbox(session=session, release_id=release_id) if part in i.key]
@@ -454,9 +461,7 @@ async def page_items(slack: SlackDriver, release_id: str, part: str) -> list[rep
 async def test_a_page_dm_sent_but_not_recorded_is_found_in_the_dm_and_not_sent_again(
     slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_finish = crash_recording(monkeypatch, ":dm:U0OC1")
-    await slack.command("/page", "1 payments API failing", user="U0RM")
-    monkeypatch.setattr(repo, "finish_item", real_finish)
+    await page_with_a_lost_commit(slack, monkeypatch)
     assert dm_count(fake_slack, "U0OC1") == 1
     [item] = await page_items(slack, "r1", ":dm:U0OC1")
     assert item.status == "claimed"
@@ -488,9 +493,7 @@ async def test_group_members_already_paged_are_not_paged_again_after_a_lost_comm
 async def test_when_the_dm_cannot_be_read_the_page_is_sent_again_rather_than_lost(
     slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_finish = crash_recording(monkeypatch, ":dm:U0OC1")
-    await slack.command("/page", "1 payments API failing", user="U0RM")
-    monkeypatch.setattr(repo, "finish_item", real_finish)
+    await page_with_a_lost_commit(slack, monkeypatch)
     fake_slack.fail["conversations.history"] = [(200, {"ok": False, "error": "missing_scope"})]
 
     await advance(slack, clock, 2)
@@ -502,9 +505,7 @@ async def test_when_the_dm_cannot_be_read_the_page_is_sent_again_rather_than_los
 async def test_a_failed_look_up_is_tried_again_before_any_resend(
     slack: SlackDriver, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_finish = crash_recording(monkeypatch, ":dm:U0OC1")
-    await slack.command("/page", "1 payments API failing", user="U0RM")
-    monkeypatch.setattr(repo, "finish_item", real_finish)
+    await page_with_a_lost_commit(slack, monkeypatch)
     fake_slack.fail["conversations.history"] = [(200, {"ok": False, "error": "internal_error"})]
     await advance(slack, clock, 2)  # stale: the look-up fails, so nothing is sent yet
     assert dm_count(fake_slack, "U0OC1") == 1
