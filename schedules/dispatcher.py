@@ -238,9 +238,15 @@ class Dispatcher:
         """Render and post one message with metadata naming it; return (channel id, ts)."""
         message = compose(plan, item.template, release, now, item.data, delayed=delayed)
         channel = await self._channel(plan.channel(item.channel))
+        return await self._send(channel, item, message, thread_ts=await self._thread_ts(item))
+
+    async def _send(
+        self, channel: str, item: OutboxItem, message: Message, *, thread_ts: str | None = None
+    ) -> tuple[str, str]:
+        """One chat.postMessage carrying the item's metadata (how a lost send is found); (channel id, ts)."""
         response = await self.client.chat_postMessage(
             channel=channel,
-            thread_ts=await self._thread_ts(item),
+            thread_ts=thread_ts,
             unfurl_links=False,
             unfurl_media=False,
             metadata=_metadata(item),
@@ -289,29 +295,13 @@ class Dispatcher:
                 log.warning("user group %s not expanded; posting %s in the war room", item.channel, item.key)
                 channel = await self._channel(plan.channel("war_room"))
                 found = await self._search_history(channel, item) if item.claimed_at is not None else None
-                if found is None:
-                    response = await self.client.chat_postMessage(
-                        channel=channel,
-                        unfurl_links=False,
-                        unfurl_media=False,
-                        metadata=_metadata(item),
-                        **message.kwargs(),
-                    )
-                    found = str(response.get("ts"))
-                    channel = str(response.get("channel") or channel)
-                fallback = (channel, found)
+                fallback = (channel, found) if found is not None else await self._send(channel, item, message)
             for member in members:
                 if item.claimed_at is not None and await self._reached(member, item):
                     log.info("%s already has %s (an earlier send whose commit was lost)", member, item.key)
                     continue
                 try:
-                    await self.client.chat_postMessage(
-                        channel=member,
-                        unfurl_links=False,
-                        unfurl_media=False,
-                        metadata=_metadata(item),
-                        **message.kwargs(),
-                    )
+                    await self._send(member, item, message)
                 except SlackApiError as exc:
                     (retry if _transient(api_error(exc)) else failed).append(f"{member}: {api_error(exc)}")
             if retry or (members and len(failed) == len(members)):
