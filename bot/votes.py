@@ -341,16 +341,7 @@ def cast_vote(release: Release, plan: Plan, actor: Actor, command: CastVote, now
     )
     tally = tally_votes(updated, plan)
     if tally.complete and tally.verdict is not None:
-        decided = _record(
-            updated,
-            plan,
-            tally.verdict,
-            _tally_rationale(tally, updated, plan),
-            SYSTEM.user_id,
-            now,
-            overrode=False,
-            how="tally",
-        )
+        decided = _record_verdict(updated, plan, tally, now, how="tally")
         return _merge(
             voted,
             decided,
@@ -436,6 +427,21 @@ def _record(
     return Outcome(updated, (event,), tuple(effects), f"Decision recorded: {label}.")
 
 
+def _record_verdict(release: Release, plan: Plan, tally: Tally, now: datetime, *, how: str) -> Outcome:
+    """Record the decision the votes themselves make (all Go, or a No-Go), with their reasons."""
+    assert tally.verdict is not None
+    return _record(
+        release,
+        plan,
+        tally.verdict,
+        _tally_rationale(tally, release, plan),
+        SYSTEM.user_id,
+        now,
+        overrode=False,
+        how=how,
+    )
+
+
 def _merge(first: Outcome, second: Outcome, *, reply: str | None = None) -> Outcome:
     return Outcome(
         second.release,
@@ -460,16 +466,7 @@ def at_deadline(release: Release, plan: Plan, now: datetime, data: dict[str, Any
     if tally.verdict is not None:
         return _merge(
             start,
-            _record(
-                current,
-                plan,
-                tally.verdict,
-                _tally_rationale(tally, current, plan),
-                SYSTEM.user_id,
-                now,
-                overrode=False,
-                how="deadline",
-            ),
+            _record_verdict(current, plan, tally, now, how="deadline"),
         )
     auto_at = auto_no_go_at(plan, now)
     missing = list(tally.missing)
@@ -505,16 +502,7 @@ def auto_no_go(release: Release, plan: Plan, now: datetime, data: dict[str, Any]
         return Outcome(release)
     tally = tally_votes(release, plan)
     if tally.verdict is not None:
-        return _record(
-            release,
-            plan,
-            tally.verdict,
-            _tally_rationale(tally, release, plan),
-            SYSTEM.user_id,
-            now,
-            overrode=False,
-            how="deadline",
-        )
+        return _record_verdict(release, plan, tally, now, how="deadline")
     rationale = "missing votes: " + ", ".join(role_title(r) for r in tally.missing)
     return _record(release, plan, Vote.NO_GO, rationale, SYSTEM.user_id, now, overrode=False, how="deadline")
 
