@@ -5,10 +5,13 @@ Plain frozen dataclasses: the rules in `bot.rules` take these and `now` and retu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class ReleaseStatus(StrEnum):
@@ -195,6 +198,14 @@ class Release:
         found = [d for d in self.decisions if d.kind == kind]
         return found[-1] if found else None
 
+    def with_issue(self, issue: Issue) -> Release:
+        """The release with `issue` added or replaced (by number), one revision on."""
+        return replace(self, issues=_upsert(self.issues, issue, lambda i: i.number), revision=self.revision + 1)
+
+    def with_page(self, page: Page) -> Release:
+        """The release with `page` added or replaced (by number), one revision on."""
+        return replace(self, pages=_upsert(self.pages, page, lambda p: p.number), revision=self.revision + 1)
+
     @property
     def attempt(self) -> int:
         """1 for the first window; one more each time the release was postponed and given a new window."""
@@ -203,6 +214,12 @@ class Release:
     def attempt_key(self, key: str) -> str:
         """An outbox key for the current attempt; see `attempt_key`."""
         return attempt_key(key, self.attempt)
+
+
+def _upsert(items: tuple[T, ...], item: T, key: Callable[[T], object]) -> tuple[T, ...]:
+    if key(item) not in {key(i) for i in items}:
+        return (*items, item)
+    return tuple(item if key(i) == key(item) else i for i in items)
 
 
 def attempt_key(key: str, attempt: int) -> str:

@@ -272,13 +272,6 @@ def _open(release: Release, number: int) -> Issue:
     return issue
 
 
-def _with_issue(release: Release, issue: Issue) -> Release:
-    issues = tuple(issue if i.number == issue.number else i for i in release.issues)
-    if issue.number not in {i.number for i in release.issues}:
-        issues = (*release.issues, issue)
-    return replace(release, issues=issues, revision=release.revision + 1)
-
-
 def decide_issue(release: Release, plan: Plan, actor: Actor, command: IssueCommand, now: datetime) -> Outcome:
     """Run a parsed `/issue` command or button."""
     match command:
@@ -312,7 +305,7 @@ def report_issue(release: Release, plan: Plan, actor: Actor, command: ReportIssu
         region=region,
         error=command.error.strip(),
     )
-    updated = _with_issue(release, issue)
+    updated = release.with_issue(issue)
     data = {
         "severity": issue.severity.value,
         "component": component,
@@ -378,7 +371,7 @@ def investigate_issue(release: Release, plan: Plan, actor: Actor, command: Inves
     changed = replace(issue, investigator=actor.user_id)
     event = Event("issue.investigating", now, actor.user_id, f"issue:{issue.number}", {"previous": issue.investigator})
     return Outcome(
-        _with_issue(release, changed),
+        release.with_issue(changed),
         (event,),
         tuple(_refresh(plan, changed)),
         f"You are investigating issue #{issue.number}.",
@@ -436,7 +429,7 @@ def resolve_issue(release: Release, plan: Plan, actor: Actor, command: ResolveIs
         f"issue:{issue.number}",
         {"seconds_to_resolve": seconds, "note": note, "severity": issue.severity.value},
     )
-    stopped = stop_pages_for_issue(_with_issue(release, changed), plan, issue.number, now)
+    stopped = stop_pages_for_issue(release.with_issue(changed), plan, issue.number, now)
     effects: list[Effect] = [
         *_refresh(plan, changed),
         Post(

@@ -224,13 +224,6 @@ def _pagerduty(plan: Plan, release: Release, page: Page, action: str) -> list[Ef
     return [External("pagerduty", action, data)]
 
 
-def _replace_page(release: Release, page: Page) -> Release:
-    pages = tuple(page if p.number == page.number else p for p in release.pages)
-    if page.number not in {p.number for p in release.pages}:
-        pages = (*release.pages, page)
-    return replace(release, pages=pages, revision=release.revision + 1)
-
-
 def open_page(
     release: Release,
     plan: Plan,
@@ -259,7 +252,7 @@ def open_page(
         escalate_at=now + wait,
         last_notified_level=level,
     )
-    updated = _replace_page(release, page)
+    updated = release.with_page(page)
     stage = stage_of(level)
     event = Event(
         "page.created",
@@ -299,7 +292,7 @@ def climb(release: Release, plan: Plan, page: Page, now: datetime, *, by: str | 
             last_notified_level=nxt.level,
             escalate_at=now + wait,
         )
-        updated = _replace_page(release, changed)
+        updated = release.with_page(changed)
         data = {"from": current, "to": nxt.level, "manual": by is not None, "targets": list(targets)}
         events = [Event("page.escalated", now, by, f"page:{page.number}", data)]
         note = {
@@ -329,7 +322,7 @@ def climb(release: Release, plan: Plan, page: Page, now: datetime, *, by: str | 
         )
     # the last rung: notify the same people once more, then stop and say so
     changed = replace(page, status=PageStatus.EXHAUSTED, escalate_at=None)
-    updated = _replace_page(release, changed)
+    updated = release.with_page(changed)
     spec = level_spec(plan, current) if current is not None else None
     targets = tuple(plan.members(spec.notify)) if spec is not None else page.targets
     waited = format_duration(wait_for(plan, current))
@@ -445,7 +438,7 @@ def ack_page(release: Release, plan: Plan, actor: Actor, command: AckPage, now: 
     if page.status is PageStatus.ACKED:
         raise Conflict(f"Page #{page.number} was already acknowledged by <@{page.acked_by}>.")
     changed = replace(page, status=PageStatus.ACKED, acked_by=actor.user_id, acked_at=now, escalate_at=None)
-    updated = _replace_page(release, changed)
+    updated = release.with_page(changed)
     seconds = int((now - page.created_at).total_seconds())
     event = Event(
         "page.acked",
@@ -500,7 +493,7 @@ def stop_pages(release: Release, plan: Plan, now: datetime, *, which: Callable[[
             events.append(Event("page.stopped", now, None, f"page:{page.number}", {"reason": reason}))
             effects.append(CancelTimer(timer_key(page.number)))
             stopped = replace(page, escalate_at=None)
-            release = _replace_page(release, stopped)
+            release = release.with_page(stopped)
             # the war-room notices promised a next step that will not come; the issue card lists the page
             effects += [Refresh(room_key(page.number, stage)) for stage in _stages(stopped)]
             effects += [e for e in _card(stopped) if e not in effects]
