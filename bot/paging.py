@@ -365,24 +365,17 @@ def decide_page(release: Release, plan: Plan, actor: Actor, command: PageCommand
 def create_page(release: Release, plan: Plan, actor: Actor, command: CreatePage, now: datetime) -> Outcome:
     """`/page LEVEL|ROLE|@user REASON` by someone in the plan."""
     authorize(plan, actor, Action.PAGE)
+    level: int | None = None
+    label = ""
     match command.kind:
         case TargetKind.LEVEL:
-            number = int(command.target)
-            spec = level_spec(plan, number)
+            level = int(command.target)
+            spec = level_spec(plan, level)
             if spec is None:
                 known = ", ".join(str(lvl.level) for lvl in levels(plan)) or "none (the plan has no escalation:)"
-                raise UsageError(f"There is no escalation level {number}. Levels: {known}.", PAGE_USAGE)
+                raise UsageError(f"There is no escalation level {level}. Levels: {known}.", PAGE_USAGE)
             targets = tuple(plan.members(spec.notify))
-            return open_page(
-                release,
-                plan,
-                actor.user_id,
-                now,
-                level=number,
-                targets=targets,
-                reason=command.reason,
-                label=level_name(plan, number),
-            )
+            label = level_name(plan, level)
         case TargetKind.ROLE:
             if command.target not in plan.people:
                 roles = ", ".join(sorted(plan.people))
@@ -393,26 +386,11 @@ def create_page(release: Release, plan: Plan, actor: Actor, command: CreatePage,
                 )
             targets = tuple(plan.members([command.target]))
             label = command.target.replace("_", " ")
-            return open_page(
-                release,
-                plan,
-                actor.user_id,
-                now,
-                level=None,
-                targets=targets,
-                reason=command.reason,
-                label=label,
-            )
         case _:
-            return open_page(
-                release,
-                plan,
-                actor.user_id,
-                now,
-                level=None,
-                targets=(command.target,),
-                reason=command.reason,
-            )
+            targets = (command.target,)
+    return open_page(
+        release, plan, actor.user_id, now, level=level, targets=targets, reason=command.reason, label=label
+    )
 
 
 def ack_page(release: Release, plan: Plan, actor: Actor, command: AckPage, now: datetime) -> Outcome:
