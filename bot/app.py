@@ -27,7 +27,7 @@ from bot.domain import Outcome, Release
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
-from bot.service import LoadedPlan, Service
+from bot.service import Service
 from bot.settings import Settings
 from bot.slack import Directory, web_client
 from handlers import register_all
@@ -88,9 +88,6 @@ class Runtime:
     timekeeper: Timekeeper
     app: AsyncApp
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    async def load(self, plans: list[LoadedPlan]) -> list[Outcome]:
-        return [await self.service.load(p) for p in plans]
 
     async def _changed(self, release_id: str, outcome: Outcome) -> None:
         """Deliver in the background, so the command's reply does not wait for Slack."""

@@ -109,21 +109,6 @@ class Directory:
         self._groups[group_id] = (time.monotonic(), members)
         return members
 
-    async def expand(self, members: list[str]) -> tuple[list[str], list[str]]:
-        """Split plan members into (user IDs to DM, groups that could not be expanded)."""
-        users: dict[str, None] = {}
-        unexpanded: list[str] = []
-        for member in members:
-            if member.startswith("S"):
-                found = await self.group_members(member)
-                if found is None:
-                    unexpanded.append(member)
-                else:
-                    users.update(dict.fromkeys(found))
-            else:
-                users.setdefault(member)
-        return list(users), unexpanded
-
     async def actor(self, plan: Plan, user_id: str) -> Actor:
         """The plan roles `user_id` holds, directly or through a listed user group."""
         roles = set(plan.role_of_person.get(user_id, frozenset()))

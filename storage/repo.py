@@ -485,14 +485,6 @@ async def outbox(*, session: AsyncSession, release_id: str | None = None) -> lis
     return [_item(r) for r in (await session.scalars(query)).all()]
 
 
-async def next_due(*, session: AsyncSession) -> datetime | None:
-    """When the earliest pending message or timer is due."""
-    a = await session.scalar(select(func.min(OutboxRow.due_at)).where(OutboxRow.status == "pending"))
-    b = await session.scalar(select(func.min(TimerRow.at)).where(TimerRow.status == "pending"))
-    times = [t for t in (a, b) if t is not None]
-    return min(times) if times else None
-
-
 async def overdue(*, session: AsyncSession, before: datetime) -> tuple[int, int]:
     """(messages, timers) due before `before` and still not done: what a stuck or failing bot leaves behind."""
     messages = await session.scalar(
