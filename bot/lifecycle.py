@@ -33,7 +33,7 @@ from bot.permissions import Action, authorize
 from bot.plan import Plan
 from bot.rules import postpone_effects
 from bot.timers import timer_rule
-from bot.votes import T0_TIMER, VOTE_KEY, VOTE_TIMERS, go_decision
+from bot.votes import DECISION_POINT_TIMER, T0_TIMER, VOTE_KEY, VOTE_TIMERS, go_decision
 from schedules.planned import planned_messages
 
 ACTIVE = {
@@ -42,7 +42,6 @@ ACTIVE = {
     ReleaseStatus.IN_PROGRESS,
     ReleaseStatus.ROLLING_BACK,
 }
-DECISION_POINT_TIMER = "rollback:decision_point"
 ROLLBACK_PROMPT_KEY = "rollback:prompt"
 ROLLBACK_POINT = "rollback_point"
 """Decision.kind of the answer to the decision-point prompt (`continue` or `rollback`)."""

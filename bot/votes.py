@@ -51,6 +51,7 @@ OPEN_TIMER = "gonogo:open"
 DEADLINE_TIMER = "gonogo:deadline"
 AUTO_NO_GO_TIMER = "gonogo:auto_no_go"
 T0_TIMER = "release:t0"
+DECISION_POINT_TIMER = "rollback:decision_point"
 VOTE_TIMERS = (OPEN_TIMER, DEADLINE_TIMER, AUTO_NO_GO_TIMER)
 ROLE_FIELD = 64  # votes.role column width
 
@@ -413,7 +414,7 @@ def _record(
     if outcome is Vote.NO_GO:
         # first, so the cancellation cannot catch the decision posts below (they are due now, maybe after T0)
         effects += postpone_effects(updated, now, f"the go/no-go decision was No-Go: {rationale}")
-        effects += [CancelTimer(T0_TIMER), CancelTimer("rollback:decision_point")]
+        effects += [CancelTimer(T0_TIMER), CancelTimer(DECISION_POINT_TIMER)]
     effects += [
         Post("war_room", "gonogo_decision", data, key=release.attempt_key(f"{DECISION_KEY}:war_room")),
         Post("announcements", "gonogo_decision", data, key=release.attempt_key(f"{DECISION_KEY}:announcements")),

@@ -8,9 +8,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import NOT_STARTED, Release, ReleaseStatus, SetTimer
-from bot.lifecycle import DECISION_POINT_TIMER
 from bot.plan import Plan
-from bot.votes import DEADLINE_TIMER, OPEN_TIMER, T0_TIMER, go_decision
+from bot.votes import DEADLINE_TIMER, DECISION_POINT_TIMER, OPEN_TIMER, T0_TIMER, go_decision
 from storage import repo
 
 
