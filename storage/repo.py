@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -46,23 +46,43 @@ T = TypeVar("T")
 # --- row <-> domain conversion -------------------------------------------------------------------------------
 
 
-def _from_row(cls: type[T], row: Base, **extra: Any) -> T:
+_Conversions = tuple[tuple[str, Callable[[Any], Any] | None], ...]
+_CONVERSIONS: dict[type, _Conversions] = {}
+
+
+def _conversions(cls: type) -> _Conversions:
+    """Per dataclass, once: each field's name and how a column value becomes the field's type.
+
+    Reflecting on the type hints for every row was most of the cost of loading a release.
+    """
+    if cls in _CONVERSIONS:
+        return _CONVERSIONS[cls]
     hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name in extra:
-            values[f.name] = extra[f.name]
-            continue
-        if not hasattr(row, f.name):
-            continue
-        value = getattr(row, f.name)
+    plan: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for f in dataclasses.fields(cls):
         kind = hints[f.name]
-        base = typing.get_origin(kind)
-        if isinstance(kind, type) and issubclass(kind, enum.Enum) and value is not None:
-            value = kind(value)
-        elif base is tuple and value is not None:
-            value = tuple(value)
-        values[f.name] = value
+        convert: Callable[[Any], Any] | None = None
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            convert = kind
+        elif typing.get_origin(kind) is tuple:
+            convert = tuple
+        plan.append((f.name, convert))
+    _CONVERSIONS[cls] = tuple(plan)
+    return _CONVERSIONS[cls]
+
+
+def _from_row(cls: type[T], row: Base, **extra: Any) -> T:
+    values: dict[str, Any] = {}
+    for name, convert in _conversions(cls):
+        if name in extra:
+            values[name] = extra[name]
+            continue
+        if not hasattr(row, name):
+            continue
+        value = getattr(row, name)
+        if convert is not None and value is not None:
+            value = convert(value)
+        values[name] = value
     return cls(**values)
 
 
