@@ -255,8 +255,14 @@ def render_markup(plan: Plan, name: str, context: dict[str, Any]) -> str:
     return environment(plan.templates_dir).get_template(f"{name}.j2").render(**context)
 
 
+@lru_cache(maxsize=1024)
+def _inline_template(source: str) -> jinja2.Template:
+    """An inline plan template, compiled once (the plan's texts are few; compiling is the costly part)."""
+    return environment(None).from_string(source)
+
+
 def render_inline(source: str, context: dict[str, Any]) -> str:
-    return environment(None).from_string(source).render(**context)
+    return _inline_template(source).render(**context)
 
 
 def render(
