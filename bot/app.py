@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
@@ -87,6 +87,8 @@ class Runtime:
     dispatcher: Dispatcher
     timekeeper: Timekeeper
     app: AsyncApp
+    http: ClientSession
+    """One pooled, kept-alive HTTP session for the Slack Web API and PagerDuty, closed at shutdown."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _changed(self, release_id: str, outcome: Outcome) -> None:
@@ -109,6 +111,7 @@ class Runtime:
         await self.dispatcher.drain()
         self.timekeeper.stop()
         await self.settle()
+        await self.http.close()
         await self.engine.dispose()
 
 
@@ -119,15 +122,16 @@ async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = u
     service = Service(sessions=sessionmaker(engine), clock=clock)
     service.plan_loaded.append(schedule_plan)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = web_client(token, settings.slack_api_url)
+    http = ClientSession()
+    client = web_client(token, settings.slack_api_url, session=http)
     directory = Directory(client)
     dispatcher = Dispatcher(service, client, directory, clock)
     timekeeper = Timekeeper(dispatcher, clock)
     app = build_app(settings, client, Deps(service, directory, clock))
-    runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app)
+    runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app, http)
     service.after_commit.append(runtime._changed)
     # PagerDuty runs in the background (tracked with the runtime's tasks) so it never delays a Slack page
-    service.externals["pagerduty"] = PagerDuty(service, runtime._tasks, wake=dispatcher.run_due).submit
+    service.externals["pagerduty"] = PagerDuty(service, runtime._tasks, wake=dispatcher.run_due, http=http).submit
     return runtime
 
 

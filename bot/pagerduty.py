@@ -11,6 +11,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,8 @@ class PagerDuty:
     timeout: float = 10.0
     retries: int = 2
     backoff: float = 1.0
+    http: aiohttp.ClientSession | None = None
+    """The process's pooled HTTP session (kept-alive connections); one per call when None."""
 
     async def submit(self, release_id: str, effect: External) -> None:
         """Start delivery in the background and return at once."""
@@ -94,10 +97,11 @@ class PagerDuty:
         for attempt in range(self.retries + 1):
             try:
                 timeout = aiohttp.ClientTimeout(total=self.timeout)
-                async with (
-                    aiohttp.ClientSession(timeout=timeout) as session,
-                    session.post(url, json=body) as response,
-                ):
+                async with AsyncExitStack() as stack:
+                    session = self.http
+                    if session is None:
+                        session = await stack.enter_async_context(aiohttp.ClientSession())
+                    response = await stack.enter_async_context(session.post(url, json=body, timeout=timeout))
                     if 200 <= response.status < 300:
                         return None
                     error = f"HTTP {response.status}: {(await response.text())[:300]}"

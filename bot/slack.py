@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -29,9 +30,14 @@ def api_error(exc: SlackApiError) -> str:
     return f"HTTP {getattr(exc.response, 'status_code', '?')}"
 
 
-def web_client(token: str | None, base_url: str, *, max_retries: int = 3) -> AsyncWebClient:
-    """A client that retries 429 (honouring Retry-After), 5xx and connection resets with backoff."""
-    client = AsyncWebClient(token=token, base_url=base_url, timeout=15)
+def web_client(
+    token: str | None, base_url: str, *, max_retries: int = 3, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """A client that retries 429 (honouring Retry-After), 5xx and connection resets with backoff.
+
+    With `session`, every call reuses its kept-alive connections instead of opening one per call.
+    """
+    client = AsyncWebClient(token=token, base_url=base_url, timeout=15, session=session)
     client.retry_handlers.extend(
         [
             AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries),
