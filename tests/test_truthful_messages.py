@@ -8,9 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 from bot.domain import ReleaseStatus
+from bot.plan import parse_plan
+from bot.service import LoadedPlan
 from messages.blocks import validate
 from storage import repo
-from tests.conftest import T0, Clock, SlackDriver
+from tests.conftest import T0, Clock, SlackDriver, plan_text
 
 
 async def timeline(slack: SlackDriver) -> list[Any]:
@@ -78,3 +80,55 @@ async def test_completion_with_every_phase_done_is_a_success(slack: SlackDriver,
     validate(notice["blocks"])
     assert notice["text"].startswith("Production deployment v1.2.3 COMPLETED SUCCESSFULLY")
     assert "All 4 phases done" in json.dumps(notice["blocks"])
+
+
+# --- nothing out of date goes out ---------------------------------------------------------------------------
+
+
+async def with_final_notice(slack: SlackDriver) -> None:
+    """The test plan plus a final notice at T-1h."""
+    text = plan_text().replace(
+        "rollback:\n", "  - {id: final, at: -1h, channel: announcements, template: final_notice}\nrollback:\n"
+    )
+    await slack.runtime.service.load(LoadedPlan(parse_plan(text, "test.yml"), text, "test.yml"))
+    await slack.runtime.settle()
+
+
+async def skipped(slack: SlackDriver) -> dict[str, str]:
+    return {e.subject: e.data["reason"] for e in await timeline(slack) if e.kind == "message.skipped"}
+
+
+async def test_after_an_early_completion_the_start_notice_is_not_posted_at_t0(slack: SlackDriver, clock: Clock) -> None:
+    clock.set(T0 - timedelta(hours=2, minutes=30))
+    await slack.command("/release", "start --force vendor moved the window earlier", user="U0VP")
+    for phase in ("pre-deployment", "db-migration", "deploy-region1", "deploy-region2"):
+        await slack.command("/phase", f"done {phase}", user="U0RM")
+    clock.set(T0 - timedelta(hours=2, minutes=20))
+    await slack.command("/release", "complete", user="U0RM")
+    for moment in (T0 - timedelta(hours=2), T0, T0 + timedelta(minutes=15)):
+        clock.set(moment)
+        await slack.runtime.dispatcher.run_due()
+        await slack.runtime.settle()
+    assert not posted(slack, "C0ANN", "has started") and not posted(slack, "C0WAR", "team assembly")
+    reasons = await skipped(slack)
+    assert reasons["announcement:start"].startswith("the release completed at 2026-12-05 19:40 UTC")
+    assert "no team to assemble" in reasons["announcement:assembly"]
+
+
+async def test_a_final_notice_due_after_an_early_start_is_skipped_with_a_reason(
+    slack: SlackDriver, clock: Clock
+) -> None:
+    await with_final_notice(slack)
+    clock.set(T0 - timedelta(hours=1, minutes=30))
+    await slack.command("/release", "start --force all green, starting early", user="U0VP")
+    clock.set(T0 - timedelta(hours=1))
+    await slack.runtime.dispatcher.run_due()
+    await slack.runtime.settle()
+    assert not posted(slack, "C0ANN", "Final notice") and not posted(slack, "C0ANN", "tomorrow")
+    assert (await skipped(slack))["announcement:final"] == (
+        "the release started at 2026-12-05 20:30 UTC; this notice was for before the start"
+    )
+    clock.set(T0)
+    await slack.runtime.dispatcher.run_due()
+    await slack.runtime.settle()
+    assert posted(slack, "C0ANN", "has started")  # still true at T0: the release is under way
