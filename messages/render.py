@@ -76,6 +76,11 @@ def mentions(members: list[str] | tuple[str, ...]) -> Markup:
     return Markup(", ".join(str(mention(m)) for m in members)) if members else Markup("—")
 
 
+def channel_ref(ref: str) -> Markup | str:
+    """A channel as Slack shows it: `<#C…>` for an ID (a link), the `#name` itself otherwise."""
+    return Markup(f"<#{ref}>") if ref[:1] in {"C", "G"} and ref.isalnum() else ref
+
+
 def utc_clock(value: datetime | None) -> str:
     return "—" if value is None else value.astimezone(UTC).strftime("%H:%M UTC")
 
@@ -104,6 +109,7 @@ def _environment(templates_dir: str | None) -> jinja2.Environment:
         mention=mention,
         mentions=mentions,
         clock=utc_clock,
+        channel=channel_ref,
         duration=_duration,
     )
     return env
@@ -196,6 +202,7 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             "duration": window.end - window.start,
             "description": plan.release.description,
             "contact": plan.release.contact,
+            "impact": plan.release.impact,
             "started_at": release.started_at,
             "ended_at": release.ended_at,
             "attempt": release.attempt,
@@ -246,7 +253,10 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             }
             for lvl in plan.escalation
         ],
-        "status_every": plan.status_updates.every if plan.status_updates else None,
+        "status_every": plan.status_updates[0].every if plan.status_updates else None,
+        "status_updates": [
+            {"every": s.every, "channel": channel_ref(plan.channel(s.channel))} for s in plan.status_updates
+        ],
         "now": now,
         "data": data or {},
         "delayed": False,

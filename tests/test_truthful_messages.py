@@ -4,15 +4,19 @@ mentioned, and nothing shortened without saying so. Through signed requests agai
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from bot.domain import ReleaseStatus
-from bot.plan import parse_plan
+from bot.plan import PlanError, parse_plan
 from bot.service import LoadedPlan
 from messages.blocks import validate
 from storage import repo
-from tests.conftest import T0, Clock, SlackDriver, plan_text
+from tests.conftest import ROOT, T0, Clock, SlackDriver, plan_text
 
 
 async def timeline(slack: SlackDriver) -> list[Any]:
@@ -132,3 +136,122 @@ async def test_a_final_notice_due_after_an_early_start_is_skipped_with_a_reason(
     await slack.runtime.dispatcher.run_due()
     await slack.runtime.settle()
     assert posted(slack, "C0ANN", "has started")  # still true at T0: the release is under way
+
+
+# --- the stakeholders' facts come from the plan -------------------------------------------------------------
+
+STREAMS = """status_updates:
+  - {every: 15m, channel: announcements, template: progress_update}
+  - {every: 30m, channel: war_room}
+"""
+
+
+def stakeholder_plan(impact: bool = True) -> str:
+    text = (
+        plan_text()
+        .replace("status_updates: {every: 15m, channel: war_room, from: 0, until: end}\n", STREAMS)
+        .replace(
+            "rollback:\n",
+            "  - {id: notice, at: -170m, channel: announcements, template: advance_notice}\n"
+            "  - {id: remind, at: -160m, channel: announcements, template: reminder}\n"
+            "  - {id: final, at: -150m, channel: announcements, template: final_notice}\n"
+            "rollback:\n",
+        )
+    )
+    if impact:
+        text = text.replace(
+            "  timezone: UTC\n", "  timezone: UTC\n  impact: Video visits cannot be booked for 30 minutes\n"
+        )
+    return text
+
+
+async def load(slack: SlackDriver, text: str) -> None:
+    await slack.runtime.service.load(LoadedPlan(parse_plan(text, "test.yml"), text, "test.yml"))
+    await slack.runtime.settle()
+
+
+async def deliver_at(slack: SlackDriver, clock: Clock, *moments: Any) -> None:
+    for moment in moments:
+        clock.set(moment)
+        await slack.runtime.dispatcher.run_due()
+        await slack.runtime.settle()
+
+
+async def test_notices_state_the_plans_impact_where_updates_go_and_the_windows_end(
+    slack: SlackDriver, clock: Clock
+) -> None:
+    await load(slack, stakeholder_plan())
+    await deliver_at(
+        slack, clock, T0 - timedelta(minutes=170), T0 - timedelta(minutes=160), T0 - timedelta(minutes=150)
+    )
+    [advance] = posted(slack, "C0ANN", "Upcoming production deployment")
+    [reminder] = posted(slack, "C0ANN", "Reminder")
+    [final] = posted(slack, "C0ANN", "Final notice")
+    for message in (advance, reminder, final):
+        validate(message["blocks"])
+    advance_text = json.dumps(advance["blocks"])
+    assert "*Expected impact:* Video visits cannot be booked for 30 minutes" in advance_text
+    assert "downtime" not in advance_text
+    window_end = int((T0 + timedelta(hours=4)).timestamp())
+    reminder_text = json.dumps(reminder["blocks"])
+    assert f"expected completion <!date^{window_end}^" in reminder_text  # the window's end, not the last phase's
+    assert "Status updates: every 15m in <#C0ANN>, every 30m in <#C0WAR>" in reminder_text
+    assert "every 15m in <#C0ANN>, every 30m in <#C0WAR>" in json.dumps(final["blocks"])
+
+
+async def test_without_an_impact_in_the_plan_the_notice_claims_none(slack: SlackDriver, clock: Clock) -> None:
+    await load(slack, stakeholder_plan(impact=False))
+    await deliver_at(slack, clock, T0 - timedelta(minutes=170))
+    [advance] = posted(slack, "C0ANN", "Upcoming production deployment")
+    assert "impact" not in json.dumps(advance["blocks"]).lower() and "downtime" not in advance["text"]
+
+
+async def test_status_updates_go_to_each_channel_with_its_own_template(slack: SlackDriver, clock: Clock) -> None:
+    await load(slack, stakeholder_plan())
+    await started(slack, clock)
+    await deliver_at(slack, clock, T0, T0 + timedelta(minutes=15), T0 + timedelta(minutes=30))
+    stakeholders = posted(slack, "C0ANN", "Deployment update")
+    war_room = posted(slack, "C0WAR", "DEPLOYMENT STATUS UPDATE")
+    assert len(stakeholders) == 3 and len(war_room) == 2
+    for message in stakeholders + war_room:
+        validate(message["blocks"])
+    assert "Next milestone" in json.dumps(stakeholders[-1]["blocks"])
+    assert "*Completed:*" in json.dumps(war_room[-1]["blocks"])
+    [start] = posted(slack, "C0ANN", "has started")
+    assert "every 15m in <#C0ANN>, every 30m in <#C0WAR>" in json.dumps(start["blocks"])
+    assert f"Expected completion: <!date^{int((T0 + timedelta(hours=4)).timestamp())}^" in json.dumps(start["blocks"])
+
+
+def test_the_interactive_preview_tells_stakeholders_the_lockout_in_new_york_time() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "preview", "examples/interactive-examples.yml"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    body = [line for line in result.stdout.splitlines() if not line.startswith("=== ")]
+    text = "\n".join(body)
+    assert "no user-facing downtime" not in text
+    assert "*Expected impact:* Users will not be able to access interactive examples" in text
+    assert "expected completion Fri 25 Jul 2025 23:30 EDT" in text  # the window's end
+    assert "Status updates: every 30m in #interactive-examples-deploy" in text
+    assert not [line for line in body if "UTC" in line]  # one zone: the plan's
+
+
+def test_status_update_streams_are_checked_like_the_single_form() -> None:
+    single = plan_text().replace("{every: 15m, channel: war_room,", "{every: 10s, channel: war_room,")
+    with pytest.raises(PlanError) as caught:
+        parse_plan(single, "plan.yml")
+    [problem] = caught.value.problems
+    assert str(problem).startswith("plan.yml:33: status_updates.every: ") and "at least 1m" in problem.message
+    twice = stakeholder_plan().replace(
+        "  - {every: 30m, channel: war_room}\n",
+        "  - {every: 30m, channel: war_room}\n  - {every: 1h, channel: war_room, template: nope}\n",
+    )
+    with pytest.raises(PlanError) as caught:
+        parse_plan(twice, "plan.yml")
+    messages = [str(p) for p in caught.value.problems]
+    assert "plan.yml:37: status updates to 'war_room' are listed twice: give each channel one entry" in messages
+    assert any(m.startswith("plan.yml:37: template 'nope' is neither built in") for m in messages)
