@@ -245,6 +245,8 @@ class Plan(_Model):
     templates_dir: str | None = None
     grace: Duration = timedelta(minutes=30)
     integrations: Integrations = Field(default_factory=Integrations)
+    team: RoleList | None = None
+    """The deployment team the assembly call mentions; by default phase owners, voters and escalation level 1."""
 
     @property
     def id(self) -> str:
@@ -282,6 +284,17 @@ class Plan(_Model):
             for member in self.people.get(role, []):
                 seen.setdefault(member, None)
         return list(seen)
+
+    def team_roles(self) -> list[str]:
+        """The roles of the deployment team: `team:` as written, else who runs the work and answers first."""
+        if self.team is not None:
+            return list(self.team)
+        roles = [role for phase in self.phases for role in phase.owner]
+        if self.go_no_go is not None:
+            roles += self.go_no_go.voters
+        if self.escalation:
+            roles += self.escalation[0].notify
+        return list(dict.fromkeys(roles))
 
     def phase_window(self, phase: PhaseSpec) -> tuple[datetime, datetime]:
         start = self.at(phase.start)
@@ -452,6 +465,8 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
         region = phase.get("region")
         if region is not None and isinstance(regions, list) and region not in regions:
             add(("phases", i, "region"), f"region {region!r} is not in regions: {regions}")
+
+    check_roles(data.get("team"), ("team",), "team role")
 
     gng = data.get("go_no_go")
     if isinstance(gng, dict):

@@ -4,6 +4,7 @@ mentioned, and nothing shortened without saying so. Through signed requests agai
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -255,3 +256,30 @@ def test_status_update_streams_are_checked_like_the_single_form() -> None:
     messages = [str(p) for p in caught.value.problems]
     assert "plan.yml:37: status updates to 'war_room' are listed twice: give each channel one entry" in messages
     assert any(m.startswith("plan.yml:37: template 'nope' is neither built in") for m in messages)
+
+
+# --- mentions fit the audience ------------------------------------------------------------------------------
+
+
+def mentioned(message: dict[str, Any]) -> set[str]:
+    return set(re.findall(r"<@(U[A-Z0-9]+)>", json.dumps(message["blocks"]) + message["text"]))
+
+
+async def test_the_assembly_call_mentions_the_deployment_team_not_everyone(slack: SlackDriver, clock: Clock) -> None:
+    await deliver_at(slack, clock, T0 - timedelta(hours=2))
+    [call] = posted(slack, "C0WAR", "team assembly")
+    validate(call["blocks"])
+    # phase owners, voters and the first escalation level; not the VP or the CTO
+    assert mentioned(call) == {"U0RM", "U0DBA", "U0DEV", "U0QA", "U0OC1", "U0OC2"}
+
+
+async def test_a_plan_names_its_deployment_team(slack: SlackDriver, clock: Clock) -> None:
+    await load(slack, plan_text().replace("components:", "team: [dba, qa_lead]\ncomponents:"))
+    await deliver_at(slack, clock, T0 - timedelta(hours=2))
+    [call] = posted(slack, "C0WAR", "team assembly")
+    assert mentioned(call) == {"U0DBA", "U0QA"}
+
+
+def test_a_team_role_must_exist() -> None:
+    with pytest.raises(PlanError, match=r"plan.yml:\d+: team role 'dbas' is not a role in people"):
+        parse_plan(plan_text().replace("components:", "team: [dba, dbas]\ncomponents:"), "plan.yml")
