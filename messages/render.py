@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from bot.domain import IssueStatus, PhaseStatus, Release, ReleaseStatus
+from bot.domain import IssueStatus, PhaseStatus, Release, ReleaseStatus, Severity
 from bot.lifecycle import pending_evaluations
 from bot.plan import Plan
 from bot.rules import current_phases, next_phase, progress, schedule_delta, status_colour
@@ -184,9 +184,9 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             "impact": i.impact,
             "investigator": i.investigator,
         }
-        for i in release.issues
+        for i in sorted(release.issues, key=lambda i: (list(Severity).index(i.severity), i.number))
         if i.status is IssueStatus.OPEN
-    ]
+    ]  # most severe first: where a message shows only the first few, those are the ones that matter
     roles = {role: list(members) for role, members in plan.people.items()}
     window = plan.release.window
     return {

@@ -7,17 +7,20 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from slack_sdk.models.blocks import Block
 
-from bot.domain import ReleaseStatus
-from bot.plan import PlanError, parse_plan
+from bot.domain import Issue, Outcome, Release, ReleaseStatus, Severity
+from bot.plan import Plan, PlanError, parse_plan
 from bot.service import LoadedPlan
 from messages.blocks import validate
 from storage import repo
-from tests.conftest import ROOT, T0, Clock, SlackDriver, plan_text
+from tests.conftest import ROOT, T0, Clock, SlackDriver, plan_text, sign
+from tests.fake_slack import FakeSlack
 
 
 async def timeline(slack: SlackDriver) -> list[Any]:
@@ -283,3 +286,100 @@ async def test_a_plan_names_its_deployment_team(slack: SlackDriver, clock: Clock
 def test_a_team_role_must_exist() -> None:
     with pytest.raises(PlanError, match=r"plan.yml:\d+: team role 'dbas' is not a role in people"):
         parse_plan(plan_text().replace("components:", "team: [dba, dbas]\ncomponents:"), "plan.yml")
+
+
+# --- nothing is cut silently --------------------------------------------------------------------------------
+
+
+def dump(blocks: Any) -> str:
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+def many_issues(count: int, severity: Severity, start: int = 1, impact_length: int = 400) -> tuple[Issue, ...]:
+    impact = ("Appointments API answers 502 for some patients " * 20)[:impact_length]
+    return tuple(
+        Issue(n, severity, "api", f"{impact} ({n})", "U0DEV", T0 - timedelta(minutes=40))
+        for n in range(start, start + count)
+    )
+
+
+async def add_issues(slack: SlackDriver, issues: tuple[Issue, ...]) -> None:
+    def decide(release: Release, plan: Plan, now: Any) -> Outcome:
+        return Outcome(replace(release, issues=(*release.issues, *issues), revision=release.revision + 1))
+
+    await slack.runtime.service.run("r1", decide)
+
+
+async def test_a_status_update_with_fifty_open_issues_says_how_many_it_leaves_out(
+    slack: SlackDriver, clock: Clock
+) -> None:
+    await started(slack, clock)
+    await add_issues(slack, many_issues(50, Severity.HIGH))
+    await deliver_at(slack, clock, T0 + timedelta(minutes=60))
+    [update] = posted(slack, "C0WAR", "DEPLOYMENT STATUS UPDATE")[-1:]
+    validate(update["blocks"])
+    text = dump(update["blocks"])
+    assert "*Issues:* 50 open" in text
+    assert len(re.findall(r"• #\d+ high api", text)) == 10
+    assert "… and 40 more open issues — `/issue list`" in text
+
+
+async def test_the_vote_lists_every_open_critical_issue_or_says_how_many_more(slack: SlackDriver, clock: Clock) -> None:
+    await add_issues(slack, many_issues(8, Severity.CRITICAL))
+    clock.set(T0 - timedelta(minutes=30))
+    await slack.command("/gonogo", "open", user="U0RM")
+    await slack.runtime.dispatcher.run_due()
+    vote = [p for p in slack.fake.posts("C0WAR") if p["text"].startswith("Go/No-Go vote")][-1]
+    validate(vote["blocks"])
+    assert sorted(int(n) for n in re.findall(r"🔴 #(\d+)", dump(vote["blocks"]))) == list(range(1, 9))
+    await add_issues(slack, many_issues(7, Severity.CRITICAL, start=9))
+    await slack.command("/gonogo", "go", user="U0QA")
+    await slack.runtime.dispatcher.run_due()
+    updated = slack.fake.of("chat.update")[-1]
+    validate(updated["blocks"])
+    shown = re.findall(r"🔴 #(\d+)", dump(updated["blocks"]))
+    assert len(shown) == 10 and "… and 5 more open critical issues — `/issue list`" in dump(updated["blocks"])
+
+
+async def test_issue_list_says_how_many_it_leaves_out_and_where_to_see_them(slack: SlackDriver) -> None:
+    await add_issues(slack, many_issues(3, Severity.CRITICAL) + many_issues(57, Severity.LOW, start=4))
+    reply = await slack.command("/issue", "list")
+    validate(reply["blocks"])
+    text = dump(reply["blocks"])
+    shown = re.findall(r"\*#(\d+)\*", text)
+    assert {"1", "2", "3"} <= set(shown)  # most severe first
+    assert f"… and {60 - len(shown)} more open issues (low) not shown — `/release report` lists them all" in text
+    assert "block(s) not shown" not in text
+
+
+async def test_app_home_uses_its_hundred_blocks_and_names_what_it_leaves_out(
+    slack: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    for n in range(2, 21):
+        text = plan_text().replace("id: r1", f"id: r{n}")
+        await slack.runtime.service.load(LoadedPlan(parse_plan(text, "test.yml"), text, "test.yml"))
+    event = {
+        "token": "t",
+        "team_id": "T111",
+        "api_app_id": "A111",
+        "type": "event_callback",
+        "event_id": "Ev1",
+        "event_time": 1,
+        "event": {"type": "app_home_opened", "user": "U0RM", "channel": "D1", "tab": "home"},
+    }
+    body = json.dumps(event)
+    response = await slack.client.post(
+        "/slack/events", data=body, headers={**sign(body), "Content-Type": "application/json"}
+    )
+    assert response.status == 200
+    view = (await fake_slack.wait_for("views.publish"))[-1]["view"]
+    blocks = view["blocks"]
+    assert 50 < len(blocks) <= 100
+    for block in blocks:
+        assert Block.parse(block) is not None
+        Block.parse(block).validate_json()  # type: ignore[union-attr]
+    text = dump(blocks)
+    shown = [b for b in blocks if b["type"] == "header" and b["text"]["text"].startswith("Test Platform")]
+    assert "block(s) not shown" not in text
+    left = 20 - len(shown)
+    assert left > 0 and f"… and {left} more releases not shown — `/release status --release ID`:" in text
