@@ -383,3 +383,12 @@ async def test_app_home_uses_its_hundred_blocks_and_names_what_it_leaves_out(
     assert "block(s) not shown" not in text
     left = 20 - len(shown)
     assert left > 0 and f"… and {left} more releases not shown — `/release status --release ID`:" in text
+
+
+async def test_the_schedule_counts_each_stream_of_status_updates_in_its_channel(slack: SlackDriver) -> None:
+    await load(slack, stakeholder_plan())
+    reply = await slack.command("/release", "schedule")
+    validate(reply["blocks"])
+    text = str(reply["blocks"])
+    assert "Status update, then 16 more → <#C0ANN>" in text  # every 15m from T0 to the window's end
+    assert "Status update, then 8 more → <#C0WAR>" in text  # every 30m
