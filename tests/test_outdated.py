@@ -49,6 +49,10 @@ DONE_EARLY = T0 - timedelta(hours=1)
         (release(S.ABORTED, None, BEFORE), "announcement", "team_assembly", BEFORE, "no team to assemble"),
         (release(S.COMPLETED, EARLY, DONE_EARLY), "announcement", "team_assembly", BEFORE, "no team to assemble"),
         (release(S.SCHEDULED), "announcement", "team_assembly", AFTER_END, "window ended"),
+        # a completion notice the plan schedules: only once the release has completed
+        (release(S.IN_PROGRESS, T0), "announcement", "deployment_complete", AFTER_END, "has not completed"),
+        (release(S.ROLLED_BACK, T0, RUNNING), "announcement", "deployment_complete", AFTER_END, "rolled back"),
+        (release(S.COMPLETED, T0, RUNNING), "announcement", "deployment_complete", AFTER_END, None),
         # status updates: only while in progress
         (release(S.IN_PROGRESS, T0), "status", "status_update", RUNNING, None),
         (release(S.SCHEDULED), "status", "status_update", RUNNING, "is scheduled"),

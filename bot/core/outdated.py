@@ -24,6 +24,8 @@ class Moment(StrEnum):
     """The start notice: the work has just started."""
     RUNNING = "running"
     """Status updates: the work is under way."""
+    COMPLETION = "completion"
+    """The completion notice: the work is done."""
     ANY = "any"
     """Everything else (inline text, summaries): the plan's author knows; never judged here."""
 
@@ -34,6 +36,7 @@ TEMPLATE_MOMENTS = {
     "final_notice": Moment.BEFORE_START,
     "team_assembly": Moment.ASSEMBLY,
     "deployment_start": Moment.START,
+    "deployment_complete": Moment.COMPLETION,
 }
 FINISHED = {ReleaseStatus.COMPLETED, ReleaseStatus.ROLLED_BACK, ReleaseStatus.ABORTED}
 STARTED = {ReleaseStatus.IN_PROGRESS, ReleaseStatus.ROLLING_BACK, ReleaseStatus.COMPLETED, ReleaseStatus.ROLLED_BACK}
@@ -84,4 +87,6 @@ def out_of_date(release: Release, kind: str, template: str, now: datetime) -> st
             return f"{_state(release)}; a start notice now would be out of date"
         case Moment.START if status is ReleaseStatus.POSTPONED:
             return "the release is postponed and has not started; a start notice would not be true"
+        case Moment.COMPLETION if status is not ReleaseStatus.COMPLETED:
+            return f"{_state(release)}; it has not completed, so a completion notice would not be true"
     return None
