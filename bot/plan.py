@@ -177,7 +177,9 @@ class StatusUpdates(_Model):
 
 
 def _mapping_or_list(value: object) -> object:
-    """`status_updates:` is one mapping (one stream of updates) or a list of them, one per audience."""
+    """`status_updates:` is one mapping (one stream of updates) or a list of them, one per audience; empty is none."""
+    if value is None:
+        return []
     return [value] if isinstance(value, dict) else value
 
 

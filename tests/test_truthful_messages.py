@@ -244,6 +244,14 @@ def test_the_interactive_preview_tells_stakeholders_the_lockout_in_new_york_time
     assert not [line for line in body if "UTC" in line]  # one zone: the plan's
 
 
+def test_a_plan_may_have_no_status_updates() -> None:
+    for empty in ("status_updates:\n", "status_updates: []\n"):
+        plan = parse_plan(
+            plan_text().replace("status_updates: {every: 15m, channel: war_room, from: 0, until: end}\n", empty)
+        )
+        assert plan.status_updates == [] and plan.status_update_times() == []
+
+
 def test_status_update_streams_are_checked_like_the_single_form() -> None:
     single = plan_text().replace("{every: 15m, channel: war_room,", "{every: 10s, channel: war_room,")
     with pytest.raises(PlanError) as caught:
