@@ -79,7 +79,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     tz = plan.tz
     for item in preview(plan):
         local = item.at.astimezone(tz)
-        every = format_duration(plan.status_updates.every) if plan.status_updates else ""
+        every = next(
+            (format_duration(s.every) for s in plan.status_updates if plan.channel(s.channel) == item.channel), ""
+        )
         count = f" (sample: 1 of {item.count} status updates, every {every})" if item.count > 1 else ""
         print(f"=== {item.at:%Y-%m-%d %H:%M} UTC | {local:%Y-%m-%d %H:%M %Z} | {item.channel} | {item.key}{count}")
         print(blocks_to_text(item.message.blocks))

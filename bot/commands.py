@@ -16,7 +16,8 @@ PHASE_USAGE = (
     "`/phase skip ID REASON` · `/phase list` (add `--release ID` outside the war room)"
 )
 RELEASE_USAGE = (
-    "Usage: `/release` or `/release status` · `/release schedule` · `/release start` · `/release complete` · "
+    "Usage: `/release` or `/release status` · `/release schedule` · `/release start` · `/release complete` "
+    "(`--force REASON` with phases unfinished) · "
     "`/release abort REASON` · `/release rollback REASON` (add `--release ID` outside the war room)"
 )
 
@@ -86,7 +87,7 @@ class ReleaseCommand:
 
 
 def parse_release(text: str) -> ReleaseCommand:
-    """`/release [status]`, `start [--force REASON]`, `complete`, `abort REASON`, `rollback REASON`."""
+    """`/release [status]`, `start|complete [--force REASON]`, `abort REASON`, `rollback REASON`."""
     parts = words(text, 1)
     if not parts:
         return ReleaseCommand(ReleaseVerb.STATUS)
@@ -96,13 +97,14 @@ def parse_release(text: str) -> ReleaseCommand:
         raise UsageError(f"`{parts[0]}` is not a release command.", RELEASE_USAGE) from None
     rest = parts[1].strip() if len(parts) > 1 else ""
     force = False
-    if verb is ReleaseVerb.START and rest.startswith("--force"):
+    if verb in {ReleaseVerb.START, ReleaseVerb.COMPLETE} and rest.split(None, 1)[:1] == ["--force"]:
         force = True
         rest = rest.removeprefix("--force").strip()
         if not rest:
-            raise UsageError("A forced start needs a reason: `/release start --force REASON`.", RELEASE_USAGE)
+            what = "start" if verb is ReleaseVerb.START else "completion"
+            raise UsageError(f"A forced {what} needs a reason: `/release {verb.value} --force REASON`.", RELEASE_USAGE)
     if verb in {ReleaseVerb.ABORT, ReleaseVerb.ROLLBACK} and not rest:
         raise UsageError(f"Say why: `/release {verb.value} REASON`.", RELEASE_USAGE)
-    if verb in {ReleaseVerb.STATUS, ReleaseVerb.SCHEDULE, ReleaseVerb.COMPLETE} and rest:
+    if verb in {ReleaseVerb.STATUS, ReleaseVerb.SCHEDULE, ReleaseVerb.COMPLETE} and rest and not force:
         raise UsageError(f"`/release {verb.value}` takes no arguments.", RELEASE_USAGE)
     return ReleaseCommand(verb, rest[:2000], force)

@@ -23,6 +23,7 @@ from bot.domain import (
     Event,
     NotAllowed,
     Outcome,
+    PhaseStatus,
     Post,
     Refresh,
     Release,
@@ -69,7 +70,7 @@ def change_release(release: Release, plan: Plan, actor: Actor, command: ReleaseC
         case ReleaseVerb.START:
             return start(release, plan, actor, now, force_reason=command.reason if command.force else None)
         case ReleaseVerb.COMPLETE:
-            return complete(release, plan, actor, now)
+            return complete(release, plan, actor, now, force_reason=command.reason if command.force else None)
         case ReleaseVerb.ABORT:
             return abort(release, plan, actor, now, command.reason)
         case ReleaseVerb.ROLLBACK:
@@ -153,18 +154,39 @@ def _has_t0_announcement(plan: Plan) -> bool:
     return any(a.template == "deployment_start" for a in plan.announcements)
 
 
-def complete(release: Release, plan: Plan, actor: Actor, now: datetime) -> Outcome:
-    """Finish the release (or a rollback); status updates stop."""
+def complete(release: Release, plan: Plan, actor: Actor, now: datetime, *, force_reason: str | None = None) -> Outcome:
+    """Finish the release (or a rollback); status updates stop.
+
+    With phases not done or skipped, a completion needs `--force REASON`: the reply lists them first.
+    """
     authorize(plan, actor, Action.COMPLETE_RELEASE)
     if release.status not in {ReleaseStatus.IN_PROGRESS, ReleaseStatus.ROLLING_BACK}:
         raise Conflict(f"Only a release in progress can complete; this one is {_status(release)}.")
     final = ReleaseStatus.ROLLED_BACK if release.status is ReleaseStatus.ROLLING_BACK else ReleaseStatus.COMPLETED
+    open_phases = [p for p in release.phases if not p.status.finished]
+    data: dict[str, Any] = {}
+    if final is ReleaseStatus.COMPLETED and open_phases:
+        if force_reason is None:
+            listed = ", ".join(f"{p.name} ({p.status.value.replace('_', ' ')})" for p in open_phases)
+            raise Conflict(
+                f"{len(open_phases)} of {len(release.phases)} phases are not finished: {listed}. "
+                "Finish them with `/phase done|skip ID`, or complete anyway and say why: "
+                "`/release complete --force REASON`."
+            )
+        if not force_reason.strip():
+            raise UsageError("A forced completion needs a reason: `/release complete --force REASON`.")
+        data = {
+            "forced": force_reason,
+            "failed": [p.id for p in open_phases if p.status is PhaseStatus.FAILED],
+            "unfinished": [p.id for p in open_phases if p.status is not PhaseStatus.FAILED],
+        }
     updated = replace(release, status=final, ended_at=now, revision=release.revision + 1)
-    event = Event(f"release.{final.value}", now, actor.user_id)
+    event = Event(f"release.{final.value}", now, actor.user_id, data=data)
     template = "deployment_complete" if final is ReleaseStatus.COMPLETED else "final_status"
+    notice = {"by": actor.user_id, **({"forced": force_reason} if data else {})}
     effects: tuple[Effect, ...] = (
         CancelPosts(after=now, reason=f"release {final.value.replace('_', ' ')}", prefix="status:"),
-        Post("announcements", template, {}, key=f"release:{final.value}"),
+        Post("announcements", template, notice, key=f"release:{final.value}"),
         CancelTimer(DECISION_POINT_TIMER),
         *_refresh_prompt(release, plan, now),
     )

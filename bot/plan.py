@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -45,6 +45,7 @@ BUILTIN_TEMPLATES = (
     "rollback_started",
     "postponed",
     "rescheduled",
+    "progress_update",
 )
 
 
@@ -90,6 +91,8 @@ class ReleaseInfo(_Model):
     window: Window
     description: str = ""
     contact: str = ""
+    impact: str = Field(default="", max_length=1000)
+    """What users will notice (e.g. "Booking is unavailable 20:00-23:30"); the notices claim nothing without it."""
 
     @field_validator("timezone")
     @classmethod
@@ -173,6 +176,16 @@ class StatusUpdates(_Model):
         return value
 
 
+def _mapping_or_list(value: object) -> object:
+    """`status_updates:` is one mapping (one stream of updates) or a list of them, one per audience; empty is none."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, dict) else value
+
+
+StatusStreams = Annotated[list[StatusUpdates], BeforeValidator(_mapping_or_list)]
+
+
 class Announcement(_Model):
     at: Offset
     channel: str
@@ -228,12 +241,14 @@ class Plan(_Model):
     regions: list[str] | None = None
     go_no_go: GoNoGoSpec | None = None
     escalation: list[EscalationLevel] = Field(default_factory=list)
-    status_updates: StatusUpdates | None = None
+    status_updates: StatusStreams = Field(default_factory=list)
     announcements: list[Announcement] = Field(default_factory=list)
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
     templates_dir: str | None = None
     grace: Duration = timedelta(minutes=30)
     integrations: Integrations = Field(default_factory=Integrations)
+    team: RoleList | None = None
+    """The deployment team the assembly call mentions; by default phase owners, voters and escalation level 1."""
 
     @property
     def id(self) -> str:
@@ -272,15 +287,25 @@ class Plan(_Model):
                 seen.setdefault(member, None)
         return list(seen)
 
+    def team_roles(self) -> list[str]:
+        """The roles of the deployment team: `team:` as written, else who runs the work and answers first."""
+        if self.team is not None:
+            return list(self.team)
+        roles = [role for phase in self.phases for role in phase.owner]
+        if self.go_no_go is not None:
+            roles += self.go_no_go.voters
+        if self.escalation:
+            roles += self.escalation[0].notify
+        return list(dict.fromkeys(roles))
+
     def phase_window(self, phase: PhaseSpec) -> tuple[datetime, datetime]:
         start = self.at(phase.start)
         return start, start + phase.duration
 
-    def status_update_times(self) -> list[datetime]:
-        """Every planned status update time."""
-        spec = self.status_updates
+    def status_update_times(self, spec: StatusUpdates | None = None) -> list[datetime]:
+        """Every planned status update time of one stream (`spec`), or of all of them in time order."""
         if spec is None:
-            return []
+            return sorted(t for stream in self.status_updates for t in self.status_update_times(stream))
         start = self.at(spec.from_)
         end = self.release.window.end if spec.until == "end" else self.at(spec.until)
         times: list[datetime] = []
@@ -443,6 +468,8 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
         if region is not None and isinstance(regions, list) and region not in regions:
             add(("phases", i, "region"), f"region {region!r} is not in regions: {regions}")
 
+    check_roles(data.get("team"), ("team",), "team role")
+
     gng = data.get("go_no_go")
     if isinstance(gng, dict):
         check_roles(gng.get("voters"), ("go_no_go", "voters"), "voter")
@@ -462,8 +489,17 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
             add(("escalation", i), "every escalation level but the last needs ack_within (e.g. 15m)")
 
     status = data.get("status_updates")
-    if isinstance(status, dict):
-        check_channel(status.get("channel", "war_room"), ("status_updates", "channel"))
+    streams = [status] if isinstance(status, dict) else status if isinstance(status, list) else []
+    stream_channels: dict[object, int] = {}
+    for i, stream in enumerate(streams):
+        if not isinstance(stream, dict):
+            continue
+        path: Path_ = ("status_updates",) if isinstance(status, dict) else ("status_updates", i)
+        channel = stream.get("channel", "war_room")
+        check_channel(channel, (*path, "channel"))
+        if isinstance(channel, str) and channel in stream_channels:
+            add((*path, "channel"), f"status updates to {channel!r} are listed twice: give each channel one entry")
+        stream_channels.setdefault(channel, i)
 
     templates_dir = data.get("templates_dir")
     overrides: set[str] = set()
@@ -474,6 +510,11 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
         else:
             overrides = {p.stem for p in folder.glob("*.j2")}  # NAME.j2, as rendering looks it up
     known = set(BUILTIN_TEMPLATES) | overrides
+    for i, stream in enumerate(streams):
+        template = stream.get("template") if isinstance(stream, dict) else None
+        if isinstance(template, str) and template not in known:
+            path = ("status_updates",) if isinstance(status, dict) else ("status_updates", i)
+            add((*path, "template"), f"template {template!r} is neither built in nor in templates_dir")
     raw_anns = data.get("announcements")
     anns: list[Any] = raw_anns if isinstance(raw_anns, list) else []
     ids: set[str] = set()
@@ -521,6 +562,14 @@ def _window_problems(plan: Plan, filename: str, lines: dict[Path_, int]) -> list
     return problems
 
 
+def _single_stream_lines(data: dict[str, Any], lines: dict[Path_, int]) -> dict[Path_, int]:
+    """A single `status_updates:` mapping validates as a list of one: give its fields their lines there."""
+    if not isinstance(data.get("status_updates"), dict):
+        return lines
+    extra = {("status_updates", 0, *path[1:]): line for path, line in lines.items() if path[:1] == ("status_updates",)}
+    return {**lines, **extra}
+
+
 def parse_plan(text: str, filename: str = "<plan>") -> Plan:
     """Validate plan text; raise PlanError listing every problem with its line."""
     data, lines = _compose(text, filename)
@@ -531,7 +580,9 @@ def parse_plan(text: str, filename: str = "<plan>") -> Plan:
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
-        problems = _pydantic_problems(exc, filename, lines) + problems
+        problems = _pydantic_problems(exc, filename, _single_stream_lines(data, lines)) + problems
+        if isinstance(data.get("status_updates"), dict):  # one mapping: name its fields as written
+            problems = [replace(p, message=p.message.replace("status_updates[0]", "status_updates")) for p in problems]
     if plan is not None:
         problems += _window_problems(plan, filename, lines)
     if problems:

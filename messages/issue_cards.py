@@ -269,13 +269,23 @@ def issue_list(plan: Plan, release: Release, now: datetime) -> Message:
     if not issues:
         return bk.message([bk.section(f"No open issues in {slack_escape(release.name)}. 🎉")])
     blocks = [bk.header(f"Open issues — {release.name} ({len(issues)})")]
-    for issue in issues:
+    shown = issues[: bk.MAX_BLOCKS - 3]  # the header, the count of the rest and the hint take the others
+    for issue in shown:
         who = mention(issue.investigator) if issue.investigator else "nobody investigating"
         blocks.append(
             bk.section(
                 f"{SEVERITY_ICONS[issue.severity]} *#{issue.number}* {issue.severity.value} · "
                 f"{where(issue)} · "
                 f"{_esc(issue.impact, 600)}\n{who} · open {_ago(now, issue.reported_at)}"
+            )
+        )
+    rest = issues[len(shown) :]
+    if rest:
+        severities = ", ".join(dict.fromkeys(i.severity.value for i in rest))
+        blocks.append(
+            bk.context(
+                f"{bk.ELLIPSIS} and {len(rest)} more open issues ({severities}) not shown — "
+                "`/release report` lists them all"
             )
         )
     blocks.append(bk.context("Resolve with `/issue resolve N [note]` or the card's button."))

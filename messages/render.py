@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from bot.domain import IssueStatus, PhaseStatus, Release, ReleaseStatus
+from bot.domain import IssueStatus, PhaseStatus, Release, ReleaseStatus, Severity
 from bot.lifecycle import pending_evaluations
 from bot.plan import Plan
 from bot.rules import current_phases, next_phase, progress, schedule_delta, status_colour
@@ -76,6 +76,11 @@ def mentions(members: list[str] | tuple[str, ...]) -> Markup:
     return Markup(", ".join(str(mention(m)) for m in members)) if members else Markup("—")
 
 
+def channel_ref(ref: str) -> Markup | str:
+    """A channel as Slack shows it: `<#C…>` for an ID (a link), the `#name` itself otherwise."""
+    return Markup(f"<#{ref}>") if ref[:1] in {"C", "G"} and ref.isalnum() else ref
+
+
 def utc_clock(value: datetime | None) -> str:
     return "—" if value is None else value.astimezone(UTC).strftime("%H:%M UTC")
 
@@ -104,6 +109,7 @@ def _environment(templates_dir: str | None) -> jinja2.Environment:
         mention=mention,
         mentions=mentions,
         clock=utc_clock,
+        channel=channel_ref,
         duration=_duration,
     )
     return env
@@ -178,9 +184,9 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             "impact": i.impact,
             "investigator": i.investigator,
         }
-        for i in release.issues
+        for i in sorted(release.issues, key=lambda i: (list(Severity).index(i.severity), i.number))
         if i.status is IssueStatus.OPEN
-    ]
+    ]  # most severe first: where a message shows only the first few, those are the ones that matter
     roles = {role: list(members) for role, members in plan.people.items()}
     window = plan.release.window
     return {
@@ -196,16 +202,21 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             "duration": window.end - window.start,
             "description": plan.release.description,
             "contact": plan.release.contact,
+            "impact": plan.release.impact,
             "started_at": release.started_at,
             "ended_at": release.ended_at,
             "attempt": release.attempt,
         },
         "channels": dict(plan.channels),
         "people": roles,
-        "team": plan.members(list(plan.people)),
+        "team": plan.members(plan.team_roles()),
+        "everyone": plan.members(list(plan.people)),
         "phases": phases,
         "current": current,
         "completed": [p for p in phases if p["status"] == "done"],
+        "skipped": [p for p in phases if p["status"] == "skipped"],
+        "failed": [p for p in phases if p["status"] == "failed"],
+        "unfinished": [p for p in phases if p["status"] in {"pending", "in_progress"}],
         "next": phase_view(nxt, tz, now) if nxt else None,
         "progress": progress(release),
         "colour": colour.value,
@@ -243,7 +254,10 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             }
             for lvl in plan.escalation
         ],
-        "status_every": plan.status_updates.every if plan.status_updates else None,
+        "status_every": plan.status_updates[0].every if plan.status_updates else None,
+        "status_updates": [
+            {"every": s.every, "channel": channel_ref(plan.channel(s.channel))} for s in plan.status_updates
+        ],
         "now": now,
         "data": data or {},
         "delayed": False,

@@ -30,6 +30,9 @@ from messages.render import COLOUR_ICONS, builder, date_token, mention, mentions
 
 VOTE_ICONS = {Vote.GO: "✅", Vote.NO_GO: "⛔"}
 VOTE_LABELS = {Vote.GO: "Go", Vote.NO_GO: "No-Go"}
+CRITICAL_SHOWN = 10
+"""Open critical issues listed on the vote; the rest are counted, with where to see them."""
+ISSUE_IMPACT = 200
 
 
 def _who(user: str) -> str:
@@ -122,10 +125,15 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
     )
     critical = [i for i in release.open_issues if i.severity is Severity.CRITICAL]
     issues = (
-        "\n".join(f"🔴 #{i.number} {slack_escape(i.component)} — {slack_escape(i.impact)}" for i in critical)
+        "\n".join(
+            f"🔴 #{i.number} {slack_escape(i.component)} — {slack_escape(bk.truncate(i.impact, ISSUE_IMPACT))}"
+            for i in critical[:CRITICAL_SHOWN]
+        )
         if critical
         else "None ✅"
     )
+    if len(critical) > CRITICAL_SHOWN:
+        issues += f"\n… and {len(critical) - CRITICAL_SHOWN} more open critical issues — `/issue list`"
     checklist = "\n".join(f"☐ {slack_escape(item)}" for item in spec.checklist)
     voter_lines = []
     for role_vote in tally.roles:
@@ -138,7 +146,7 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
         bk.section(counts),
         bk.divider(),
         bk.section(f"*Go/No-Go checklist*\n{checklist}"),
-        bk.section(f"*Open critical issues*\n{issues}"),
+        *bk.layout(f"*Open critical issues*\n{issues}"),  # split at line breaks rather than cut
         bk.divider(),
         *bk.layout("*Voters*\n" + "\n".join(voter_lines)),
     ]

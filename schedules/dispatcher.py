@@ -20,7 +20,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain import Event, Outcome, Release, ReleaseStatus
+from bot.core.outdated import out_of_date
+from bot.domain import Event, Outcome, Release
 from bot.ids import METADATA_EVENT_TYPE
 from bot.metrics import METRICS
 from bot.service import Service
@@ -154,7 +155,7 @@ class Dispatcher:
             await repo.finish_item(
                 session=session, item_id=item.id, claim_id=self.process_id, status=status, now=now, **kwargs
             )
-            if status == "skipped" and item.kind in {"announcement", "post"}:
+            if status == "skipped" and item.kind in {"announcement", "post", "status"}:
                 event = Event("message.skipped", now, subject=item.key, data={"reason": kwargs.get("error", "")})
                 await repo.append_events(session=session, release_id=item.release_id, events=[event])
             if status == "sent" and item.kind in {"announcement", "status"}:
@@ -183,8 +184,9 @@ class Dispatcher:
             releases[item.release_id] = await self.service.get(item.release_id)
         release = releases[item.release_id]
         late = now - item.due_at
-        if item.kind == "status" and release.status is not ReleaseStatus.IN_PROGRESS:
-            await self._finish(item, "skipped", error=f"release is {release.status.value}")
+        overtaken = out_of_date(release, item.kind, item.template, now)
+        if overtaken is not None:
+            await self._finish(item, "skipped", error=overtaken)
             return
         if item.grace_seconds is not None and late > timedelta(seconds=item.grace_seconds):
             await self._finish(

@@ -33,10 +33,11 @@ def planned_messages(plan: Plan, attempt: int = 1) -> dict[str, tuple[datetime, 
             "grace_seconds": int(spec.grace.total_seconds()) if spec.grace else grace,
         }
         out[plan.announcement_key(index)] = (plan.at(spec.at), fields)
-    if plan.status_updates is not None:
-        status_spec = plan.status_updates
+    for index, status_spec in enumerate(plan.status_updates):
         status_grace = int(min(plan.grace, status_spec.every - timedelta(seconds=1)).total_seconds())
-        for at in plan.status_update_times():
+        # the first stream keeps the keys a single `status_updates:` always had; the others name their channel
+        prefix = STATUS if index == 0 else f"{STATUS}{status_spec.channel.lstrip('#')}:"
+        for at in plan.status_update_times(status_spec):
             fields = {
                 "kind": "status",
                 "channel": status_spec.channel,
@@ -44,7 +45,7 @@ def planned_messages(plan: Plan, attempt: int = 1) -> dict[str, tuple[datetime, 
                 "data": {},
                 "grace_seconds": status_grace,
             }
-            out[f"{STATUS}{at:%Y%m%dT%H%M%SZ}"] = (at, fields)
+            out[f"{prefix}{at:%Y%m%dT%H%M%SZ}"] = (at, fields)
     return {attempt_key(key, attempt): value for key, value in out.items()}
 
 

@@ -40,15 +40,15 @@ def preview(plan: Plan) -> list[PreviewItem]:
     """Announcements as they would render at their time; status updates as one sample and their count."""
     fresh = release_from_plan(plan)
     items: list[PreviewItem] = []
-    status: list[tuple[datetime, str, dict[str, object]]] = []
+    streams: dict[str, list[tuple[datetime, str, dict[str, object]]]] = {}
     for key, (at, fields) in planned_messages(plan).items():
         if fields["kind"] == "status":
-            status.append((at, key, fields))
+            streams.setdefault(str(fields["channel"]), []).append((at, key, fields))
             continue
         release = on_plan(fresh, at)
         message = compose(plan, str(fields["template"]), release, at, dict(fields["data"]))
         items.append(PreviewItem(at, key, plan.channel(str(fields["channel"])), message))
-    if status:
+    for status in streams.values():  # one sample per stream of status updates
         at, key, fields = status[min(1, len(status) - 1)]
         message = compose(plan, str(fields["template"]), on_plan(fresh, at), at, {})
         items.append(PreviewItem(at, key, plan.channel(str(fields["channel"])), message, count=len(status)))

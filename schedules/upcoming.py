@@ -38,11 +38,14 @@ async def upcoming_for(service: Service, release_id: str) -> list[Upcoming]:
 
 
 def upcoming(items: Iterable[OutboxItem], timers: Iterable[Timer]) -> list[Upcoming]:
-    """Pending messages and timers in time order; status updates folded into one line (the next, and how many)."""
+    """Pending messages and timers in time order; each channel's status updates folded into one line (the next,
+    and how many)."""
     items = list(items)
     entries: list[Upcoming] = []
-    status = sorted((i for i in items if i.status == "pending" and i.kind == "status"), key=lambda i: i.due_at)
-    if status:
+    streams: dict[str, list[OutboxItem]] = {}
+    for item in sorted((i for i in items if i.status == "pending" and i.kind == "status"), key=lambda i: i.due_at):
+        streams.setdefault(item.channel, []).append(item)
+    for status in streams.values():
         more = f", then {len(status) - 1} more" if len(status) > 1 else ""
         entries.append(Upcoming(status[0].due_at, f"Status update{more}", status[0].channel))
     for item in items:

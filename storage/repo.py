@@ -419,12 +419,13 @@ async def reschedule_pending(
             row.error = "no longer in the plan"
             continue
         due_at, fields = wanted[row.key]
-        if row.due_at == due_at:
-            continue
-        row.due_at = due_at
-        moved += 1
+        if row.due_at != due_at:
+            row.due_at = due_at
+            moved += 1
+        # a reloaded plan may also send it elsewhere or with another template
         for name, value in fields.items():
-            setattr(row, name, value)
+            if getattr(row, name) != value:
+                setattr(row, name, value)
     return moved
 
 

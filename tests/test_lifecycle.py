@@ -98,9 +98,9 @@ def test_forced_start_after_no_go_brings_back_the_schedule(plan: Plan) -> None:
 @pytest.mark.parametrize(
     ("text", "user", "allowed"),
     [
-        ("complete", "U0RM", True),
-        ("complete", "U0VP", True),
-        ("complete", "U0DBA", False),
+        ("complete --force region2 moves to Monday", "U0RM", True),
+        ("complete --force region2 moves to Monday", "U0VP", True),
+        ("complete --force region2 moves to Monday", "U0DBA", False),
         ("rollback error rate 3%", "U0RM", True),
         ("rollback error rate 3%", "U0DEV", False),
         ("abort vendor outage", "U0VP", True),
@@ -119,7 +119,7 @@ def test_lifecycle_authorization(plan: Plan, text: str, user: str, allowed: bool
 
 
 def test_complete_stops_status_updates_and_announces(plan: Plan) -> None:
-    outcome = run(in_progress(plan), plan, "U0RM", "complete", now=T0 + timedelta(hours=2))
+    outcome = run(in_progress(plan), plan, "U0RM", "complete --force checked", now=T0 + timedelta(hours=2))
     assert outcome.release.status is ReleaseStatus.COMPLETED
     assert CancelPosts(after=T0 + timedelta(hours=2), reason="release completed", prefix="status:") in outcome.effects
     assert any(isinstance(e, Post) and e.template == "deployment_complete" for e in outcome.effects)

@@ -72,7 +72,11 @@ def test_unifiedhealth_example_covers_the_reference() -> None:
         "deployment_start",
         "final_status",
     } <= templates
-    assert len(plan.status_update_times()) == 33  # 22:00 to 06:00 every 15 minutes
+    war_room, stakeholders = plan.status_updates
+    assert len(plan.status_update_times(war_room)) == 33  # 22:00 to 06:00 every 15 minutes
+    assert (stakeholders.channel, stakeholders.template) == ("announcements", "progress_update")
+    assert len(plan.status_update_times(stakeholders)) == 16  # 22:15 to 02:00 in #deployments
+    assert len(plan.status_update_times()) == 49
 
 
 def test_local_window_in_july_new_york_is_utc_next_day() -> None:

@@ -203,7 +203,7 @@ async def test_status_updates_stop_when_the_release_completes(rt: Runtime, fake_
     clock.set(T0)
     await rt.service.run("r1", lambda r, p, now: start(r, p, VP, now, force_reason="test"))
     clock.set(T0 + timedelta(minutes=20))
-    await rt.service.run("r1", lambda r, p, now: complete(r, p, VP, now))
+    await rt.service.run("r1", lambda r, p, now: complete(r, p, VP, now, force_reason="test"))
     clock.set(T0 + timedelta(hours=5))
     await rt.dispatcher.run_due()
     items = await outbox(rt)
