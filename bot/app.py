@@ -14,6 +14,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import build_normalized_headers, extract_content_type, parse_body
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -25,6 +26,7 @@ import bot.votes  # noqa: F401 - see above
 import messages.issue_cards
 import messages.vote_cards  # noqa: F401 - see above
 from bot.core.signature import refusal
+from bot.core.slack_request import body_problem
 from bot.domain import Outcome, Release
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
@@ -148,19 +150,24 @@ def _single_header(request: web.Request, name: str) -> str | None:
     return values[0] if len(values) == 1 else None
 
 
-def _bolt_request(raw: bytes, request: web.Request) -> AsyncBoltRequest | None:
-    """The verified body as Bolt's request, or None when it is not UTF-8 or not a form, JSON or payload object.
+def _bolt_request(raw: bytes, request: web.Request) -> AsyncBoltRequest | str:
+    """The verified body as Bolt's request, or why it is not one Slack sends (not UTF-8, not a form, JSON
+    or `payload` object, or not of the shape Slack gives each kind of request).
 
     The text handed to Bolt is exactly the bytes that were signed, decoded as UTF-8 whatever charset the
-    Content-Type claims, so Bolt's own check of the signature sees the same body.
+    Content-Type claims, so Bolt's own check of the signature sees the same body; it is parsed here with
+    Bolt's own parser, so what is checked is what Bolt will read.
     """
+    headers = build_normalized_headers(request.headers)  # type: ignore[arg-type]
     try:
         text = raw.decode("utf-8")
-        # parses the body (form, JSON or `payload`) and reads ids out of it
-        bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=request.headers)  # type: ignore[arg-type]
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError):  # what a body of the wrong shape raises
-        return None
-    return bolt_request if isinstance(bolt_request.body, dict) else None
+        body = parse_body(text, extract_content_type(headers))
+    except ValueError as error:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors
+        return "the body is not UTF-8" if isinstance(error, UnicodeDecodeError) else "the body does not parse"
+    problem = body_problem(body)
+    if problem is not None:
+        return problem
+    return AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
 
 
 def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
@@ -183,11 +190,9 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
             log.warning("refused a request to /slack/events from %s: %s", request.remote, why)
             return web.json_response({"error": "invalid request signature"}, status=401)
         bolt_request = _bolt_request(raw, request)
-        if bolt_request is None:
-            log.warning(
-                "refused a signed request to /slack/events from %s: the body is not a Slack request", request.remote
-            )
-            return web.json_response({"error": "the body is not a Slack request"}, status=400)
+        if isinstance(bolt_request, str):
+            log.warning("refused a signed request to /slack/events from %s: %s", request.remote, bolt_request)
+            return web.json_response({"error": f"not a Slack request: {bolt_request}"}, status=400)
         bolt_response = await runtime.app.async_dispatch(bolt_request)
         kind = "command" if "command=" in bolt_request.raw_body[:2000] else "interaction"
         METRICS.ack_seconds.labels(kind).observe(time.perf_counter() - started)

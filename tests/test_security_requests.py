@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import time
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
 
+from bot.core.signature import expected_signature, refusal
+from bot.core.slack_request import body_problem
 from bot.domain import PhaseStatus
-from tests.conftest import SIGNING_SECRET, SlackDriver, sign
+from bot.ids import ActionId
+from tests.conftest import SIGNING_SECRET, SlackDriver, shared_path, sign
 from tests.fake_slack import FakeSlack
 
 
@@ -195,3 +202,252 @@ async def test_the_error_handler_never_answers_a_request_the_app_did_not_verify(
     await slack.runtime.settle()
     assert response.status >= 400
     assert fake_slack.calls[before:] == [], "nothing goes to the response_url of an unverified request"
+
+
+# --- the same, for arbitrary requests -----------------------------------------------------------------------
+
+SLACK_KEYS = (
+    "type",
+    "command",
+    "text",
+    "payload",
+    "user",
+    "user_id",
+    "team",
+    "team_id",
+    "enterprise",
+    "channel",
+    "channel_id",
+    "actions",
+    "view",
+    "event",
+    "response_url",
+    "trigger_id",
+    "container",
+    "authorizations",
+    "is_enterprise_install",
+    "challenge",
+    "token",
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.sampled_from(["/phase", "block_actions"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(SLACK_KEYS), inner, max_size=4),
+    max_leaves=12,
+)
+JSON_OBJECTS = st.dictionaries(st.sampled_from(SLACK_KEYS) | st.text(max_size=8), JSON_VALUES, max_size=6)
+FORM_VALUES = st.text(max_size=30) | JSON_VALUES.map(json.dumps) | st.sampled_from(["/phase", "/release", "list"])
+RESPONSE_URL = "RESPONSE_URL"
+"""Stands for the fake Slack's response_url in generated bodies; replaced before the body is signed."""
+SLASH_COMMANDS = st.builds(
+    lambda command, text, user: urlencode(
+        {
+            "command": command,
+            "text": text,
+            "user_id": user,
+            "channel_id": "C0WAR",
+            "channel_name": "deployment-war-room",
+            "team_id": "T111",
+            "trigger_id": "1.1.x",
+            "response_url": RESPONSE_URL,
+        }
+    ).encode(),
+    st.sampled_from(["/release", "/phase", "/issue", "/page", "/gonogo", "/unknown"]),
+    st.text(max_size=40) | st.sampled_from(["list", "status", "start db-migration", "ack", "open", "go"]),
+    st.sampled_from(["U0RM", "U0DBA", "U0NOBODY"]),
+)
+BUTTONS = st.builds(
+    lambda action_id, value, user: urlencode(
+        {
+            "payload": json.dumps(
+                {
+                    "type": "block_actions",
+                    "user": {"id": user, "team_id": "T111"},
+                    "team": {"id": "T111"},
+                    "channel": {"id": "C0WAR"},
+                    "trigger_id": "1.1.x",
+                    "response_url": RESPONSE_URL,
+                    "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button"}],
+                }
+            )
+        }
+    ).encode(),
+    st.sampled_from([str(a) for a in ActionId]) | st.text(max_size=10),
+    st.text(max_size=20) | st.sampled_from(["r1", "r1:1", "r1:2", "1", "r1:x"]),
+    st.sampled_from(["U0RM", "U0VP", "U0NOBODY"]),
+)
+GARBAGE_BODIES = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200).map(str.encode),
+    JSON_OBJECTS.map(lambda o: json.dumps(o).encode()),
+    JSON_VALUES.map(lambda o: json.dumps(o).encode()),
+    st.dictionaries(st.sampled_from(SLACK_KEYS), FORM_VALUES, max_size=6).map(lambda f: urlencode(f).encode()),
+    JSON_OBJECTS.map(lambda o: urlencode({"payload": json.dumps(o)}).encode()),
+)
+BODIES = st.booleans().flatmap(lambda slack_like: st.one_of(SLASH_COMMANDS, BUTTONS) if slack_like else GARBAGE_BODIES)
+HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+CONTENT_TYPES = st.sampled_from(
+    [
+        "application/x-www-form-urlencoded",
+        "application/json",
+        "application/json; charset=latin-1",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ]
+) | HEADER_TEXT.map(str.strip)
+TIMESTAMPS = st.one_of(
+    st.integers(-(10**12), 10**12).map(str),
+    st.integers(-400, 400).map(lambda d: str(int(time.time()) + d)),
+    HEADER_TEXT,
+)
+SIGNATURES = st.one_of(HEADER_TEXT, st.binary(min_size=32, max_size=32).map(lambda b: "v0=" + b.hex()))
+
+
+@st.composite
+def unsigned_headers(draw: st.DrawFn) -> dict[str, str]:
+    """Any headers a sender without the secret could send: no signature, a made-up one, any timestamp."""
+    headers: dict[str, str] = {}
+    if draw(st.booleans()):
+        headers["Content-Type"] = draw(CONTENT_TYPES)
+    if draw(st.booleans()):
+        headers["X-Slack-Request-Timestamp"] = draw(TIMESTAMPS)
+    if draw(st.booleans()):
+        headers["X-Slack-Signature"] = draw(SIGNATURES)
+    others = st.sampled_from(["X-Slack-Retry-Num", "X-Forwarded-For", "Content-Encoding", "X-Foo"])
+    headers.update(draw(st.dictionaries(others, HEADER_TEXT, max_size=2)))
+    return headers
+
+
+def with_response_url(body: bytes, fake: FakeSlack) -> bytes:
+    return body.replace(RESPONSE_URL.encode(), quote(fake.webhook_url, safe="").encode())
+
+
+async def listeners_finished() -> None:
+    """Wait for the listeners Bolt still runs after their ack (it starts them as tasks of this name)."""
+    running = [
+        task
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", "").endswith("run_ack_function_asynchronously")
+    ]
+    await asyncio.wait_for(asyncio.gather(*running), 10)
+
+
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+
+
+@FUZZ
+@given(body=BODIES, headers=unsigned_headers())
+async def test_an_arbitrary_unsigned_request_is_401_logged_once_and_calls_nothing(
+    slack: SlackDriver, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture, body: bytes, headers: dict[str, str]
+) -> None:
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    before = len(fake_slack.calls)
+    status, _ = await post(slack, with_response_url(body, fake_slack), headers)
+    assert status == 401
+    assert_refused_quietly(caplog, fake_slack, before)
+
+
+@FUZZ
+@given(body=BODIES, content_type=st.none() | CONTENT_TYPES)
+async def test_an_arbitrary_signed_request_is_never_a_5xx_or_a_traceback(
+    slack: SlackDriver,
+    fake_slack: FakeSlack,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    content_type: str | None,
+) -> None:
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    body = with_response_url(body, fake_slack)
+    headers = signed_bytes(body, content_type or "application/x-www-form-urlencoded")
+    status, _ = await post(slack, body, headers)
+    await listeners_finished()
+    await slack.runtime.settle()
+    event(f"answered {status}")
+    assert status < 500
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()], caplog.text
+
+
+# --- the rules alone ----------------------------------------------------------------------------------------
+
+NOW = 1_800_000_000
+GOOD_TS = str(NOW)
+GOOD_SIG = expected_signature(b"s3cret", GOOD_TS, b"a=1")
+
+
+@pytest.mark.parametrize(
+    ("secret", "timestamp", "signature", "body", "reason"),
+    [
+        (b"s3cret", GOOD_TS, GOOD_SIG, b"a=1", None),
+        (b"s3cret", str(NOW - 300), expected_signature(b"s3cret", str(NOW - 300), b"a=1"), b"a=1", None),
+        (b"s3cret", str(NOW - 301), expected_signature(b"s3cret", str(NOW - 301), b"a=1"), b"a=1", "5 minutes"),
+        (b"s3cret", str(NOW + 301), expected_signature(b"s3cret", str(NOW + 301), b"a=1"), b"a=1", "5 minutes"),
+        (b"s3cret", GOOD_TS, GOOD_SIG, b"a=2", "does not match"),
+        (b"other", GOOD_TS, GOOD_SIG, b"a=1", "does not match"),
+        (b"", GOOD_TS, GOOD_SIG, b"a=1", "no signing secret"),
+        (b"s3cret", None, GOOD_SIG, b"a=1", "X-Slack-Request-Timestamp"),
+        (b"s3cret", "1e9", GOOD_SIG, b"a=1", "not a number"),
+        (b"s3cret", "+" + GOOD_TS, GOOD_SIG, b"a=1", "not a number"),
+        (b"s3cret", "١٢٣", GOOD_SIG, b"a=1", "not a number"),
+        (b"s3cret", "9" * 5000, GOOD_SIG, b"a=1", "not a number"),
+        (b"s3cret", GOOD_TS, None, b"a=1", "X-Slack-Signature"),
+        (b"s3cret", GOOD_TS, GOOD_SIG.upper(), b"a=1", "does not match"),
+        (b"s3cret", GOOD_TS, GOOD_SIG + "\udcff", b"a=1", "does not match"),
+    ],
+)
+def test_signature_refusals(
+    secret: bytes, timestamp: str | None, signature: str | None, body: bytes, reason: str | None
+) -> None:
+    got = refusal(secret=secret, timestamp=timestamp, signature=signature, body=body, now=NOW)
+    assert got is None if reason is None else (got is not None and reason in got)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"command": "/phase", "text": "", "user_id": "U1", "channel_id": "C1"}, None),
+        ({"command": "/phase", "user_id": "U1", "channel_id": "C1"}, "without text"),
+        ({"command": 5}, "command is not a string"),
+        ({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "a"}]}, None),
+        ({"type": "block_actions", "user": {"id": "U1"}, "actions": []}, "without actions"),
+        ({"type": "block_actions", "user": "U1", "actions": [{}]}, "without user.id"),
+        ({"type": "block_actions", "user": {"id": "U1"}, "actions": ["x"]}, "not a list of objects"),
+        ({"type": "view_submission", "user": {"id": "U1"}, "view": {"callback_id": "c"}}, None),
+        ({"type": "view_submission", "user": {"id": "U1"}, "view": "x"}, "view is not an object"),
+        ({"type": "event_callback", "event": {"type": "app_home_opened", "user": "U1"}}, None),
+        ({"type": "event_callback", "event": {"type": "x", "channel": 5}}, "event.channel is neither"),
+        ({"team": 5}, "team is neither"),
+        ({"enterprise": None, "team": {"id": "T1", "enterprise_id": None}}, None),
+        ({"authorizations": [{"team": 1}]}, "authorizations[0].team is neither"),
+        (
+            {
+                "type": "block_actions",
+                "user": {"id": "U1"},
+                "actions": [{"action_id": "a", "text": {"type": "plain_text"}}],
+            },
+            None,
+        ),
+        ([1, 2], "not an object"),
+    ],
+)
+def test_request_shape_problems(body: object, reason: str | None) -> None:
+    got = body_problem(body)
+    assert got is None if reason is None else (got is not None and reason in got)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "block_actions.payload.json",
+        "block_actions_with_message.payload.json",
+        "app_mention_event.payload.json",
+        "slash_command.form-urlencoded.txt",
+        "block_actions.form-urlencoded.txt",
+    ],
+)
+def test_every_request_slack_sends_has_the_shape_it_is_checked_for(name: str) -> None:
+    raw = shared_path("slack", "fixtures", name).read_text().strip()
+    content_type = "application/json" if name.endswith(".json") else "application/x-www-form-urlencoded"
+    assert body_problem(parse_body(raw, content_type)) is None
