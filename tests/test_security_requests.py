@@ -7,7 +7,11 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -20,7 +24,8 @@ from bot.core.signature import expected_signature, refusal
 from bot.core.slack_request import body_problem
 from bot.domain import PhaseStatus
 from bot.ids import ActionId
-from tests.conftest import SIGNING_SECRET, SlackDriver, shared_path, sign
+from tests.bot_process import free_port
+from tests.conftest import ROOT, SIGNING_SECRET, SlackDriver, plan_text, shared_path, sign
 from tests.fake_slack import FakeSlack
 
 
@@ -451,3 +456,34 @@ def test_every_request_slack_sends_has_the_shape_it_is_checked_for(name: str) ->
     raw = shared_path("slack", "fixtures", name).read_text().strip()
     content_type = "application/json" if name.endswith(".json") else "application/x-www-form-urlencoded"
     assert body_problem(parse_body(raw, content_type)) is None
+
+
+# --- no secret, no start ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("secret", ["", "   ", "\t", "abc123\n"], ids=["empty", "spaces", "tab", "line break"])
+def test_http_mode_with_a_blank_signing_secret_does_not_start(tmp_path: Path, secret: str) -> None:
+    plan = tmp_path / "plan.yml"
+    plan.write_text(plan_text())
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_"))},
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": secret,
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        "WARROOM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'warroom.db'}",
+        "WARROOM_HOST": "127.0.0.1",
+        "WARROOM_PORT": str(free_port()),
+    }
+    # a build that starts anyway serves until killed: the timeout turns that into a failure
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", str(plan)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=20,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "SLACK_SIGNING_SECRET" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "warroom.db").exists(), "nothing was started"
