@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -22,10 +23,13 @@ from slack_bolt.request.internals import parse_body
 
 from bot.core.signature import expected_signature, refusal
 from bot.core.slack_request import body_problem
-from bot.domain import PhaseStatus
+from bot.domain import SYSTEM, Actor, PhaseStatus, ReleaseStatus
 from bot.ids import ActionId
+from bot.permissions import ANYONE, IN_PLAN, Action, may, required
+from bot.plan import Plan, parse_plan
+from bot.service import LoadedPlan
 from tests.bot_process import free_port
-from tests.conftest import ROOT, SIGNING_SECRET, SlackDriver, plan_text, shared_path, sign
+from tests.conftest import ROOT, SIGNING_SECRET, T0, Clock, SlackDriver, plan_text, shared_path, sign
 from tests.fake_slack import FakeSlack
 
 
@@ -277,7 +281,7 @@ BUTTONS = st.builds(
         }
     ).encode(),
     st.sampled_from([str(a) for a in ActionId]) | st.text(max_size=10),
-    st.text(max_size=20) | st.sampled_from(["r1", "r1:1", "r1:2", "1", "r1:x"]),
+    st.text(max_size=20) | st.sampled_from(["r1", "r1#1", "r1#2", "1", "r1#x"]),
     st.sampled_from(["U0RM", "U0VP", "U0NOBODY"]),
 )
 GARBAGE_BODIES = st.one_of(
@@ -487,3 +491,78 @@ def test_http_mode_with_a_blank_signing_secret_does_not_start(tmp_path: Path, se
     assert result.stderr.count("\n") == 1 and "SLACK_SIGNING_SECRET" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "warroom.db").exists(), "nothing was started"
+
+
+# --- no back door -------------------------------------------------------------------------------------------
+
+RESERVED = ["system", "warroom", "anyone", "everyone", "here", "channel"]
+
+
+@pytest.mark.parametrize("name", RESERVED)
+def test_check_refuses_a_reserved_role_name_with_file_and_line(tmp_path: Path, name: str) -> None:
+    plan = tmp_path / "plan.yml"
+    plan.write_text(plan_text().replace("  cto: [U0CTO]\n", f"  cto: [U0CTO]\n  {name}: [U0SYS]\n"))
+    line = next(n for n, text in enumerate(plan.read_text().splitlines(), 1) if text.startswith(f"  {name}:"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check", str(plan)], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{plan}:{line}: ") and f"'{name}'" in result.stderr and "reserved" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def plan_with_a_system_role() -> Plan:
+    """A plan whose people hold a role named `system`, as a plan that got past an older check would."""
+    checked = parse_plan(plan_text(), "test.yml")
+    plan = checked.model_copy(update={"people": {**checked.people, "system": ["U0SYS"]}})
+    assert plan.role_of_person["U0SYS"] == frozenset({"system"})
+    return plan
+
+
+@pytest.mark.parametrize(
+    "action", [a for a in Action if required(plan_with_a_system_role(), a) not in (ANYONE, IN_PLAN)]
+)
+def test_a_role_named_system_grants_nothing_a_role_needs(action: Action) -> None:
+    plan = plan_with_a_system_role()
+    assert not may(plan, Actor("U0SYS", frozenset({"system"})), action)
+
+
+def test_the_timer_actor_holds_no_role_a_plan_could_name() -> None:
+    assert SYSTEM.roles == frozenset() and SYSTEM.scheduled
+    assert not Actor("warroom", frozenset({"system"})).scheduled
+
+
+async def test_a_member_of_a_system_role_cannot_vote_decide_start_or_abort_over_http(
+    slack: SlackDriver, fake_slack: FakeSlack, clock: Clock
+) -> None:
+    plan = plan_with_a_system_role()
+    await slack.runtime.service.load(LoadedPlan(plan, plan_text(), "test.yml"))
+    clock.set(T0 - timedelta(minutes=35))
+    await slack.command("/gonogo", "open", user="U0RM")
+    attempts = {
+        ("/gonogo", "go"): "Only the",
+        ("/gonogo", "decide go we are ready"): "Only the vp engineering may decide",
+        ("/release", "start --force no vote needed"): "Only the",
+        ("/release", "abort because I can"): "Only the",
+        ("/release", "rollback because I can"): "Only the",
+    }
+    for (command, text), refusal_text in attempts.items():
+        reply = await slack.command(command, text, user="U0SYS")
+        assert refusal_text in reply["text"], (command, text, reply["text"])
+    click = {
+        "type": "block_actions",
+        "user": {"id": "U0SYS", "team_id": "T111"},
+        "team": {"id": "T111"},
+        "channel": {"id": "C0WAR"},
+        "container": {"type": "message", "message_ts": "1.1", "channel_id": "C0WAR"},
+        "trigger_id": "1.1.x",
+        "response_url": fake_slack.webhook_url,
+        "actions": [{"action_id": "vote_go", "block_id": "b", "value": "r1", "type": "button", "action_ts": "1"}],
+    }
+    before = len(fake_slack.responses())
+    await slack.action(click)
+    assert "Only the" in (await fake_slack.wait_for("respond", before + 1))[-1]["text"]
+    current = await slack.runtime.service.get("r1")
+    assert current is not None
+    assert current.ballots == () and current.decisions == () and current.status is ReleaseStatus.SCHEDULED
