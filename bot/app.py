@@ -31,6 +31,7 @@ from bot.domain import Outcome, Release
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
+from bot.redact import REDACTOR
 from bot.service import Service
 from bot.settings import Settings
 from bot.slack import Directory, web_client
@@ -127,6 +128,8 @@ class Runtime:
 
 async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Runtime:
     """Everything `warroom run` needs, migrated and wired, not yet serving."""
+    REDACTOR.add(*(s.get_secret_value() for s in settings.secrets()))
+    REDACTOR.install()
     engine = create_engine(settings.database_url)
     await migrate(engine)
     service = Service(sessions=sessionmaker(engine), clock=clock)

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
             raise ValueError("must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
         return value
 
+    def secrets(self) -> list[SecretStr]:
+        """The values that must never be logged: the tokens and the signing secret that are set."""
+        values = (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret)
+        return [value for value in values if value is not None]
+
     @property
     def socket_mode(self) -> bool:
         """Socket Mode is used whenever an app-level token is set."""
