@@ -66,7 +66,7 @@ async def on_error(
     middleware: before that, its `response_url` and ids are whatever the sender wrote, and nothing is sent.
     """
     if "deps" not in context:
-        log.error("error before %s was verified; no reply sent", request_name(body), exc_info=error)
+        log.error("error in Bolt's own checks of %s; no reply sent", request_name(body), exc_info=error)
         return
     await reply_error(error, body, respond, client)
 

@@ -32,8 +32,8 @@ PERSON = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,}|#[a-z0-9][a-z0-9._-]{0,79})$")
 ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RESERVED_ROLES = frozenset({"system", "warroom", "anyone", "everyone", "here", "channel"})
-"""Names a plan may not give a role: the bot's own timers and the permission table's "anyone" speak of
-themselves with the first three, and the rest are Slack's broadcast words (`/page here …` pages nobody)."""
+"""Names a plan may not give a role: `system` and `warroom` name the bot's own timers, `anyone` is the
+permission table's word for everybody, and `everyone`, `here` and `channel` are Slack's broadcast words."""
 
 BUILTIN_TEMPLATES = (
     "advance_notice",
