@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         if self.slack_bot_token is None:
             raise SettingsError("SLACK_BOT_TOKEN is not set: export the bot token (xoxb-…) of your Slack app")
         if not self.socket_mode:
-            secret = self.slack_signing_secret.get_secret_value() if self.slack_signing_secret else None
+            secret = None if self.slack_signing_secret is None else self.slack_signing_secret.get_secret_value()
             if secret is None:
                 raise SettingsError(
                     "SLACK_SIGNING_SECRET is not set: HTTP mode needs it "
