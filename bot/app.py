@@ -11,8 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import ClientSession, web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import build_normalized_headers, extract_content_type, parse_body
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -23,10 +25,13 @@ import bot.paging
 import bot.votes  # noqa: F401 - see above
 import messages.issue_cards
 import messages.vote_cards  # noqa: F401 - see above
+from bot.core.signature import refusal
+from bot.core.slack_request import body_problem
 from bot.domain import Outcome, Release
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
+from bot.redact import REDACTOR
 from bot.service import Service
 from bot.settings import Settings
 from bot.slack import Directory, web_client
@@ -52,8 +57,17 @@ async def schedule_plan(session: AsyncSession, plan: Plan, release: Release, now
     await arm_plan_timers(session, plan, release, now)
 
 
-async def on_error(error: Exception, body: dict[str, Any], respond: Any, client: Any) -> None:
-    """Errors outside listeners (middleware) go to the same reply as listener errors."""
+async def on_error(
+    error: Exception, body: dict[str, Any], respond: Any, client: Any, context: AsyncBoltContext
+) -> None:
+    """Errors outside listeners (middleware) go to the same reply as listener errors.
+
+    Only once the request has passed Bolt's own checks (signature, authorization) and reached the app's
+    middleware: before that, its `response_url` and ids are whatever the sender wrote, and nothing is sent.
+    """
+    if "deps" not in context:
+        log.error("error in Bolt's own checks of %s; no reply sent", request_name(body), exc_info=error)
+        return
     await reply_error(error, body, respond, client)
 
 
@@ -117,6 +131,8 @@ class Runtime:
 
 async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Runtime:
     """Everything `warroom run` needs, migrated and wired, not yet serving."""
+    REDACTOR.add(*(s.get_secret_value() for s in settings.secrets()))
+    REDACTOR.install()
     engine = create_engine(settings.database_url)
     await migrate(engine)
     service = Service(sessions=sessionmaker(engine), clock=clock)
@@ -135,12 +151,55 @@ async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = u
     return runtime
 
 
+def _single_header(request: web.Request, name: str) -> str | None:
+    """The header's value when it was sent exactly once (a repeated signature header is no signature)."""
+    values = request.headers.getall(name, [])
+    return values[0] if len(values) == 1 else None
+
+
+def _bolt_request(raw: bytes, request: web.Request) -> AsyncBoltRequest | str:
+    """The verified body as Bolt's request, or why it is not one Slack sends (not UTF-8, not a form, JSON
+    or `payload` object, or not of the shape Slack gives each kind of request).
+
+    The text handed to Bolt is exactly the bytes that were signed, decoded as UTF-8 whatever charset the
+    Content-Type claims, so Bolt's own check of the signature sees the same body; it is parsed here with
+    Bolt's own parser, so what is checked is what Bolt will read.
+    """
+    headers = build_normalized_headers(request.headers)  # type: ignore[arg-type]
+    try:
+        text = raw.decode("utf-8")
+        body = parse_body(text, extract_content_type(headers))
+    except ValueError as error:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors
+        return "the body is not UTF-8" if isinstance(error, UnicodeDecodeError) else "the body does not parse"
+    problem = body_problem(body)
+    if problem is not None:
+        return problem
+    return AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
+
+
 def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
     """`POST /slack/events` (HTTP mode), `GET /healthz`, `GET /metrics`."""
 
+    secret = runtime.settings.slack_signing_secret
+    signing_secret = secret.get_secret_value().encode() if secret else b""
+
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        bolt_request = await to_bolt_request(request)
+        raw = await request.read()
+        why = refusal(
+            secret=signing_secret,
+            timestamp=_single_header(request, "X-Slack-Request-Timestamp"),
+            signature=_single_header(request, "X-Slack-Signature"),
+            body=raw,
+            now=time.time(),
+        )
+        if why is not None:
+            log.warning("refused a request to /slack/events from %s: %s", request.remote, why)
+            return web.json_response({"error": "invalid request signature"}, status=401)
+        bolt_request = _bolt_request(raw, request)
+        if isinstance(bolt_request, str):
+            log.warning("refused a signed request to /slack/events from %s: %s", request.remote, bolt_request)
+            return web.json_response({"error": f"not a Slack request: {bolt_request}"}, status=400)
         bolt_response = await runtime.app.async_dispatch(bolt_request)
         kind = "command" if "command=" in bolt_request.raw_body[:2000] else "interaction"
         METRICS.ack_seconds.labels(kind).observe(time.perf_counter() - started)

@@ -78,13 +78,15 @@ class Actor:
 
     user_id: str
     roles: frozenset[str] = frozenset()
+    scheduled: bool = False
+    """True only for SYSTEM, the actor timers act as: no plan role and no request can make an actor this."""
 
     @property
     def in_plan(self) -> bool:
         return bool(self.roles)
 
 
-SYSTEM = Actor("warroom", frozenset({"system"}))
+SYSTEM = Actor("warroom", scheduled=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,7 +119,7 @@ def start(release: Release, plan: Plan, actor: Actor, now: datetime, *, force_re
                 f"The release cannot start: {state}. Vote with `/gonogo`, or the final authority can "
                 "force it with `/release start --force REASON`."
             )
-        if plan.go_no_go.final_authority not in actor.roles and "system" not in actor.roles:
+        if plan.go_no_go.final_authority not in actor.roles and not actor.scheduled:
             raise NotAllowed(
                 f"Only the {plan.go_no_go.final_authority.replace('_', ' ')} may force a start without a Go decision."
             )

@@ -31,6 +31,9 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PERSON = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,}|#[a-z0-9][a-z0-9._-]{0,79})$")
 ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+RESERVED_ROLES = frozenset({"system", "warroom", "anyone", "everyone", "here", "channel"})
+"""Names a plan may not give a role: `system` and `warroom` name the bot's own timers, `anyone` is the
+permission table's word for everybody, and `everyone`, `here` and `channel` are Slack's broadcast words."""
 
 BUILTIN_TEMPLATES = (
     "advance_notice",
@@ -61,6 +64,11 @@ Slug = Annotated[str, AfterValidator(_slug)]
 def _role(value: str) -> str:
     if not ROLE.match(value):
         raise ValueError(f"{value!r} is not a role name: use lowercase letters, digits and _, e.g. release_manager")
+    if value in RESERVED_ROLES:
+        raise ValueError(
+            f"{value!r} is a reserved name and cannot be a role ({', '.join(sorted(RESERVED_ROLES))} are): "
+            f"name it after what the people do, e.g. {value}_team"
+        )
     return value
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import Conflict, External, NotFound, Outcome, Release, UsageError
 from bot.plan import Plan, PlanError, parse_plan
+from bot.redact import REDACTOR
 from bot.rules import load_plan_into
 from storage import repo
 
@@ -24,6 +25,12 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Decide = Callable[[Release, Plan, datetime], Outcome]
+
+
+def plan_secrets(plan: Plan) -> list[str]:
+    """What in a plan must never be logged: its PagerDuty routing key."""
+    pagerduty = plan.integrations.pagerduty
+    return [pagerduty.routing_key] if pagerduty is not None else []
 
 
 @dataclass
@@ -57,6 +64,7 @@ class Service:
     async def load(self, loaded: LoadedPlan) -> Outcome:
         """Create or update a release from its plan, keeping what already happened."""
         plan = loaded.plan
+        REDACTOR.add(*plan_secrets(plan))  # before the plan's source is written (and logged at DEBUG)
         try:
             outcome = await self._load_once(loaded)
         except IntegrityError:
@@ -86,6 +94,7 @@ class Service:
             source, file = stored
             try:
                 plan = parse_plan(source, file or "<database>")
+                REDACTOR.add(*plan_secrets(plan))
             except PlanError as exc:
                 self._refused[release_id] = source  # said once, not at every sweep
                 log.error("the plan of %s loaded elsewhere does not parse here; keeping ours: %s", release_id, exc)

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
             raise ValueError("must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
         return value
 
+    def secrets(self) -> list[SecretStr]:
+        """The values that must never be logged: the tokens and the signing secret that are set."""
+        values = (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret)
+        return [value for value in values if value is not None]
+
     @property
     def socket_mode(self) -> bool:
         """Socket Mode is used whenever an app-level token is set."""
@@ -74,10 +79,23 @@ class Settings(BaseSettings):
         """Check the settings `warroom run` needs; raise SettingsError naming the first missing one."""
         if self.slack_bot_token is None:
             raise SettingsError("SLACK_BOT_TOKEN is not set: export the bot token (xoxb-…) of your Slack app")
-        if not self.socket_mode and self.slack_signing_secret is None:
-            raise SettingsError(
-                "SLACK_SIGNING_SECRET is not set: HTTP mode needs it (or set SLACK_APP_TOKEN=xapp-… to use Socket Mode)"
-            )
+        if not self.socket_mode:
+            secret = None if self.slack_signing_secret is None else self.slack_signing_secret.get_secret_value()
+            if secret is None:
+                raise SettingsError(
+                    "SLACK_SIGNING_SECRET is not set: HTTP mode needs it "
+                    "(or set SLACK_APP_TOKEN=xapp-… to use Socket Mode)"
+                )
+            if not secret.strip():
+                raise SettingsError(
+                    "SLACK_SIGNING_SECRET is blank: HTTP mode needs the Signing Secret from the Slack app's "
+                    "Basic Information page (or set SLACK_APP_TOKEN=xapp-… to use Socket Mode)"
+                )
+            if secret != secret.strip():
+                raise SettingsError(
+                    "SLACK_SIGNING_SECRET has spaces or a line break around it: no request would verify; "
+                    "set it to the Signing Secret alone"
+                )
 
 
 def load_settings() -> Settings:

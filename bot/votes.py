@@ -263,7 +263,7 @@ def open_vote(release: Release, plan: Plan, actor: Actor, command: OpenVote, now
 
 def _open(release: Release, plan: Plan, actor: Actor, now: datetime) -> Outcome:
     updated = replace(release, vote_opened_at=now, vote_channel=plan.channel("war_room"), revision=release.revision + 1)
-    by = "schedule" if actor is SYSTEM else actor.user_id
+    by = "schedule" if actor.scheduled else actor.user_id
     event = Event("vote.opened", now, actor.user_id, data={"by": by, "voters": list(_spec(plan).voters)})
     vote = Post("war_room", "gonogo_vote", {"attempt": release.attempt}, key=release.attempt_key(VOTE_KEY))
     effects = (vote, CancelTimer(OPEN_TIMER))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 
 @dataclass
@@ -39,12 +39,15 @@ class FakeSlack:
     """Calls to the `held` methods wait for `hold` before being recorded and answered."""
     waiting: list[str] = field(default_factory=list)
     """Methods of the calls that started waiting for `hold`."""
+    sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    """Open Socket Mode connections (apps.connections.open hands out their URL)."""
 
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
         app.router.add_get("/api/{method}", self._handle)
         app.router.add_post("/webhook/{hook}", self._webhook)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -59,6 +62,8 @@ class FakeSlack:
         return self.url.replace("/api/", "/webhook/respond")
 
     async def stop(self) -> None:
+        for socket in list(self.sockets):
+            await socket.close()
         if self._runner:
             await self._runner.cleanup()
 
@@ -104,6 +109,23 @@ class FakeSlack:
         async with self._changed:
             self._changed.notify_all()
 
+    async def send_envelope(self, envelope: dict[str, Any]) -> None:
+        """Deliver a Socket Mode envelope (slash_commands, interactive, events_api) on the newest connection."""
+        await self.sockets[-1].send_json(envelope)
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode as Slack runs it: `hello` on connect, then envelopes out and their acks back."""
+        socket = web.WebSocketResponse()  # answers the client's pings, as Slack does
+        await socket.prepare(request)
+        self.sockets.append(socket)
+        await socket.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A111"}})
+        await self._record("socket.hello", {})
+        async for message in socket:
+            if message.type == WSMsgType.TEXT:
+                await self._record("socket.ack", json.loads(message.data))
+        self.sockets.remove(socket)
+        return socket
+
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
         await self._record("respond", body)
@@ -131,6 +153,8 @@ class FakeSlack:
         return web.json_response(self._answer(method, args))
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.url.replace("http://", "ws://").replace("/api/", "/socket")}
         if method == "auth.test":
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T111", "team": "Test"}
         if method == "chat.postMessage":

@@ -1,1 +1,1 @@
-"""Pure rules: no Slack, storage, HTTP or clock; the caller passes `now`."""
+"""Pure rules: no Slack, storage, HTTP or clock imports; everything they need, `now` included, arrives as arguments."""
