@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
+from bot.core.text import slack_escape as slack_escape  # the one escaping function, for the builders
 from bot.domain import IssueStatus, PhaseStatus, Release, ReleaseStatus
 from bot.lifecycle import pending_evaluations
 from bot.plan import Plan
@@ -32,18 +33,13 @@ PHASE_ICONS = {
 COLOUR_ICONS = {"Green": "🟢", "Yellow": "🟡", "Red": "🔴"}
 
 
-def slack_escape(value: object) -> str:
-    """Escape the three characters Slack treats as control characters, so text can never form
-    `<!channel>`, `<!here>`, `<@U…>` or `<!subteam^…>`."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _finalize(value: object) -> object:
+    """Every value a template prints: escaped, and marked as data so `layout` never reads it as layout."""
     if value is None:
-        return ""
+        return bk.value("")
     if isinstance(value, Markup):
-        return str(value)
-    return slack_escape(value)
+        return bk.value(str(value))
+    return bk.value(slack_escape(value))
 
 
 def date_token(value: datetime | str | None, tz: str = "UTC", fmt: str = "{date_short_pretty} {time}") -> Markup:

@@ -140,7 +140,7 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
         bk.section(f"*Go/No-Go checklist*\n{checklist}"),
         bk.section(f"*Open critical issues*\n{issues}"),
         bk.divider(),
-        *bk.layout("*Voters*\n" + "\n".join(voter_lines)),
+        *bk.sections("*Voters*\n" + "\n".join(voter_lines)),
     ]
     if state == "open":
         auto_at = deadline + AUTO_NO_GO_GRACE
