@@ -15,7 +15,7 @@ SHOWN = 25
 
 
 def schedule_card(plan: Plan, release: Release, entries: list[Upcoming], now: datetime) -> Message:
-    title = f"Coming up: {release.name} {release.version}"
+    title = f"Coming up: {slack_escape(f'{release.name} {release.version}')}"
     if not entries:
         body = "Nothing is scheduled: every message went out and no timer is waiting."
         return bk.message([bk.header(title), bk.section(body)], f"{title}: nothing scheduled")

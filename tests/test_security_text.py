@@ -7,6 +7,8 @@ what the fake Slack received.
 from __future__ import annotations
 
 import json
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from bot.app import Runtime
 from bot.plan import parse_plan
 from bot.service import LoadedPlan
 from messages import blocks as bk
-from tests.conftest import Clock, SlackDriver, plan_text
+from tests.conftest import T0, Clock, SlackDriver, plan_text, sign
 from tests.fake_slack import FakeSlack
 from tests.test_gonogo_handlers import click, open_vote, settle, submission
 
@@ -121,9 +123,140 @@ async def test_a_custom_template_that_interpolates_a_reason_keeps_it_data(
     await runtime.service.load(LoadedPlan(parse_plan(text, str(tmp_path / "plan.yml")), text, "plan.yml"))
     await start_release(slack)
     before = len(fake_slack.posts("C0WAR"))
-    await slack.command("/release", f"rollback {FORGED}", user="U0RM")
+    await slack.command("/release", f"rollback <!channel> {FORGED}", user="U0RM")
     posts = fake_slack.posts("C0WAR")[before:]
     [notice] = [p for p in posts if p["blocks"][0]["type"] == "header" and "Rollback" in str(p["blocks"][0])]
     kinds = [b["type"] for b in notice["blocks"]]
     assert kinds == ["header", "section", "context"], kinds  # exactly the template's own layout
+    assert "<!channel>" not in notice["text"] and "&lt;!channel&gt;" in notice["text"]  # the header's text too
     bk.validate(notice["blocks"])
+
+
+# --- one escaping path: every message the bot can send ------------------------------------------------------
+
+HOSTILE = (
+    "<!here> <!channel> <!everyone> <!subteam^SALL|@all> <https://evil.example|approve> "
+    "<@U0EVIL extra> <#nope> & <beta>"
+)
+FORBIDDEN = ("<!here", "<!channel", "<!everyone", "<!subteam", "<https://evil", "|approve>", "<beta>", "<@U0EVIL")
+TOKEN = re.compile(r"<([@#!])([^|>]*)")
+
+
+def hostile_plan() -> str:
+    text = plan_text()
+    text = text.replace("name: Test Platform", 'name: "Payments <!here> & <beta>"')
+    text = text.replace("version: v1.2.3", 'version: "v1 <!channel>"')
+    text = text.replace("name: Database Migration", 'name: "DB <!everyone> migration"')
+    text = text.replace('triggers: ["Error rate > 1% for 5+ minutes"]', 'triggers: ["Errors <!here> > 1%"]')
+    text = text.replace(
+        "  final_authority: vp_engineering", '  final_authority: vp_engineering\n  checklist: ["Backups <!channel>"]'
+    )
+    return text
+
+
+def texts(payload: Any, top: bool = True) -> list[tuple[str, str]]:
+    """Every text Slack shows in a payload, as (kind, text): mrkdwn and plain_text objects, and `text`."""
+    found: list[tuple[str, str]] = []
+    if isinstance(payload, dict):
+        if payload.get("type") in {"mrkdwn", "plain_text"} and isinstance(payload.get("text"), str):
+            found.append((payload["type"], payload["text"]))
+        elif top and isinstance(payload.get("text"), str):
+            found.append(("text", payload["text"]))
+        for key, item in payload.items():
+            if key != "text" or not isinstance(item, str):
+                found += texts(item, top=False)
+    elif isinstance(payload, list):
+        for item in payload:
+            found += texts(item, top=False)
+    return found
+
+
+def leaks(kind: str, text: str, known: set[str]) -> list[str]:
+    """Tokens in mrkdwn or `text` that the bot did not make: anything forbidden, or a mention of an
+    id that neither the plan nor the people acting named. plain_text shows tokens literally."""
+    if kind == "plain_text":
+        return []
+    bad = [f for f in FORBIDDEN if f in text]
+    for sigil, body in TOKEN.findall(text):
+        if sigil == "!" and not body.startswith("date^"):
+            bad.append(f"<!{body}")
+        elif sigil in "@#" and body not in known:
+            bad.append(f"<{sigil}{body}")
+    return bad
+
+
+async def test_hostile_text_reaches_no_message_the_bot_sends_as_a_token(
+    runtime: Runtime, slack: SlackDriver, fake_slack: FakeSlack, clock: Clock
+) -> None:
+    text = hostile_plan()
+    await runtime.service.load(LoadedPlan(parse_plan(text, "hostile.yml"), text, "hostile.yml"))
+    await runtime.dispatcher.run_due()
+    sent = {"/phase": ["start db-migration", f"done pre-deployment {HOSTILE}", f"done nope {HOSTILE}", "list"]}
+    for command, lines in sent.items():
+        for line in lines:
+            await slack.command(command, line, user="U0RM")
+    await slack.command("/issue", f"critical api {HOSTILE}\n# forged | {HOSTILE}", user="U0DEV")
+    await slack.command("/issue", f"high {HOSTILE}", user="U0DEV")  # refused: not a component
+    await slack.command("/issue", "list")
+    await slack.command("/page", f"dba {HOSTILE}", user="U0RM")
+    await slack.command("/page", "list")
+    await slack.command("/page", "ack 2", user="U0DBA")
+    await runtime.dispatcher.run_due()
+    card = next(p for p in fake_slack.posts("C0WAR") if str(p.get("text", "")).startswith("ISSUE DETECTED"))
+    resolve = next(
+        e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"] if "resolve" in e["action_id"]
+    )
+    await slack.action({**click(fake_slack, resolve["action_id"], "U0RM", resolve["value"])})
+    await open_vote(slack, clock)
+    await slack.action(click(fake_slack, "vote_no_go", "U0QA"))
+    await slack.action(click(fake_slack, "vote_decide", "U0VP"))
+    views = await fake_slack.wait_for("views.open", 3)
+    no_go = next(v["view"] for v in views if v["view"]["callback_id"] == "vote_no_go_modal")
+    await slack.action(submission(no_go, "U0QA", {"reason": {"type": "plain_text_input", "value": HOSTILE}}))
+    await settle(slack, "chat.postEphemeral", 1)
+    await slack.command("/gonogo", "")
+    await slack.command("/gonogo", f"decide go {HOSTILE}", user="U0VP")
+    await runtime.dispatcher.run_due()
+    clock.set(T0 + timedelta(minutes=20))
+    await runtime.dispatcher.run_due()  # T0: the release starts, status updates begin
+    await slack.command("/release", "status")
+    await slack.command("/release", "schedule")
+    await slack.command("/issue", f"resolve 1 {HOSTILE}", user="U0RM")
+    await slack.command("/release", f"rollback {HOSTILE}", user="U0RM")
+    await runtime.dispatcher.run_due()
+    event = {
+        "token": "t",
+        "team_id": "T111",
+        "api_app_id": "A111",
+        "type": "event_callback",
+        "event_id": "Ev1",
+        "event_time": 1,
+        "event": {"type": "app_home_opened", "user": "U0RM", "channel": "D1", "tab": "home"},
+    }
+    body = json.dumps(event)
+    response = await slack.client.post(
+        "/slack/events", data=body, headers={**sign(body), "Content-Type": "application/json"}
+    )
+    assert response.status == 200
+    await fake_slack.wait_for("views.publish")
+
+    plan = runtime.service.plans["r1"]
+    known = set(plan.members(list(plan.people))) | {"C0WAR", "C0ANN", "C0INC", "U0STRANGER"}
+    methods = ("chat.postMessage", "chat.update", "chat.postEphemeral", "respond", "views.open", "views.publish")
+    payloads = [(c.method, c.args) for c in fake_slack.calls if c.method in methods]
+    assert {m for m, _ in payloads} == set(methods), "every kind of message was sent"
+    problems = [
+        (method, kind, text[:200], bad)
+        for method, args in payloads
+        for kind, text in texts(args)
+        if (bad := leaks(kind, text, known))
+    ]
+    assert problems == [], "\n".join(map(str, problems))
+    for method, args in payloads:
+        blocks = (args.get("view") or {}).get("blocks") if method.startswith("views.") else args.get("blocks")
+        if blocks:
+            bk.validate(blocks)
+    assert any("&lt;!here&gt;" in t for _, args in payloads for k, t in texts(args) if k == "text")
+    shown = " ".join(str(args.get("text")) for _, args in payloads)
+    for expected in ("ISSUE DETECTED", "You are paged", "Go/No-Go decision", "STATUS UPDATE", "Rollback started"):
+        assert expected in shown, expected
