@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.core.text import from_slack
 from bot.domain import UsageError
 from bot.rules import ChangePhase, PhaseVerb
 
@@ -22,7 +23,9 @@ RELEASE_USAGE = (
 
 
 def split_release_option(text: str) -> tuple[str, str | None]:
-    """Remove `--release ID` from command text; return (rest, id or None)."""
+    """Slash-command text as the person wrote it (Slack's entities decoded), without `--release ID`;
+    return (rest, id or None)."""
+    text = from_slack(text)
     match = RELEASE_OPTION.search(text)
     if not match:
         if "--release" in text.split():

@@ -150,8 +150,8 @@ def parse_issue(text: str, regions: Collection[str] = ()) -> IssueCommand:
 
 
 def parse_report(text: str, regions: Collection[str] = ()) -> ReportIssue:
-    """`SEVERITY COMPONENT [REGION] IMPACT [| ERROR]`."""
-    main, bar, error = text.partition("|")
+    """`SEVERITY COMPONENT [REGION] IMPACT [| ERROR]`; a `|` inside a mention (`<@U…|name>`) is not the bar."""
+    main, bar, error = _partition_bar(text)
     parts = main.split(None, 2)
     if not parts:
         raise UsageError("Say how severe the issue is, which component and what the impact is.", ISSUE_USAGE)
@@ -169,6 +169,18 @@ def parse_report(text: str, regions: Collection[str] = ()) -> ReportIssue:
     if not rest:
         raise UsageError("Describe the impact: what do users see?", ISSUE_USAGE)
     return ReportIssue(severity, component, rest[:MAX_IMPACT], region, error.strip()[:MAX_ERROR] if bar else "")
+
+
+def _partition_bar(text: str) -> tuple[str, str, str]:
+    depth = 0
+    for i, char in enumerate(text):
+        if char == "<":
+            depth += 1
+        elif char == ">":
+            depth = max(depth - 1, 0)
+        elif char == "|" and depth == 0:
+            return text[:i], "|", text[i + 1 :]
+    return text, "", ""
 
 
 # --- checking against the plan -----------------------------------------------------------------------------

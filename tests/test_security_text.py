@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Runtime
+from bot.core.text import slack_escape
 from bot.plan import parse_plan
 from bot.service import LoadedPlan
 from messages import blocks as bk
-from tests.conftest import T0, Clock, SlackDriver, plan_text, sign
+from tests.conftest import T0, Clock, SlackDriver, plan_text, should_escape, sign
 from tests.fake_slack import FakeSlack
 from tests.test_gonogo_handlers import click, open_vote, settle, submission
 
@@ -260,3 +261,41 @@ async def test_hostile_text_reaches_no_message_the_bot_sends_as_a_token(
     shown = " ".join(str(args.get("text")) for _, args in payloads)
     for expected in ("ISSUE DETECTED", "You are paged", "Go/No-Go decision", "STATUS UPDATE", "Rollback started"):
         assert expected in shown, expected
+
+
+# --- mentions policy -----------------------------------------------------------------------------------------
+
+
+def test_every_slash_command_asks_slack_for_mention_tokens() -> None:
+    for command in ("/release", "/phase", "/issue", "/page", "/gonogo"):
+        assert should_escape(command), command
+
+
+async def test_a_colleague_named_in_an_issue_gets_a_working_mention_and_broadcasts_do_not(
+    slack: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    fake_slack.members["dana"] = "U0DBA"
+    fake_slack.handles["everyone-eng"] = "S0ENG"
+    typed = "ask @dana, see #deployment-war-room & https://status.example/x · @here @channel @everyone-eng <!here>"
+    reply = await slack.command("/issue", f"high api {typed} | A & B <c>", user="U0DEV")
+    assert "Issue #1" in reply["text"], reply["text"]
+    [issue] = (await slack.runtime.service.get("r1")).issues
+    assert issue.impact.startswith("ask <@U0DBA|dana>, see <#C0WAR|deployment-war-room> & <https://status.example/x>")
+    assert issue.error == "A & B <c>"  # stored as written: exports show it as typed
+    card = next(p for p in fake_slack.posts("C0WAR") if str(p.get("text", "")).startswith("ISSUE DETECTED"))
+    shown = json.dumps(card["blocks"]) + card["text"]
+    assert "ask <@U0DBA>, see <#C0WAR> &amp; https://status.example/x" in shown
+    assert "&lt;!here&gt; &lt;!channel&gt; &lt;!subteam^S0ENG|@everyone-eng&gt; &lt;!here&gt;" in shown
+    assert "A &amp; B &lt;c&gt;" in shown and "&amp;amp;" not in shown and "&amp;lt;" not in shown
+    for token in ("<!here", "<!channel", "<!subteam"):
+        assert token not in shown
+
+
+def test_links_show_where_they_go() -> None:
+    assert slack_escape("<https://evil.example|approve here>") == "approve here (https://evil.example)"
+    assert slack_escape("<https://ok.example/a?b=1&c=2>") == "https://ok.example/a?b=1&amp;c=2"
+    assert slack_escape("<https://ok.example|ok.example>") == "https://ok.example"
+    assert slack_escape("<@U0RM|forged label> <#C0WAR|x>") == "<@U0RM> <#C0WAR>"
+    assert slack_escape("<@U0RM extra> <@> <#> <!date^1^{date}|x>") == (
+        "&lt;@U0RM extra&gt; &lt;@&gt; &lt;#&gt; &lt;!date^1^{date}|x&gt;"
+    )
