@@ -299,3 +299,48 @@ def test_links_show_where_they_go() -> None:
     assert slack_escape("<@U0RM extra> <@> <#> <!date^1^{date}|x>") == (
         "&lt;@U0RM extra&gt; &lt;@&gt; &lt;#&gt; &lt;!date^1^{date}|x&gt;"
     )
+
+
+# --- paging only what the plan allows ----------------------------------------------------------------------
+
+
+async def test_a_page_to_a_group_or_id_outside_the_plan_is_refused_with_the_roles(
+    slack: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    fake_slack.handles["allstaff"] = "SALLSTAFF"
+    before = await slack.runtime.service.get("r1")
+    for typed in ("<!subteam^SALLSTAFF|x> db down", "@allstaff db down", "S999ALL db down", "U0NOBODY db down"):
+        reply = await slack.command("/page", typed, user="U0RM")
+        refused = ("has no role", "is not in this plan")
+        assert any(r in reply["text"] for r in refused), (typed, reply["text"])
+        assert "Roles: cto, dba, devops_lead" in reply["text"]
+        assert "<!subteam" not in reply["text"]
+    assert await slack.runtime.service.get("r1") == before
+    assert not [p for p in fake_slack.posts() if "subteam" in json.dumps(p)]
+
+
+async def test_role_names_are_matched_without_regard_to_case(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    plan = slack.runtime.service.plans["r1"]
+    slack.runtime.service.plans["r1"] = plan.model_copy(update={"people": {**plan.people, "security": ["U0SEC"]}})
+    reply = await slack.command("/page", "SECURITY db down", user="U0RM")
+    assert "Page #1 sent to security" in reply["text"], reply["text"]
+    reply = await slack.command("/page", "@Dba db down", user="U0RM")
+    assert "Page #2 sent to dba" in reply["text"], reply["text"]
+    assert [p.targets for p in (await slack.runtime.service.get("r1")).pages] == [("U0SEC",), ("U0DBA",)]
+    await fake_slack.wait_until(lambda: bool(fake_slack.posts("U0SEC")))
+
+
+async def test_a_page_to_a_mentioned_member_or_a_group_of_the_plan_goes_out(
+    slack: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    plan = slack.runtime.service.plans["r1"]
+    slack.runtime.service.plans["r1"] = plan.model_copy(update={"people": {**plan.people, "sre": ["S0SRE"]}})
+    fake_slack.groups["S0SRE"] = ["U0SRE1"]
+    fake_slack.members["newcomer"] = "U0NEW"
+    fake_slack.handles["sre-team"] = "S0SRE"
+    reply = await slack.command("/page", "@newcomer please look", user="U0RM")
+    assert "Page #1 sent to <@U0NEW>" in reply["text"], reply["text"]
+    reply = await slack.command("/page", "@sre-team please look", user="U0RM")
+    assert "Page #2 sent" in reply["text"], reply["text"]
+    pages = (await slack.runtime.service.get("r1")).pages
+    assert [p.targets for p in pages] == [("U0NEW",), ("S0SRE",)]
