@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.core.text import from_slack
+from bot.core.text import check_typed, from_slack
 from bot.domain import UsageError
 from bot.rules import ChangePhase, PhaseVerb
 
@@ -25,7 +25,7 @@ RELEASE_USAGE = (
 def split_release_option(text: str) -> tuple[str, str | None]:
     """Slash-command text as the person wrote it (Slack's entities decoded), without `--release ID`;
     return (rest, id or None)."""
-    text = from_slack(text)
+    text = check_typed(from_slack(text))
     match = RELEASE_OPTION.search(text)
     if not match:
         if "--release" in text.split():

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot import evaluation
+from bot.core.text import check_typed
 from bot.domain import (
     Actor,
     Conflict,
@@ -229,6 +230,13 @@ def form_report(
 ) -> tuple[ReportIssue | None, dict[str, str]]:
     """The modal's fields as a report, or the problems per field (keys are the fields' block ids)."""
     problems: dict[str, str] = {}
+    for field, typed in (("component", component), ("region", region), ("impact", impact), ("error", error)):
+        try:
+            check_typed(typed or "")
+        except UsageError as exc:
+            problems[field] = exc.message
+    if problems:
+        return None, problems
     sev: Severity | None = None
     comp = reg = None
     try:
@@ -431,7 +439,7 @@ def resolve_issue(release: Release, plan: Plan, actor: Actor, command: ResolveIs
     """Close an issue with an optional note; the card updates and a resolution line goes in its thread."""
     authorize(plan, actor, Action.RESOLVE_ISSUE)
     issue = _open(release, command.number)
-    note = command.note.strip()[:MAX_IMPACT]
+    note = check_typed(command.note).strip()[:MAX_IMPACT]
     changed = replace(issue, status=IssueStatus.RESOLVED, resolved_at=now, resolved_by=actor.user_id, resolution=note)
     seconds = int((now - issue.reported_at).total_seconds())
     event = Event(

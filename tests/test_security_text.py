@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.app import Runtime
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text as sql
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.app import Runtime, build_runtime, web_app
 from bot.core.text import slack_escape
 from bot.plan import parse_plan
 from bot.service import LoadedPlan
 from messages import blocks as bk
-from tests.conftest import T0, Clock, SlackDriver, plan_text, should_escape, sign
+from messages.issue_cards import issue_modal
+from tests.conftest import T0, Clock, SlackDriver, make_settings, plan_text, postgres_url, should_escape, sign
 from tests.fake_slack import FakeSlack
 from tests.test_gonogo_handlers import click, open_vote, settle, submission
 
@@ -344,3 +353,72 @@ async def test_a_page_to_a_mentioned_member_or_a_group_of_the_plan_goes_out(
     assert "Page #2 sent" in reply["text"], reply["text"]
     pages = (await slack.runtime.service.get("r1")).pages
     assert [p.targets for p in pages] == [("U0NEW",), ("S0SRE",)]
+
+
+# --- control characters ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_database(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[str]:
+    """Each test runs on SQLite and on PostgreSQL (a fresh database; skipped without a server)."""
+    if request.param == "sqlite":
+        yield database_url
+        return
+    url = postgres_url()
+    if not url:
+        pytest.skip("WARROOM_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
+    name = f"warroom_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(sql(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def driver(any_database: str, fake_slack: FakeSlack, clock: Clock) -> AsyncIterator[SlackDriver]:
+    rt = await build_runtime(make_settings(fake_slack, any_database), clock=clock)
+    await rt.service.load(LoadedPlan(parse_plan(plan_text(), "test.yml"), plan_text(), "test.yml"))
+    client = TestClient(TestServer(web_app(rt, serve_slack=True)))
+    await client.start_server()
+    try:
+        yield SlackDriver(client, fake_slack, rt)
+    finally:
+        await client.close()
+        await rt.close()
+
+
+async def test_control_characters_in_a_command_are_refused_the_same_on_both_databases(
+    driver: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    for typed in ("high api db\x00down", "high api fine | err\x1b[31mred", "high api bell\x07"):
+        reply = await driver.command("/issue", typed, user="U0DEV")
+        assert "control character" in reply["text"] and "U+00" in reply["text"], reply["text"]
+        assert "Something went wrong" not in reply["text"]
+    reply = await driver.command("/phase", "fail db-migration disk\x00full", user="U0DBA")
+    assert "control character" in reply["text"], reply["text"]
+    release = await driver.runtime.service.get("r1")
+    assert release.issues == () and release.phase("db-migration").status.value == "pending"  # type: ignore[union-attr]
+    assert not [p for p in fake_slack.posts("C0WAR") if "ISSUE" in str(p.get("text"))]
+    reply = await driver.command("/issue", "high api line one\r\nline\ttwo", user="U0DEV")
+    assert "Issue #1" in reply["text"], reply["text"]
+    [issue] = (await driver.runtime.service.get("r1")).issues
+    assert issue.impact == "line one\nline\ttwo"
+
+
+async def test_control_characters_in_a_form_are_shown_in_the_form_and_change_nothing(
+    slack: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    view = issue_modal(slack.runtime.service.plans["r1"], "r1", "C0WAR")  # what `/issue` alone opens
+    values = {
+        "severity": {"type": "static_select", "selected_option": {"value": "high"}},
+        "component": {"type": "static_select", "selected_option": {"value": "api"}},
+        "impact": {"type": "plain_text_input", "value": "db\x00down"},
+    }
+    answer = await slack.action(submission(view, "U0DEV", values))
+    assert answer["response_action"] == "errors" and "control character" in answer["errors"]["impact"]
+    assert (await slack.runtime.service.get("r1")).issues == ()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from bot.domain import UsageError
+
 _TOKEN = re.compile(r"<([^<>]*)>")
 _PERSON = re.compile(r"@([UW][A-Z0-9]{2,})(?:\|[^<>]*)?")
 _CHANNEL = re.compile(r"#([CG][A-Z0-9]{2,})(?:\|[^<>]*)?")
@@ -64,6 +66,13 @@ def control_characters(text: str) -> list[str]:
     return sorted({f"U+{ord(c):04X}" for c in _CONTROL.findall(text.replace("\r\n", "\n"))})
 
 
-def strip_control(text: str) -> str:
-    """`text` without control characters; newlines (`\\r\\n` becomes `\\n`) and tabs are kept."""
-    return _CONTROL.sub("", text.replace("\r\n", "\n"))
+def check_typed(text: str) -> str:
+    """`text` with `\\r\\n` as `\\n`; a UsageError naming the control characters in it, if any (a NUL
+    cannot be stored by PostgreSQL, and none of them can be shown in Slack)."""
+    found = control_characters(text)
+    if found:
+        raise UsageError(
+            f"Your text contains a control character ({', '.join(found[:5])}) that cannot be posted. "
+            "Remove it (newlines and tabs are fine) and send it again; nothing was changed."
+        )
+    return text.replace("\r\n", "\n")
