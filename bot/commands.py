@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.core.text import check_typed, from_slack
+from bot.core.text import check_typed, clip, from_slack
 from bot.domain import UsageError
 from bot.rules import ChangePhase, PhaseVerb
 
@@ -69,7 +69,7 @@ def parse_phase(text: str) -> ChangePhase | ListPhases:
         raise UsageError(f"`/phase start` takes only a phase id (got extra text: {rest[:40]!r}).", PHASE_USAGE)
     if phase_verb in {PhaseVerb.FAIL, PhaseVerb.SKIP} and not rest:
         raise UsageError(f"Say why: `/phase {verb} {parts[1]} REASON`.", PHASE_USAGE)
-    return ChangePhase(phase_verb, parts[1].lower(), rest[:2000])
+    return ChangePhase(phase_verb, parts[1].lower(), clip(rest, 2000))
 
 
 class ReleaseVerb(StrEnum):
@@ -108,4 +108,4 @@ def parse_release(text: str) -> ReleaseCommand:
         raise UsageError(f"Say why: `/release {verb.value} REASON`.", RELEASE_USAGE)
     if verb in {ReleaseVerb.STATUS, ReleaseVerb.SCHEDULE, ReleaseVerb.COMPLETE} and rest:
         raise UsageError(f"`/release {verb.value}` takes no arguments.", RELEASE_USAGE)
-    return ReleaseCommand(verb, rest[:2000], force)
+    return ReleaseCommand(verb, clip(rest, 2000), force)

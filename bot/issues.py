@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot import evaluation
-from bot.core.text import check_typed
+from bot.core.text import check_typed, clip
 from bot.domain import (
     Actor,
     Conflict,
@@ -143,7 +143,7 @@ def parse_issue(text: str, regions: Collection[str] = ()) -> IssueCommand:
         number_word, _, note = rest.partition(" ")
         number = parse_issue_number(number_word)
         if _VERBS[verb] is ResolveIssue:
-            return ResolveIssue(number, note.strip()[:MAX_IMPACT])
+            return ResolveIssue(number, clip(note.strip(), MAX_IMPACT))
         if note.strip():
             raise UsageError(f"`/issue {verb} N` takes only an issue number.", ISSUE_USAGE)
         return _VERBS[verb](number)  # type: ignore[no-any-return]
@@ -169,7 +169,8 @@ def parse_report(text: str, regions: Collection[str] = ()) -> ReportIssue:
             region, rest = wanted[first.lower()], after.strip()
     if not rest:
         raise UsageError("Describe the impact: what do users see?", ISSUE_USAGE)
-    return ReportIssue(severity, component, rest[:MAX_IMPACT], region, error.strip()[:MAX_ERROR] if bar else "")
+    error_text = clip(error.strip(), MAX_ERROR) if bar else ""
+    return ReportIssue(severity, component, clip(rest, MAX_IMPACT), region, error_text)
 
 
 def _partition_bar(text: str) -> tuple[str, str, str]:
@@ -193,7 +194,7 @@ def check_component(plan: Plan, value: str) -> str:
     if not value:
         raise UsageError("Which component is affected?", ISSUE_USAGE)
     if not plan.components:
-        return value[:MAX_COMPONENT]
+        return clip(value, MAX_COMPONENT)
     known = {c.lower(): c for c in plan.components}
     if value.lower() not in known:
         raise UsageError(
@@ -209,7 +210,7 @@ def check_region(plan: Plan, value: str | None) -> str | None:
         return None
     value = value.strip()
     if not plan.regions:
-        return value[:MAX_REGION]
+        return clip(value, MAX_REGION)
     known = {r.lower(): r for r in plan.regions}
     if value.lower() not in known:
         raise UsageError(
@@ -255,7 +256,8 @@ def form_report(
         problems["impact"] = "Describe the impact: what do users see?"
     if problems or sev is None or comp is None:
         return None, problems
-    return ReportIssue(sev, comp, (impact or "").strip()[:MAX_IMPACT], reg, (error or "").strip()[:MAX_ERROR]), {}
+    impact_text, error_text = clip((impact or "").strip(), MAX_IMPACT), clip((error or "").strip(), MAX_ERROR)
+    return ReportIssue(sev, comp, impact_text, reg, error_text), {}
 
 
 # --- rules -------------------------------------------------------------------------------------------------
@@ -439,7 +441,7 @@ def resolve_issue(release: Release, plan: Plan, actor: Actor, command: ResolveIs
     """Close an issue with an optional note; the card updates and a resolution line goes in its thread."""
     authorize(plan, actor, Action.RESOLVE_ISSUE)
     issue = _open(release, command.number)
-    note = check_typed(command.note).strip()[:MAX_IMPACT]
+    note = clip(check_typed(command.note).strip(), MAX_IMPACT)
     changed = replace(issue, status=IssueStatus.RESOLVED, resolved_at=now, resolved_by=actor.user_id, resolution=note)
     seconds = int((now - issue.reported_at).total_seconds())
     event = Event(

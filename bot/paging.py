@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from bot.core.text import clip
 from bot.domain import (
     Actor,
     CancelTimer,
@@ -127,7 +128,7 @@ def parse_page(text: str) -> PageCommand:
     kind, target = parse_target(first)
     if not rest:
         raise UsageError(f"Say why you page {first[:60]}: `/page {first[:60]} REASON`.", PAGE_USAGE)
-    return CreatePage(kind, target, rest[:MAX_REASON])
+    return CreatePage(kind, target, clip(rest, MAX_REASON))
 
 
 # --- the ladder --------------------------------------------------------------------------------------------

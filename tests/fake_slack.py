@@ -56,6 +56,37 @@ def slash_command_text(
     return _TYPED_MENTION.sub(token, text)
 
 
+MAX_TEXT = 40000
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+
+
+def refusal(method: str, args: dict[str, Any]) -> str | None:
+    """The error Slack answers for a payload over its limits or with blocks it rejects, else None:
+    `msg_too_long` (text over 40,000 characters), `invalid_blocks` (a message), `invalid_arguments` (a
+    view). Blocks are checked by slack_sdk's models, which carry Slack's per-field limits."""
+    from slack_sdk.models.blocks import Block
+
+    view = method.startswith("views.")
+    if method not in {"chat.postMessage", "chat.update", "chat.postEphemeral", "respond"} and not view:
+        return None
+    if len(str(args.get("text") or "")) > MAX_TEXT:
+        return "msg_too_long"
+    blocks = (args.get("view") or {}).get("blocks") if view else args.get("blocks")
+    if not blocks:
+        return None
+    if len(blocks) > (MAX_VIEW_BLOCKS if view else MAX_MESSAGE_BLOCKS):
+        return "invalid_arguments" if view else "invalid_blocks"
+    try:
+        for raw in blocks:
+            block = Block.parse(raw)
+            assert block is not None
+            block.validate_json()
+    except Exception:
+        return "invalid_arguments" if view else "invalid_blocks"
+    return None
+
+
 @dataclass
 class Call:
     method: str
@@ -152,6 +183,9 @@ class FakeSlack:
 
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if refused := refusal("respond", body):
+            await self._record("respond:refused", body)
+            return web.Response(status=400, text=refused)
         await self._record("respond", body)
         return web.Response(text="ok")
 
@@ -173,6 +207,9 @@ class FakeSlack:
             await self._record(method + ":failed", args)
             headers = {"Retry-After": "0"} if status == 429 else {}
             return web.json_response(body, status=status, headers=headers)
+        if refused := refusal(method, args):
+            await self._record(method + ":refused", args)
+            return web.json_response({"ok": False, "error": refused})
         await self._record(method, args)
         return web.json_response(self._answer(method, args))
 

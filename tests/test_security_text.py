@@ -422,3 +422,56 @@ async def test_control_characters_in_a_form_are_shown_in_the_form_and_change_not
     answer = await slack.action(submission(view, "U0DEV", values))
     assert answer["response_action"] == "errors" and "control character" in answer["errors"]["impact"]
     assert (await slack.runtime.service.get("r1")).issues == ()
+
+
+# --- oversized input ---------------------------------------------------------------------------------------
+
+
+def refused_calls(fake: FakeSlack) -> list[str]:
+    return [c.method for c in fake.calls if c.method.endswith(":refused")]
+
+
+async def test_oversized_input_is_cut_with_an_ellipsis_and_slack_accepts_every_payload(
+    runtime: Runtime, slack: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    long_name = "N" * 115 + " &<>"  # within the plan's 120 characters; escaped, longer than a header allows
+    text = plan_text().replace("name: Test Platform", f'name: "{long_name}"').replace("v1.2.3", "v" + "9" * 39)
+    await runtime.service.load(LoadedPlan(parse_plan(text, "long.yml"), text, "long.yml"))
+    await runtime.dispatcher.run_due()
+    reply = await slack.command("/issue", f"high api {'impact ' * 850} | {'error ' * 400}", user="U0DEV")
+    assert "Issue #1" in reply["text"], reply["text"]
+    [issue] = (await runtime.service.get("r1")).issues
+    assert issue.impact.endswith("…") and len(issue.impact) <= 2000  # cut where it is stored, visibly
+    await slack.command("/phase", f"fail db-migration {'x' * 5000}", user="U0DBA")
+    await slack.command("/page", f"dba {'y' * 5000}", user="U0RM")
+    await start_release(slack)
+    await slack.command("/release", f"rollback {'because ' * 500}", user="U0RM")
+    await slack.command("/release", "status")
+    await slack.command("/issue", "list")
+    await runtime.dispatcher.run_due()
+    assert refused_calls(fake_slack) == []
+    posts = fake_slack.posts()
+    card = next(p for p in posts if str(p.get("text", "")).startswith("ISSUE DETECTED"))
+    assert "…" in json.dumps(card["blocks"], ensure_ascii=False)
+    headers = [b for p in posts for b in p["blocks"] if b["type"] == "header"]
+    assert any(h["text"]["text"].endswith("…") and len(h["text"]["text"]) <= 150 for h in headers)
+    rollback = [p for p in posts if "Rollback started" in str(p.get("text"))]
+    assert {p["channel"] for p in rollback} == {"C0WAR", "C0ANN"}
+    assert all("…" in json.dumps(p["blocks"], ensure_ascii=False) for p in rollback)
+
+
+async def test_the_fake_slack_refuses_what_slack_refuses(fake_slack: FakeSlack) -> None:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    client = AsyncWebClient(token="xoxb-test", base_url=fake_slack.url)
+    too_long = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
+    for kwargs, error in [
+        ({"text": "x" * 40001}, "msg_too_long"),
+        ({"text": "t", "blocks": [too_long]}, "invalid_blocks"),
+        ({"text": "t", "blocks": [{"type": "divider"}] * 51}, "invalid_blocks"),
+    ]:
+        with pytest.raises(SlackApiError) as raised:
+            await client.chat_postMessage(channel="C0WAR", **kwargs)
+        assert raised.value.response["error"] == error
+    assert fake_slack.posts() == []

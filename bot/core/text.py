@@ -76,3 +76,8 @@ def check_typed(text: str) -> str:
             "Remove it (newlines and tabs are fine) and send it again; nothing was changed."
         )
     return text.replace("\r\n", "\n")
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, with a visible "…" when it was longer."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
