@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -13,7 +14,7 @@ import jinja2
 from markupsafe import Markup
 
 from bot.core.text import slack_escape as slack_escape  # the one escaping function, for the builders
-from bot.domain import IssueStatus, PhaseStatus, Release, ReleaseStatus
+from bot.domain import SYSTEM, IssueStatus, PhaseStatus, Release, ReleaseStatus
 from bot.lifecycle import pending_evaluations
 from bot.plan import Plan
 from bot.rules import current_phases, next_phase, progress, schedule_delta, status_colour
@@ -61,8 +62,16 @@ def time_token(value: datetime | str | None, tz: str = "UTC") -> Markup:
     return date_token(value, tz, "{time}")
 
 
+_MEMBER_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+
+
 def mention(member: str) -> Markup:
-    """`<@U…>` for a person, `<!subteam^S…>` for a user group (IDs come from the validated plan)."""
+    """`<@U…>` for a person, `<!subteam^S…>` for a user group; anything that is not such an id (the bot
+    itself, or text a custom template passes by mistake) is shown as escaped text, never as a token."""
+    if member == SYSTEM.user_id:  # what timers act as: a page the bot opens itself
+        return Markup("Warroom")
+    if not _MEMBER_ID.fullmatch(member):
+        return Markup(slack_escape(member))
     if member.startswith("S"):
         return Markup(f"<!subteam^{member}>")
     return Markup(f"<@{member}>")

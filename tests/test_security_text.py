@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.app import Runtime, build_runtime, web_app
 from bot.core.text import slack_escape
 from bot.plan import parse_plan
+from bot.rules import release_from_plan
 from bot.service import LoadedPlan
 from messages import blocks as bk
 from messages.issue_cards import issue_modal
+from messages.render import render
 from tests.conftest import T0, Clock, SlackDriver, make_settings, plan_text, postgres_url, should_escape, sign
 from tests.fake_slack import FakeSlack
 from tests.test_gonogo_handlers import click, open_vote, settle, submission
@@ -225,13 +227,19 @@ async def test_hostile_text_reaches_no_message_the_bot_sends_as_a_token(
     await slack.action(submission(no_go, "U0QA", {"reason": {"type": "plain_text_input", "value": HOSTILE}}))
     await settle(slack, "chat.postEphemeral", 1)
     await slack.command("/gonogo", "")
+    await slack.command("/gonogo", "go", user="U0QA")  # changes the vote: the deadline finds votes missing
+    clock.set(T0 - timedelta(minutes=5, seconds=-1))
+    await runtime.dispatcher.run_due()  # the deadline: reminders by DM and in the war room
     await slack.command("/gonogo", f"decide go {HOSTILE}", user="U0VP")
     await runtime.dispatcher.run_due()
     clock.set(T0 + timedelta(minutes=20))
     await runtime.dispatcher.run_due()  # T0: the release starts, status updates begin
+    await slack.command("/issue", f"critical web {HOSTILE}", user="U0DEV")  # continue or roll back?
     await slack.command("/release", "status")
     await slack.command("/release", "schedule")
     await slack.command("/issue", f"resolve 1 {HOSTILE}", user="U0RM")
+    clock.set(T0 + timedelta(minutes=61))
+    await runtime.dispatcher.run_due()  # the rollback decision point
     await slack.command("/release", f"rollback {HOSTILE}", user="U0RM")
     await runtime.dispatcher.run_due()
     event = {
@@ -268,7 +276,17 @@ async def test_hostile_text_reaches_no_message_the_bot_sends_as_a_token(
             bk.validate(blocks)
     assert any("&lt;!here&gt;" in t for _, args in payloads for k, t in texts(args) if k == "text")
     shown = " ".join(str(args.get("text")) for _, args in payloads)
-    for expected in ("ISSUE DETECTED", "You are paged", "Go/No-Go decision", "STATUS UPDATE", "Rollback started"):
+    expected_texts = (
+        "ISSUE DETECTED",
+        "You are paged",
+        "Go/No-Go vote missing",
+        "Go/No-Go decision",
+        "STATUS UPDATE",
+        "continue or roll back",
+        "Rollback decision point",
+        "Rollback started",
+    )
+    for expected in expected_texts:
         assert expected in shown, expected
 
 
@@ -475,3 +493,14 @@ async def test_the_fake_slack_refuses_what_slack_refuses(fake_slack: FakeSlack) 
             await client.chat_postMessage(channel="C0WAR", **kwargs)
         assert raised.value.response["error"] == error
     assert fake_slack.posts() == []
+
+
+def test_the_mention_filter_makes_tokens_only_of_ids(tmp_path: Path) -> None:
+    (tmp_path / "postponed.j2").write_text("Paged: {{ data.reason | mention }} by {{ data.by | mention }}\n")
+    plan = parse_plan(plan_text(), "test.yml").model_copy(update={"templates_dir": str(tmp_path)})
+    release = release_from_plan(plan)
+    data = {"reason": "x> <!channel", "by": "warroom"}
+    message = render(plan, "postponed", release, T0, data)
+    shown = json.dumps(message.blocks) + message.text
+    assert "<!channel" not in shown and "<@x>" not in shown
+    assert "x&gt; &lt;!channel" in shown and "by Warroom" in shown
