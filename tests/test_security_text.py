@@ -281,6 +281,7 @@ async def test_hostile_text_reaches_no_message_the_bot_sends_as_a_token(
         "You are paged",
         "Go/No-Go vote missing",
         "Go/No-Go decision",
+        "has started",
         "STATUS UPDATE",
         "continue or roll back",
         "Rollback decision point",
@@ -504,3 +505,13 @@ def test_the_mention_filter_makes_tokens_only_of_ids(tmp_path: Path) -> None:
     shown = json.dumps(message.blocks) + message.text
     assert "<!channel" not in shown and "<@x>" not in shown
     assert "x&gt; &lt;!channel" in shown and "by Warroom" in shown
+
+
+async def test_a_control_character_in_a_no_go_reason_is_shown_in_the_form(slack: SlackDriver, clock: Clock) -> None:
+    await open_vote(slack, clock)
+    await slack.action(click(slack.fake, "vote_no_go", "U0QA"))
+    [opened] = await slack.fake.wait_for("views.open", 1)
+    value = {"reason": {"type": "plain_text_input", "value": "backup\x00failed"}}
+    answer = await slack.action(submission(opened["view"], "U0QA", value))
+    assert answer["response_action"] == "errors" and "U+0000" in answer["errors"]["reason"]
+    assert (await slack.runtime.service.get("r1")).ballots == ()
