@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.core.text import check_typed, clip, from_slack
 from bot.domain import UsageError
 from bot.rules import ChangePhase, PhaseVerb
 
@@ -23,7 +24,9 @@ RELEASE_USAGE = (
 
 
 def split_release_option(text: str) -> tuple[str, str | None]:
-    """Remove `--release ID` from command text; return (rest, id or None)."""
+    """Slash-command text as the person wrote it (Slack's entities decoded), without `--release ID`;
+    return (rest, id or None)."""
+    text = check_typed(from_slack(text))
     match = RELEASE_OPTION.search(text)
     if not match:
         if "--release" in text.split():
@@ -67,7 +70,7 @@ def parse_phase(text: str) -> ChangePhase | ListPhases:
         raise UsageError(f"`/phase start` takes only a phase id (got extra text: {rest[:40]!r}).", PHASE_USAGE)
     if phase_verb in {PhaseVerb.FAIL, PhaseVerb.SKIP} and not rest:
         raise UsageError(f"Say why: `/phase {verb} {parts[1]} REASON`.", PHASE_USAGE)
-    return ChangePhase(phase_verb, parts[1].lower(), rest[:2000])
+    return ChangePhase(phase_verb, parts[1].lower(), clip(rest, 2000))
 
 
 class ReleaseVerb(StrEnum):
@@ -107,4 +110,4 @@ def parse_release(text: str) -> ReleaseCommand:
         raise UsageError(f"Say why: `/release {verb.value} REASON`.", RELEASE_USAGE)
     if verb in {ReleaseVerb.STATUS, ReleaseVerb.SCHEDULE, ReleaseVerb.COMPLETE} and rest and not force:
         raise UsageError(f"`/release {verb.value}` takes no arguments.", RELEASE_USAGE)
-    return ReleaseCommand(verb, rest[:2000], force)
+    return ReleaseCommand(verb, clip(rest, 2000), force)

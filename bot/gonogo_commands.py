@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import words
+from bot.core.text import clip
 from bot.domain import UsageError, Vote
 from bot.votes import CastVote, DecideVote, OpenVote, ShowVote
 
@@ -51,7 +52,7 @@ def parse_gonogo(text: str) -> GonogoCommand:
             raise UsageError("`/gonogo go` takes no arguments.", GONOGO_USAGE)
         if vote is Vote.NO_GO and not rest:
             raise UsageError("A No-Go needs a reason: `/gonogo no-go REASON`.", GONOGO_USAGE)
-        return CastVote(vote, rest[:2000])
+        return CastVote(vote, clip(rest, 2000))
     if verb == "decide":
         args = words(rest, 1)
         if not args:
@@ -60,5 +61,5 @@ def parse_gonogo(text: str) -> GonogoCommand:
         rationale = args[1].strip() if len(args) > 1 else ""
         if not rationale:
             raise UsageError("A decision needs a rationale: `/gonogo decide go|no-go RATIONALE`.", GONOGO_USAGE)
-        return DecideVote(outcome, rationale[:2000])
+        return DecideVote(outcome, clip(rationale, 2000))
     raise UsageError(f"`{parts[0]}` is not a /gonogo command.", GONOGO_USAGE)

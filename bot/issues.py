@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot import evaluation
+from bot.core.text import check_typed, clip
 from bot.domain import (
     Actor,
     Conflict,
@@ -142,7 +143,7 @@ def parse_issue(text: str, regions: Collection[str] = ()) -> IssueCommand:
         number_word, _, note = rest.partition(" ")
         number = parse_issue_number(number_word)
         if _VERBS[verb] is ResolveIssue:
-            return ResolveIssue(number, note.strip()[:MAX_IMPACT])
+            return ResolveIssue(number, clip(note.strip(), MAX_IMPACT))
         if note.strip():
             raise UsageError(f"`/issue {verb} N` takes only an issue number.", ISSUE_USAGE)
         return _VERBS[verb](number)  # type: ignore[no-any-return]
@@ -150,8 +151,8 @@ def parse_issue(text: str, regions: Collection[str] = ()) -> IssueCommand:
 
 
 def parse_report(text: str, regions: Collection[str] = ()) -> ReportIssue:
-    """`SEVERITY COMPONENT [REGION] IMPACT [| ERROR]`."""
-    main, bar, error = text.partition("|")
+    """`SEVERITY COMPONENT [REGION] IMPACT [| ERROR]`; a `|` inside a mention (`<@U…|name>`) is not the bar."""
+    main, bar, error = _partition_bar(text)
     parts = main.split(None, 2)
     if not parts:
         raise UsageError("Say how severe the issue is, which component and what the impact is.", ISSUE_USAGE)
@@ -168,7 +169,20 @@ def parse_report(text: str, regions: Collection[str] = ()) -> ReportIssue:
             region, rest = wanted[first.lower()], after.strip()
     if not rest:
         raise UsageError("Describe the impact: what do users see?", ISSUE_USAGE)
-    return ReportIssue(severity, component, rest[:MAX_IMPACT], region, error.strip()[:MAX_ERROR] if bar else "")
+    error_text = clip(error.strip(), MAX_ERROR) if bar else ""
+    return ReportIssue(severity, component, clip(rest, MAX_IMPACT), region, error_text)
+
+
+def _partition_bar(text: str) -> tuple[str, str, str]:
+    depth = 0
+    for i, char in enumerate(text):
+        if char == "<":
+            depth += 1
+        elif char == ">":
+            depth = max(depth - 1, 0)
+        elif char == "|" and depth == 0:
+            return text[:i], "|", text[i + 1 :]
+    return text, "", ""
 
 
 # --- checking against the plan -----------------------------------------------------------------------------
@@ -180,7 +194,7 @@ def check_component(plan: Plan, value: str) -> str:
     if not value:
         raise UsageError("Which component is affected?", ISSUE_USAGE)
     if not plan.components:
-        return value[:MAX_COMPONENT]
+        return clip(value, MAX_COMPONENT)
     known = {c.lower(): c for c in plan.components}
     if value.lower() not in known:
         raise UsageError(
@@ -196,7 +210,7 @@ def check_region(plan: Plan, value: str | None) -> str | None:
         return None
     value = value.strip()
     if not plan.regions:
-        return value[:MAX_REGION]
+        return clip(value, MAX_REGION)
     known = {r.lower(): r for r in plan.regions}
     if value.lower() not in known:
         raise UsageError(
@@ -217,6 +231,13 @@ def form_report(
 ) -> tuple[ReportIssue | None, dict[str, str]]:
     """The modal's fields as a report, or the problems per field (keys are the fields' block ids)."""
     problems: dict[str, str] = {}
+    for field, typed in (("component", component), ("region", region), ("impact", impact), ("error", error)):
+        try:
+            check_typed(typed or "")
+        except UsageError as exc:
+            problems[field] = exc.message
+    if problems:
+        return None, problems
     sev: Severity | None = None
     comp = reg = None
     try:
@@ -235,7 +256,8 @@ def form_report(
         problems["impact"] = "Describe the impact: what do users see?"
     if problems or sev is None or comp is None:
         return None, problems
-    return ReportIssue(sev, comp, (impact or "").strip()[:MAX_IMPACT], reg, (error or "").strip()[:MAX_ERROR]), {}
+    impact_text, error_text = clip((impact or "").strip(), MAX_IMPACT), clip((error or "").strip(), MAX_ERROR)
+    return ReportIssue(sev, comp, impact_text, reg, error_text), {}
 
 
 # --- rules -------------------------------------------------------------------------------------------------
@@ -419,7 +441,7 @@ def resolve_issue(release: Release, plan: Plan, actor: Actor, command: ResolveIs
     """Close an issue with an optional note; the card updates and a resolution line goes in its thread."""
     authorize(plan, actor, Action.RESOLVE_ISSUE)
     issue = _open(release, command.number)
-    note = command.note.strip()[:MAX_IMPACT]
+    note = clip(check_typed(command.note).strip(), MAX_IMPACT)
     changed = replace(issue, status=IssueStatus.RESOLVED, resolved_at=now, resolved_by=actor.user_id, resolution=note)
     seconds = int((now - issue.reported_at).total_seconds())
     event = Event(

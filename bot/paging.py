@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from bot.core.text import clip
 from bot.domain import (
     Actor,
     CancelTimer,
@@ -52,7 +53,6 @@ MAX_REASON = 2000
 
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _GROUP = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
-_RAW_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 _LEVEL = re.compile(r"^(?:l|level|lvl)?([0-9]{1,3})$", re.IGNORECASE)
 _NUMBER = re.compile(r"^#?([0-9]{1,9})$")
 
@@ -95,14 +95,13 @@ def parse_page_number(word: str, usage: str = PAGE_USAGE) -> int:
 
 
 def parse_target(word: str) -> tuple[TargetKind, str]:
-    """A level (`2`, `L2`), a person (`<@U123|name>`, `<@U123>`, `U123`), a user group or a role name."""
+    """A level (`2`, `L2`), a person or user group by mention (`<@U123|name>`, `<!subteam^S1|@sre>`), or a
+    word: a role name or an ID, which only the plan can tell (`create_page`)."""
     if match := _LEVEL.fullmatch(word):
         return TargetKind.LEVEL, str(int(match.group(1)))
     if match := _USER.fullmatch(word) or _GROUP.fullmatch(word):
         return TargetKind.PERSON, match.group(1)
-    if _RAW_ID.fullmatch(word):
-        return TargetKind.PERSON, word
-    role = word.lstrip("@").lower()
+    role = word.lstrip("@")
     if word.startswith("<") or not role:
         raise UsageError(f"`{word[:60]}` is not a person, a role or a level.", PAGE_USAGE)
     return TargetKind.ROLE, role
@@ -129,7 +128,7 @@ def parse_page(text: str) -> PageCommand:
     kind, target = parse_target(first)
     if not rest:
         raise UsageError(f"Say why you page {first[:60]}: `/page {first[:60]} REASON`.", PAGE_USAGE)
-    return CreatePage(kind, target, rest[:MAX_REASON])
+    return CreatePage(kind, target, clip(rest, MAX_REASON))
 
 
 # --- the ladder --------------------------------------------------------------------------------------------
@@ -276,7 +275,8 @@ def open_page(
 
 
 def _mention(member: str) -> str:
-    return f"<!subteam^{member}>" if member.startswith("S") else f"<@{member}>"
+    """How a reply names a target: a person by mention, a user group by its ID (a reply notifies nobody)."""
+    return f"user group {member}" if member.startswith("S") else f"<@{member}>"
 
 
 def climb(release: Release, plan: Plan, page: Page, now: datetime, *, by: str | None = None) -> Outcome:
@@ -377,19 +377,35 @@ def create_page(release: Release, plan: Plan, actor: Actor, command: CreatePage,
             targets = tuple(plan.members(spec.notify))
             label = level_name(plan, level)
         case TargetKind.ROLE:
-            if command.target not in plan.people:
-                roles = ", ".join(sorted(plan.people))
-                raise UsageError(
-                    f"The plan has no role {command.target!r}. Roles: {roles}. "
-                    "To page a person, mention them (`@name`).",
-                    PAGE_USAGE,
-                )
-            targets = tuple(plan.members([command.target]))
-            label = command.target.replace("_", " ")
+            roles = {role.casefold(): role for role in plan.people}
+            role = roles.get(command.target.casefold())
+            if role is not None:
+                targets = tuple(plan.members([role]))
+                label = role.replace("_", " ")
+            elif command.target in plan.members(list(plan.people)):
+                targets = (command.target,)  # a person or user group the plan lists, by ID
+            else:
+                raise _not_in_plan(plan, command.target)
         case _:
+            # a person named by mention is a workspace member; a user group must be one of the plan's
+            if command.target.startswith("S") and command.target not in plan.members(list(plan.people)):
+                raise _not_in_plan(plan, command.target, group=True)
             targets = (command.target,)
     return open_page(
         release, plan, actor.user_id, now, level=level, targets=targets, reason=command.reason, label=label
+    )
+
+
+def _not_in_plan(plan: Plan, target: str, *, group: bool = False) -> UsageError:
+    roles = ", ".join(sorted(plan.people)) or "none"
+    what = (
+        f"The user group {target[:60]} is not in this plan."
+        if group
+        else f"The plan has no role {target[:60]!r} and lists no person or user group by that name."
+    )
+    return UsageError(
+        f"{what} Roles: {roles}. Page a role, an escalation level (`/page 1 REASON`) or a person by mention (`@name`).",
+        PAGE_USAGE,
     )
 
 

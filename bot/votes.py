@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.core.text import check_typed, clip
 from bot.domain import (
     GO_NO_GO,
     NOT_STARTED,
@@ -316,7 +317,7 @@ def cast_vote(release: Release, plan: Plan, actor: Actor, command: CastVote, now
     """A voter votes or changes their vote; when every voter role has voted, the vote decides itself."""
     require_attempt(release, command.attempt)
     ensure_can_vote(release, plan, actor)
-    reason = command.reason.strip()[:2000]
+    reason = clip(check_typed(command.reason).strip(), 2000)
     if command.vote is Vote.NO_GO and not reason:
         raise UsageError("A No-Go needs a reason, so the room knows what to fix.")
     roles = _voter_roles(plan, actor)
@@ -356,7 +357,7 @@ def decide(release: Release, plan: Plan, actor: Actor, command: DecideVote, now:
     """The final authority decides at any time, overriding the tally; the rationale is required."""
     require_attempt(release, command.attempt)
     ensure_can_decide(release, plan, actor)
-    rationale = command.rationale.strip()[:2000]
+    rationale = clip(check_typed(command.rationale).strip(), 2000)
     if not rationale:
         raise UsageError("A decision needs a rationale: `/gonogo decide go|no-go RATIONALE`.")
     tally = tally_votes(release, plan)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.core.text import slack_escape
 from bot.domain import DomainError
 from bot.metrics import METRICS
 
@@ -44,8 +45,10 @@ async def reply_error(error: Exception, body: dict[str, Any], respond: Any, clie
         error_id = uuid.uuid4().hex[:8]
         log.error("unexpected error %s handling %s", error_id, name, exc_info=error)
         text = f"Something went wrong on our side (error id `{error_id}`). Try again, or tell the release manager."
+    text = slack_escape(text)  # refusals quote what was typed
     try:
         if respond is not None:
+            respond = getattr(respond, "unescaped", respond)
             await respond(text=text, response_type="ephemeral", replace_original=False)
             return
         user = (body.get("user") or {}).get("id") or body.get("user_id")
@@ -58,12 +61,31 @@ async def reply_error(error: Exception, body: dict[str, Any], respond: Any, clie
         log.warning("could not deliver the error reply for %s", name)
 
 
+class EscapingRespond:
+    """`respond` for listeners: a reply of text alone (a rule's answer, which may quote what was typed)
+    goes through `slack_escape`, like every other text the bot shows; a message with blocks was built
+    escaped already."""
+
+    def __init__(self, respond: Any) -> None:
+        self.unescaped = respond
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("blocks"):
+            if args:
+                args = (slack_escape(args[0]), *args[1:])
+            elif isinstance(kwargs.get("text"), str):
+                kwargs["text"] = slack_escape(kwargs["text"])
+        return await self.unescaped(*args, **kwargs)
+
+
 def guarded(listener: Listener) -> Listener:
     """Wrap a listener so errors raised after its ack become replies (see the module docstring)."""
     own = inspect.getfullargspec(inspect.unwrap(listener)).args
     names = own + [n for n in _EXTRA if n not in own]
 
     async def wrapper(**kwargs: Any) -> Any:
+        if kwargs.get("respond") is not None:
+            kwargs = {**kwargs, "respond": EscapingRespond(kwargs["respond"])}
         try:
             return await listener(**{n: kwargs[n] for n in own})
         except Exception as error:

@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import messages.vote_cards  # noqa: F401 - registers the vote messages the dispatcher renders
 from bot.commands import split_release_option
+from bot.core.text import slack_escape
 from bot.domain import Actor, DomainError, Outcome, Release, Vote
 from bot.gonogo_commands import parse_gonogo
 from bot.ids import ActionId, BlockId, CallbackId, Command
@@ -130,7 +131,7 @@ async def _submit(
         return
     await ack()
     if channel:
-        await client.chat_postEphemeral(channel=channel, user=user, text=outcome.reply)
+        await client.chat_postEphemeral(channel=channel, user=user, text=slack_escape(outcome.reply))
 
 
 async def on_no_go_submitted(

@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import split_release_option
+from bot.core.text import slack_escape
 from bot.domain import DomainError, Outcome
 from bot.ids import ActionId, BlockId, CallbackId, Command
 from bot.issues import (
@@ -161,6 +162,6 @@ async def _submit(
     await ack()
     if meta.get("channel") and outcome.reply:
         try:
-            await client.chat_postEphemeral(channel=meta["channel"], user=user_id, text=outcome.reply)
+            await client.chat_postEphemeral(channel=meta["channel"], user=user_id, text=slack_escape(outcome.reply))
         except SlackApiError as exc:  # the bot may not be in that channel; the card is posted regardless
             log.info("could not confirm to %s in %s: %s", user_id, meta["channel"], exc.response.get("error"))

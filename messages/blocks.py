@@ -8,6 +8,8 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
+from bot.core.text import slack_escape
+
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
 MAX_HEADER = 150
@@ -15,6 +17,10 @@ MAX_CONTEXT = 2000
 MAX_FALLBACK = 3000
 MAX_BUTTON_TEXT = 75
 ELLIPSIS = "…"
+VALUE = "\ue000"
+"""Marks where a template value starts, so `layout` never reads a value as a layout line."""
+VALUE_NEWLINE = "\ue001"
+"""A line break inside a template value: a new line of text, never a new layout line."""
 
 
 @dataclass(frozen=True)
@@ -125,33 +131,49 @@ def actions(elements: list[dict[str, Any]], block_id: str | None = None) -> dict
     return block
 
 
+def value(text: str) -> str:
+    """A value put into a template: marked, so that `layout` reads it as text and never as layout (a line
+    of it starting with `#`, `---` or `~`, or a blank line in it, stays inside the block it is in)."""
+    return VALUE + text.replace("\r\n", "\n").replace("\n", VALUE_NEWLINE)
+
+
+def _unmark(text: str, newline: str = "\n") -> str:
+    return text.replace(VALUE, "").replace(VALUE_NEWLINE, newline)
+
+
+def sections(text: str) -> list[dict[str, Any]]:
+    """Sections for mrkdwn longer than one allows, split at line breaks; no layout rules apply."""
+    return [section(chunk) for chunk in _split(text, MAX_SECTION) if chunk.strip()]
+
+
 def layout(markup: str) -> list[dict[str, Any]]:
     """Turn a rendered template into blocks.
 
     `# Title` is a header, `---` a divider, `~ text` a context line; other paragraphs (separated by a blank
-    line) are sections, split at line breaks when longer than Slack allows.
+    line) are sections, split at line breaks when longer than Slack allows. Only the template's own lines
+    are layout: values (marked by `value`) are text wherever they are.
     """
     blocks: list[dict[str, Any]] = []
     paragraph: list[str] = []
 
     def flush() -> None:
-        text = "\n".join(paragraph).strip("\n")
+        text = _unmark("\n".join(paragraph)).strip("\n")
         paragraph.clear()
         if text.strip():
-            blocks.extend(section(chunk) for chunk in _split(text, MAX_SECTION))
+            blocks.extend(sections(text))
 
     for line in markup.split("\n"):
         stripped = line.strip()
         if stripped.startswith("# "):
             flush()
-            blocks.append(header(stripped[2:].strip()))
+            blocks.append(header(_unmark(stripped[2:], " ").strip()))
         elif stripped == "---":
             flush()
             blocks.append(divider())
         elif stripped.startswith("~ "):
             flush()
-            blocks.append(context(stripped[2:].strip()))
-        elif not stripped:
+            blocks.append(context(_unmark(stripped[2:]).strip()))
+        elif not _unmark(stripped).strip():
             flush()
         else:
             paragraph.append(line.rstrip())
@@ -163,7 +185,9 @@ def fallback_text(blocks: list[dict[str, Any]]) -> str:
     """The notification text: header and the first sections, plain enough for a phone's lock screen."""
     parts: list[str] = []
     for block in blocks:
-        if block["type"] == "header" or (block["type"] == "section" and "text" in block):
+        if block["type"] == "header":
+            parts.append(slack_escape(block["text"]["text"]))  # plain text there; mrkdwn here
+        elif block["type"] == "section" and "text" in block:
             parts.append(block["text"]["text"])
         if sum(len(p) for p in parts) > MAX_FALLBACK:
             break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -12,7 +13,8 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from bot.domain import IssueStatus, PhaseStatus, Release, ReleaseStatus, Severity
+from bot.core.text import slack_escape as slack_escape  # the one escaping function, for the builders
+from bot.domain import SYSTEM, IssueStatus, PhaseStatus, Release, ReleaseStatus, Severity
 from bot.lifecycle import pending_evaluations
 from bot.plan import Plan
 from bot.rules import current_phases, next_phase, progress, schedule_delta, status_colour
@@ -32,18 +34,13 @@ PHASE_ICONS = {
 COLOUR_ICONS = {"Green": "🟢", "Yellow": "🟡", "Red": "🔴"}
 
 
-def slack_escape(value: object) -> str:
-    """Escape the three characters Slack treats as control characters, so text can never form
-    `<!channel>`, `<!here>`, `<@U…>` or `<!subteam^…>`."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _finalize(value: object) -> object:
+    """Every value a template prints: escaped, and marked as data so `layout` never reads it as layout."""
     if value is None:
-        return ""
+        return bk.value("")
     if isinstance(value, Markup):
-        return str(value)
-    return slack_escape(value)
+        return bk.value(str(value))
+    return bk.value(slack_escape(value))
 
 
 def date_token(value: datetime | str | None, tz: str = "UTC", fmt: str = "{date_short_pretty} {time}") -> Markup:
@@ -65,8 +62,16 @@ def time_token(value: datetime | str | None, tz: str = "UTC") -> Markup:
     return date_token(value, tz, "{time}")
 
 
+_MEMBER_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+
+
 def mention(member: str) -> Markup:
-    """`<@U…>` for a person, `<!subteam^S…>` for a user group (IDs come from the validated plan)."""
+    """`<@U…>` for a person, `<!subteam^S…>` for a user group; anything that is not such an id (the bot
+    itself, or text a custom template passes by mistake) is shown as escaped text, never as a token."""
+    if member == SYSTEM.user_id:  # what timers act as: a page the bot opens itself
+        return Markup("Warroom")
+    if not _MEMBER_ID.fullmatch(member):
+        return Markup(slack_escape(member))
     if member.startswith("S"):
         return Markup(f"<!subteam^{member}>")
     return Markup(f"<@{member}>")

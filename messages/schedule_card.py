@@ -15,7 +15,7 @@ SHOWN = 25
 
 
 def schedule_card(plan: Plan, release: Release, entries: list[Upcoming], now: datetime) -> Message:
-    title = f"Coming up: {release.name} {release.version}"
+    title = f"Coming up: {slack_escape(f'{release.name} {release.version}')}"
     if not entries:
         body = "Nothing is scheduled: every message went out and no timer is waiting."
         return bk.message([bk.header(title), bk.section(body)], f"{title}: nothing scheduled")
@@ -28,7 +28,7 @@ def schedule_card(plan: Plan, release: Release, entries: list[Upcoming], now: da
         lines.append(f"… and {len(entries) - SHOWN} more.")
     blocks = [
         bk.header(title),
-        *bk.layout("\n".join(lines)),
+        *bk.sections("\n".join(lines)),
         bk.context(f"Times in your zone · plan zone {slack_escape(release.timezone)}"),
     ]
     return bk.message(blocks, f"{title}: {len(entries)} item(s), next at {entries[0].at:%Y-%m-%d %H:%M} UTC")

@@ -35,6 +35,11 @@ CRITICAL_SHOWN = 10
 ISSUE_IMPACT = 200
 
 
+def _name(release: Release) -> str:
+    """The release's name and version as mrkdwn (they come from the plan, typed by people)."""
+    return slack_escape(f"{release.name} {release.version}")
+
+
 def _who(user: str) -> str:
     return "Warroom" if user == "warroom" else str(mention(user))
 
@@ -103,7 +108,7 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
     attempt = int(data.get("attempt", 1))
     if attempt != release.attempt:
         return bk.message(
-            [head, bk.section(_superseded(release, attempt))], f"Go/No-Go vote (superseded) for {release.name}"
+            [head, bk.section(_superseded(release, attempt))], f"Go/No-Go vote (superseded) for {_name(release)}"
         )
     state = vote_state(release, plan)
     tally = tally_votes(release, plan)
@@ -148,7 +153,7 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
         bk.section(f"*Go/No-Go checklist*\n{checklist}"),
         *bk.layout(f"*Open critical issues*\n{issues}"),  # split at line breaks rather than cut
         bk.divider(),
-        *bk.layout("*Voters*\n" + "\n".join(voter_lines)),
+        *bk.sections("*Voters*\n" + "\n".join(voter_lines)),
     ]
     if state == "open":
         auto_at = deadline + AUTO_NO_GO_GRACE
@@ -165,7 +170,7 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
         if state == "decided"
         else f"{len(tally.go)} Go, {len(tally.no_go)} No-Go, {len(tally.missing)} missing"
     )
-    return bk.message(blocks, f"Go/No-Go vote for {release.name} {release.version}: {summary}", keep_last=2)
+    return bk.message(blocks, f"Go/No-Go vote for {_name(release)}: {summary}", keep_last=2)
 
 
 @builder("gonogo_decision")
@@ -200,7 +205,7 @@ def decision_message(plan: Plan, release: Release, now: datetime, data: dict[str
         bk.section(" · ".join(tally)),
         bk.context(next_step),
     ]
-    return bk.message(blocks, f"Go/No-Go decision for {release.name} {release.version}: {VOTE_LABELS[outcome]}")
+    return bk.message(blocks, f"Go/No-Go decision for {_name(release)}: {VOTE_LABELS[outcome]}")
 
 
 @builder("gonogo_reminder")
@@ -226,7 +231,7 @@ def reminder_message(plan: Plan, release: Release, now: datetime, data: dict[str
         blocks.append(bk.section(_superseded(release, attempt)))
     elif data.get("dm") and vote_state(release, plan) == "open":
         blocks.append(vote_buttons(release, plan))
-    return bk.message(blocks, f"Go/No-Go vote missing for {release.name} {release.version}: {roles}")
+    return bk.message(blocks, f"Go/No-Go vote missing for {_name(release)}: {roles}")
 
 
 @builder("rollback_prompt")
@@ -243,7 +248,7 @@ def rollback_prompt(plan: Plan, release: Release, now: datetime, data: dict[str,
             "“at the decision point”",
         ),
     ]
-    return bk.message(blocks, f"Rollback decision point for {release.name} {release.version}: continue or roll back?")
+    return bk.message(blocks, f"Rollback decision point for {_name(release)}: continue or roll back?")
 
 
 @builder("rollback_evaluation")
@@ -271,7 +276,7 @@ def rollback_evaluation(plan: Plan, release: Release, now: datetime, data: dict[
         f"{release.id}:{number}",
         f"“critical issue #{number}”",
     )
-    return bk.message(blocks, f"{title} ({release.name} {release.version})")
+    return bk.message(blocks, f"{title} ({_name(release)})")
 
 
 def _question(plan: Plan, release: Release, now: datetime) -> list[dict[str, Any]]:

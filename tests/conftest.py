@@ -20,7 +20,7 @@ from bot.app import Runtime, build_runtime, web_app
 from bot.plan import Plan, parse_plan
 from bot.service import LoadedPlan
 from bot.settings import Settings
-from tests.fake_slack import FakeSlack
+from tests.fake_slack import FakeSlack, slash_command_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -155,6 +155,15 @@ def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) 
     }
 
 
+def should_escape(command: str) -> bool:
+    """The manifest's `should_escape` for a slash command (Slack's default is false)."""
+    import yaml
+
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    found = [c for c in manifest["features"]["slash_commands"] if c["command"] == command]
+    return bool(found and found[0].get("should_escape", False))
+
+
 class SlackDriver:
     """Sends signed requests shaped like ../shared/slack/fixtures to the app's HTTP endpoint."""
 
@@ -173,8 +182,18 @@ class SlackDriver:
         channel_name: str = "deployment-war-room",
         settle: bool = True,
     ) -> dict[str, Any]:
-        """Run a slash command; return the ephemeral reply Slack's response_url received."""
+        """Run a slash command; return the ephemeral reply Slack's response_url received.
+
+        `text` is what the person typed; it is sent as Slack would, given the command's `should_escape`
+        in manifest.yml (see `slash_command_text`)."""
         before = len(self.fake.responses())
+        text = slash_command_text(
+            text,
+            should_escape=should_escape(command),
+            members=self.fake.members,
+            channels=self.fake.channels,
+            groups=self.fake.handles,
+        )
         form = {
             "token": "verification_token",
             "team_id": "T111",

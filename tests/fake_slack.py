@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,78 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+
+_TYPED_MENTION = re.compile(r"(?<![\w<])([@#])([\w.-]+)")
+_TYPED_URL = re.compile(r"(?<![\w<|])(https?://[^\s<>]+)")
+_BROADCASTS = {"here", "channel", "everyone"}
+
+
+def slash_command_text(
+    typed: str,
+    *,
+    should_escape: bool,
+    members: dict[str, str] | None = None,
+    channels: dict[str, str] | None = None,
+    groups: dict[str, str] | None = None,
+) -> str:
+    """The `text` Slack sends for what a person typed after a slash command.
+
+    With the manifest's `should_escape: true` ("Escape channels, users, and links sent to your app")
+    Slack escapes `&`, `<` and `>` and turns what it recognises into tokens: `@name` of a member into
+    `<@U…|name>`, `#name` of a channel into `<#C…|name>`, `@here`/`@channel`/`@everyone` into `<!here>`…,
+    `@handle` of a user group into `<!subteam^S…|@handle>`, a URL into `<URL>`. Without it the text
+    arrives as typed (`@name` stays a name).
+    """
+    if not should_escape:
+        return typed
+    members, channels, groups = members or {}, channels or {}, groups or {}
+    text = typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    def token(match: re.Match[str]) -> str:
+        sigil, name = match.group(1), match.group(2)
+        if sigil == "#":
+            return f"<#{channels[name]}|{name}>" if name in channels else match.group(0)
+        if name in _BROADCASTS:
+            return f"<!{name}>"
+        if name in members:
+            return f"<@{members[name]}|{name}>"
+        if name in groups:
+            return f"<!subteam^{groups[name]}|@{name}>"
+        return match.group(0)
+
+    text = _TYPED_URL.sub(lambda m: f"<{m.group(1)}>", text)
+    return _TYPED_MENTION.sub(token, text)
+
+
+MAX_TEXT = 40000
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+
+
+def refusal(method: str, args: dict[str, Any]) -> str | None:
+    """The error Slack answers for a payload over its limits or with blocks it rejects, else None:
+    `msg_too_long` (text over 40,000 characters), `invalid_blocks` (a message), `invalid_arguments` (a
+    view). Blocks are checked by slack_sdk's models, which carry Slack's per-field limits."""
+    from slack_sdk.models.blocks import Block
+
+    view = method.startswith("views.")
+    if method not in {"chat.postMessage", "chat.update", "chat.postEphemeral", "respond"} and not view:
+        return None
+    if len(str(args.get("text") or "")) > MAX_TEXT:
+        return "msg_too_long"
+    blocks = (args.get("view") or {}).get("blocks") if view else args.get("blocks")
+    if not blocks:
+        return None
+    if len(blocks) > (MAX_VIEW_BLOCKS if view else MAX_MESSAGE_BLOCKS):
+        return "invalid_arguments" if view else "invalid_blocks"
+    try:
+        for raw in blocks:
+            block = Block.parse(raw)
+            assert block is not None
+            block.validate_json()
+    except Exception:
+        return "invalid_arguments" if view else "invalid_blocks"
+    return None
 
 
 @dataclass
@@ -27,6 +100,10 @@ class FakeSlack:
 
     channels: dict[str, str] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
+    members: dict[str, str] = field(default_factory=dict)
+    """Display names people type after `@` → user IDs (slash-command text mentions them)."""
+    handles: dict[str, str] = field(default_factory=dict)
+    """User-group handles people type after `@` → group IDs."""
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fail: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
@@ -128,6 +205,9 @@ class FakeSlack:
 
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if refused := refusal("respond", body):
+            await self._record("respond:refused", body)
+            return web.Response(status=400, text=refused)
         await self._record("respond", body)
         return web.Response(text="ok")
 
@@ -149,6 +229,9 @@ class FakeSlack:
             await self._record(method + ":failed", args)
             headers = {"Retry-After": "0"} if status == 429 else {}
             return web.json_response(body, status=status, headers=headers)
+        if refused := refusal(method, args):
+            await self._record(method + ":refused", args)
+            return web.json_response({"ok": False, "error": refused})
         await self._record(method, args)
         return web.json_response(self._answer(method, args))
 

@@ -79,7 +79,7 @@ def timer_data(outcome: Outcome) -> tuple[datetime, dict[str, Any]]:
         ("<@U0DBA> replica lag", CreatePage(TargetKind.PERSON, "U0DBA", "replica lag")),
         ("<!subteam^S0TEAM|@sre> look", CreatePage(TargetKind.PERSON, "S0TEAM", "look")),
         ("dba replica lag", CreatePage(TargetKind.ROLE, "dba", "replica lag")),
-        ("@DevOps_Lead go", CreatePage(TargetKind.ROLE, "devops_lead", "go")),
+        ("@DevOps_Lead go", CreatePage(TargetKind.ROLE, "DevOps_Lead", "go")),
         ("ack 3", AckPage(3)),
         ("ACK #3", AckPage(3)),
         ("ack", AckPage(None)),
