@@ -29,7 +29,7 @@ from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
 from bot.service import Service
 from bot.settings import Settings
-from bot.slack import Directory, web_client
+from bot.slack import Directory, delivery_client, web_client
 from handlers import register_all
 from handlers.deps import Deps
 from handlers.errors import reply_error, request_name
@@ -121,7 +121,7 @@ async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = u
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = web_client(token, settings.slack_api_url)
     directory = Directory(client)
-    dispatcher = Dispatcher(service, client, directory, clock)
+    dispatcher = Dispatcher(service, delivery_client(token, settings.slack_api_url), directory, clock)
     timekeeper = Timekeeper(dispatcher, clock)
     app = build_app(settings, client, Deps(service, directory, clock))
     runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app)

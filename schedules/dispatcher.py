@@ -63,6 +63,20 @@ def _metadata(item: OutboxItem) -> dict[str, Any]:
     return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"release": item.release_id, "key": item.key}}
 
 
+def _named(messages: list[dict[str, Any]], item: OutboxItem) -> str | None:
+    """The ts of the message whose metadata names `item`, or None."""
+    for message in messages:
+        meta = message.get("metadata") or {}
+        payload = meta.get("event_payload") or {}
+        if (
+            meta.get("event_type") == METADATA_EVENT_TYPE
+            and payload.get("release") == item.release_id
+            and payload.get("key") == item.key
+        ):
+            return str(message["ts"])
+    return None
+
+
 def backoff(attempts: int) -> timedelta:
     """30s, 1m, 2m, 4m … capped at 10m."""
     return timedelta(seconds=min(600, 30 * 2 ** max(0, attempts - 1)))
@@ -349,8 +363,33 @@ class Dispatcher:
         channel = await self._im(ref) if ref[:1] in {"U", "W"} else await self.directory.channel_id(ref)
         if channel is None or item.claimed_at is None:
             return None
-        ts = await self._search_history(channel, item)
+        # a reply is not in the channel's history (Slack lists thread parents only): read its thread
+        thread_ts = await self._thread_ts(item)
+        ts = await (self._search_thread(channel, thread_ts, item) if thread_ts else self._search_history(channel, item))
         return (channel, ts) if ts else None
+
+    async def _search_thread(self, channel: str, thread_ts: str, item: OutboxItem) -> str | None:
+        """The ts of a reply in the thread under `thread_ts` whose metadata names `item`, or None."""
+        cursor = None
+        for _ in range(HISTORY_PAGES):
+            try:
+                response = await self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=200, cursor=cursor
+                )
+            except SlackApiError as exc:
+                if api_error(exc) not in LOOKUP_UNAVAILABLE | {"thread_not_found"}:
+                    raise
+                log.warning(
+                    "cannot read the thread %s in %s to look for %s: %s", thread_ts, channel, item.key, api_error(exc)
+                )
+                return None
+            found = _named(response.get("messages", []), item)
+            if found is not None:
+                return found
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return None
 
     async def _im(self, user: str) -> str | None:
         try:
@@ -390,16 +429,9 @@ class Dispatcher:
                     raise
                 log.warning("cannot read %s to look for %s: %s", channel, item.key, api_error(exc))
                 return None
-            messages: list[dict[str, Any]] = response.get("messages", [])
-            for message in messages:
-                meta = message.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if (
-                    meta.get("event_type") == METADATA_EVENT_TYPE
-                    and payload.get("release") == item.release_id
-                    and payload.get("key") == item.key
-                ):
-                    return str(message["ts"])
+            found = _named(response.get("messages", []), item)
+            if found is not None:
+                return found
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 break
