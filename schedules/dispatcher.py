@@ -20,6 +20,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+import messages.delivery_cards  # noqa: F401 - registers the notice about a message Slack refused
+from bot.core.delivery import PERMANENT_ERRORS, failure_notices, hint
 from bot.domain import Event, Outcome, Release, ReleaseStatus
 from bot.ids import METADATA_EVENT_TYPE
 from bot.metrics import METRICS
@@ -36,13 +38,6 @@ log = logging.getLogger(__name__)
 DELAY_MARK = timedelta(seconds=60)
 STALE_CLAIM = timedelta(seconds=60)
 HISTORY_PAGES = 10
-PERMANENT_ERRORS = {
-    "invalid_blocks",
-    "invalid_arguments",
-    "msg_too_long",
-    "no_text",
-    "invalid_metadata_format",
-}
 LOOKUP_UNAVAILABLE = {"missing_scope", "not_in_channel", "channel_not_found", "user_not_found", "cannot_dm_bot"}
 """Errors that mean a lost send cannot be looked up at all (as opposed to Slack being briefly unwell)."""
 USER_GROUP = re.compile(r"S[A-Z0-9]{2,}")
@@ -252,7 +247,24 @@ class Dispatcher:
         """Render and post one message with metadata naming it; return (channel id, ts)."""
         message = compose(plan, item.template, release, now, item.data, delayed=delayed)
         channel = await self._channel(plan.channel(item.channel))
-        return await self._send(channel, item, message, thread_ts=await self._thread_ts(item))
+        thread_ts = await self._thread_ts(item)
+        try:
+            return await self._send(channel, item, message, thread_ts=thread_ts)
+        except SlackApiError as exc:
+            # a public channel the bot was never invited to: join it (channels:join) and post once more
+            if api_error(exc) != "not_in_channel" or not await self._join(channel):
+                raise
+        return await self._send(channel, item, message, thread_ts=thread_ts)
+
+    async def _join(self, channel: str) -> bool:
+        """Join a public channel; False when Slack will not (a private channel needs an invitation)."""
+        try:
+            await self.client.conversations_join(channel=channel)
+        except SlackApiError as exc:
+            log.warning("cannot join %s: %s", channel, api_error(exc))
+            return False
+        log.info("joined %s, which the plan names but @warroom was not in", channel)
+        return True
 
     async def _send(
         self, channel: str, item: OutboxItem, message: Message, *, thread_ts: str | None = None
@@ -272,12 +284,22 @@ class Dispatcher:
         now = self.clock()
         log.warning("posting %s/%s failed (attempt %d): %s", item.release_id, item.key, item.attempts, error)
         if error in PERMANENT_ERRORS:
-            await self._finish(item, "failed", error=error)
+            await self._finish(item, "failed", error=f"{error}: {hint(error)}")
+            plan = self.service.plans.get(item.release_id)
+            notices = (
+                failure_notices(plan, key=item.key, channel=item.channel, error=error)
+                if plan is not None and item.kind != "update"
+                else ()
+            )
             async with self.service.sessions() as session, session.begin():
+                data = {"error": error, "channel": item.channel, "hint": hint(error)}
                 await repo.append_events(
                     session=session,
                     release_id=item.release_id,
-                    events=[Event("message.failed", now, subject=item.key, data={"error": error})],
+                    events=[Event("message.failed", now, subject=item.key, data=data)],
+                )
+                await repo.apply_effects(
+                    session=session, release_id=item.release_id, effects=notices, now=now, seq=f"failed:{item.id}"
                 )
             return
         await self._finish(
@@ -413,6 +435,7 @@ class Dispatcher:
         oldest = (min(item.due_at, claimed) - timedelta(minutes=10)).timestamp()
         latest = (claimed + STALE_CLAIM + timedelta(minutes=5)).timestamp()
         cursor = None
+        joined = False
         for _ in range(HISTORY_PAGES):
             try:
                 response = await self.client.conversations_history(
@@ -425,6 +448,11 @@ class Dispatcher:
                     cursor=cursor,
                 )
             except SlackApiError as exc:
+                # chat:write.public posts to public channels the bot is not in, but reading needs membership
+                if api_error(exc) == "not_in_channel" and not joined and channel[:1] == "C":
+                    joined = await self._join(channel)
+                    if joined:
+                        continue
                 if api_error(exc) not in LOOKUP_UNAVAILABLE:
                     raise
                 log.warning("cannot read %s to look for %s: %s", channel, item.key, api_error(exc))
