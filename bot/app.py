@@ -23,6 +23,7 @@ import bot.paging
 import bot.votes  # noqa: F401 - see above
 import messages.issue_cards
 import messages.vote_cards  # noqa: F401 - see above
+from bot.core.pacing import Pace
 from bot.domain import Outcome, Release
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
@@ -112,8 +113,10 @@ class Runtime:
         await self.engine.dispose()
 
 
-async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Runtime:
-    """Everything `warroom run` needs, migrated and wired, not yet serving."""
+async def build_runtime(
+    settings: Settings, *, clock: Callable[[], datetime] = utcnow, pace: Pace | None = None
+) -> Runtime:
+    """Everything `warroom run` needs, migrated and wired, not yet serving (`pace`: Slack's by default)."""
     engine = create_engine(settings.database_url)
     await migrate(engine)
     service = Service(sessions=sessionmaker(engine), clock=clock)
@@ -121,7 +124,8 @@ async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = u
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = web_client(token, settings.slack_api_url)
     directory = Directory(client)
-    dispatcher = Dispatcher(service, delivery_client(token, settings.slack_api_url), directory, clock)
+    delivery = delivery_client(token, settings.slack_api_url)
+    dispatcher = Dispatcher(service, delivery, directory, clock, pace=pace or Pace())
     timekeeper = Timekeeper(dispatcher, clock)
     app = build_app(settings, client, Deps(service, directory, clock))
     runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app)

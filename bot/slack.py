@@ -92,11 +92,11 @@ class _ServerErrorsExceptPosts(AsyncServerErrorRetryHandler):
 def delivery_client(token: str | None, base_url: str, *, max_retries: int = 3) -> AsyncWebClient:
     """The outbox's client: it never repeats a post by itself, because a post whose answer was lost may
     be in the channel already and only the dispatcher's look-up can tell. Look-ups, updates and joins are
-    retried on 5xx and resets."""
+    retried on 5xx and resets. A 429 is not waited out inside the client: the dispatcher holds back only
+    the channel or method it applies to, and the rest of the outbox keeps going."""
     handlers: list[AsyncRetryHandler] = [
         _ConnectionErrorsExceptPosts(max_retry_count=max_retries),
         _ServerErrorsExceptPosts(max_retry_count=max_retries),
-        AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries),
     ]
     return AsyncWebClient(token=token, base_url=base_url, timeout=15, retry_handlers=handlers)
 

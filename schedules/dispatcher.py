@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 import messages.delivery_cards  # noqa: F401 - registers the notice about a message Slack refused
 from bot.core.delivery import PERMANENT_ERRORS, failure_notices, hint
+from bot.core.pacing import Pace, Pacer
 from bot.domain import Event, Outcome, Release, ReleaseStatus
 from bot.ids import METADATA_EVENT_TYPE
 from bot.metrics import METRICS
@@ -42,6 +45,36 @@ LOOKUP_UNAVAILABLE = {"missing_scope", "not_in_channel", "channel_not_found", "u
 """Errors that mean a lost send cannot be looked up at all (as opposed to Slack being briefly unwell)."""
 USER_GROUP = re.compile(r"S[A-Z0-9]{2,}")
 """A post addressed to a user group (a page DM) goes to each member; see `_deliver_to_group`."""
+
+
+RATE_LIMIT_TRIES = 3
+"""429s in a row a call waits out in place (when short enough) before its message is handed back."""
+MIN_RETRY_AFTER = 1.0
+"""Slack's Retry-After is whole seconds: a message refused with 429 is not offered again sooner."""
+
+T = TypeVar("T")
+
+
+class HeldBack(Exception):
+    """A channel's pace or a Retry-After asks for a longer wait than a delivery pass may spend."""
+
+    def __init__(self, scope: str, seconds: float, *, called: bool) -> None:
+        super().__init__(f"held back {seconds:.1f}s: {scope}")
+        self.scope = scope
+        self.seconds = seconds
+        self.called = called
+        """Whether Slack was called (and answered 429), so the attempt counts."""
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    headers = getattr(exc.response, "headers", None) or {}
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return max(0.0, float(value[0] if isinstance(value, list) else value))
+            except ValueError:
+                break
+    return MIN_RETRY_AFTER
 
 
 AMBIGUOUS_ERRORS = {"internal_error", "fatal_error", "request_timeout", "service_unavailable"}
@@ -84,8 +117,22 @@ class Dispatcher:
     directory: Directory
     clock: Callable[[], datetime]
     process_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    pace: Pace = field(default_factory=Pace)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _draining: bool = False
+    _pacer: Pacer = field(init=False, repr=False)
+    _in_flight: asyncio.Semaphore = field(init=False, repr=False)
+    _deadline: float = 0.0
+    _held_until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self._pacer = Pacer(self.pace)
+        self._in_flight = asyncio.Semaphore(self.pace.concurrency)
+
+    def next_wake(self) -> datetime | None:
+        """The earliest time a message handed back for its channel or method may go (then forgotten)."""
+        at, self._held_until = self._held_until, None
+        return at
 
     async def run_due(self) -> int:
         """Deliver everything due now and fire due timers; returns how many items were handled.
@@ -153,9 +200,70 @@ class Dispatcher:
         # Delivery never changes a release, so each one is loaded once per batch; a change made meanwhile
         # enqueues its own refresh, which the next pass renders from fresh state.
         releases: dict[str, Release] = {}
+        # One lane per channel, in order; lanes run side by side, so a paced or rate-limited channel
+        # holds back only itself, and none waits longer than the pass may (`pace.hold`).
+        self._deadline = time.monotonic() + self.pace.hold
+        lanes: dict[str, list[OutboxItem]] = {}
         for item in items:
-            await self._deliver(item, releases)
+            lanes.setdefault(self._lane(item), []).append(item)
+        results = await asyncio.gather(
+            *(self._deliver_lane(lane, releases) for lane in lanes.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return len(items)
+
+    def _lane(self, item: OutboxItem) -> str:
+        if item.kind == "update":
+            return f"update:{item.data.get('target')}"
+        plan = self.service.plans.get(item.release_id)
+        return plan.channel(item.channel) if plan is not None else item.channel
+
+    async def _deliver_lane(self, lane: list[OutboxItem], releases: dict[str, Release]) -> None:
+        for item in lane:
+            await self._deliver(item, releases)
+
+    async def _slack(self, scope: str, call: Callable[[], Awaitable[T]], *, post_to: str | None = None) -> T:
+        """One Slack call within its holds (Retry-After of its channel or method) and its channel's pace.
+
+        Waits in place while the pass may; a longer wait raises HeldBack, and the message goes back to
+        the outbox until then. A 429 holds back only its scope: one channel's posts, or one method.
+        """
+        called = False
+        retry_after = MIN_RETRY_AFTER
+        for _ in range(RATE_LIMIT_TRIES):
+            now = time.monotonic()
+            wait = self._pacer.wait(scope, now)
+            if post_to is not None:
+                wait = max(wait, self._pacer.next_post(post_to, now))
+            if wait > 0:
+                if now + wait > self._deadline:
+                    raise HeldBack(scope, wait, called=called)
+                await asyncio.sleep(wait)
+            if post_to is not None:
+                self._pacer.posted(post_to, time.monotonic())
+            try:
+                async with self._in_flight:
+                    return await call()
+            except SlackApiError as exc:
+                if getattr(exc.response, "status_code", None) != 429:
+                    raise
+                called = True
+                retry_after = _retry_after(exc)
+                self._pacer.hold(scope, time.monotonic(), retry_after)
+                log.info("Slack asked to wait %.0fs before calling %s again", retry_after, scope)
+        raise HeldBack(scope, max(retry_after, MIN_RETRY_AFTER), called=True)
+
+    async def _hand_back(self, item: OutboxItem, held: HeldBack, *, maybe_posted: bool) -> None:
+        """Put a held-back message back in the outbox, due again when its channel or method is free."""
+        seconds = max(held.seconds, MIN_RETRY_AFTER) if held.called else held.seconds
+        retry_at = self.clock() + timedelta(seconds=seconds)
+        await self._finish(
+            item, "pending", retry_at=retry_at, error=str(held), maybe_posted=maybe_posted, undo_attempt=not held.called
+        )
+        if self._held_until is None or retry_at < self._held_until:
+            self._held_until = retry_at
 
     async def _finish(self, item: OutboxItem, status: str, **kwargs: Any) -> None:
         now = self.clock()
@@ -220,6 +328,9 @@ class Dispatcher:
                 else:
                     log.info("message %s was already posted (ts %s); not sending it again", item.key, found[1])
                 posted: tuple[str, str] = found
+        except HeldBack as held:
+            await self._hand_back(item, held, maybe_posted=item.claimed_at is not None)
+            return
         except RenderError as exc:
             # e.g. a template only a newer plan has: retried (another replica, or this one once it follows)
             await self._failed(item, str(exc), maybe_posted=item.claimed_at is not None)
@@ -259,7 +370,7 @@ class Dispatcher:
     async def _join(self, channel: str) -> bool:
         """Join a public channel; False when Slack will not (a private channel needs an invitation)."""
         try:
-            await self.client.conversations_join(channel=channel)
+            await self._slack("conversations.join", lambda: self.client.conversations_join(channel=channel))
         except SlackApiError as exc:
             log.warning("cannot join %s: %s", channel, api_error(exc))
             return False
@@ -270,13 +381,17 @@ class Dispatcher:
         self, channel: str, item: OutboxItem, message: Message, *, thread_ts: str | None = None
     ) -> tuple[str, str]:
         """One chat.postMessage carrying the item's metadata (how a lost send is found); (channel id, ts)."""
-        response = await self.client.chat_postMessage(
-            channel=channel,
-            thread_ts=thread_ts,
-            unfurl_links=False,
-            unfurl_media=False,
-            metadata=_metadata(item),
-            **message.kwargs(),
+        response = await self._slack(
+            f"chat.postMessage:{channel}",
+            lambda: self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata=_metadata(item),
+                **message.kwargs(),
+            ),
+            post_to=channel,
         )
         return str(response.get("channel") or channel), str(response.get("ts"))
 
@@ -345,6 +460,9 @@ class Dispatcher:
         except RenderError as exc:
             await self._failed(item, str(exc), maybe_posted=item.claimed_at is not None)
             return
+        except HeldBack as held:
+            await self._hand_back(item, held, maybe_posted=True)  # members reached are looked up, not re-sent
+            return
         except SlackApiError as exc:
             await self._failed(item, api_error(exc), maybe_posted=True)
             return
@@ -395,8 +513,16 @@ class Dispatcher:
         cursor = None
         for _ in range(HISTORY_PAGES):
             try:
-                response = await self.client.conversations_replies(
-                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=200, cursor=cursor
+                response = await self._slack(
+                    "conversations.replies",
+                    partial(
+                        self.client.conversations_replies,
+                        channel=channel,
+                        ts=thread_ts,
+                        include_all_metadata=True,
+                        limit=200,
+                        cursor=cursor,
+                    ),
                 )
             except SlackApiError as exc:
                 if api_error(exc) not in LOOKUP_UNAVAILABLE | {"thread_not_found"}:
@@ -438,14 +564,18 @@ class Dispatcher:
         joined = False
         for _ in range(HISTORY_PAGES):
             try:
-                response = await self.client.conversations_history(
-                    channel=channel,
-                    oldest=f"{oldest:.6f}",
-                    latest=f"{latest:.6f}",
-                    inclusive=True,
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
+                response = await self._slack(
+                    "conversations.history",
+                    partial(
+                        self.client.conversations_history,
+                        channel=channel,
+                        oldest=f"{oldest:.6f}",
+                        latest=f"{latest:.6f}",
+                        inclusive=True,
+                        include_all_metadata=True,
+                        limit=200,
+                        cursor=cursor,
+                    ),
                 )
             except SlackApiError as exc:
                 # chat:write.public posts to public channels the bot is not in, but reading needs membership
@@ -472,5 +602,6 @@ class Dispatcher:
         if original is None or original.status != "sent" or not original.ts or not original.channel_id:
             return False
         message: Message = compose(plan, original.template, release, now, original.data)
-        await self.client.chat_update(channel=original.channel_id, ts=original.ts, **message.kwargs())
+        channel, ts = original.channel_id, original.ts
+        await self._slack("chat.update", lambda: self.client.chat_update(channel=channel, ts=ts, **message.kwargs()))
         return True

@@ -96,6 +96,8 @@ class FakeSlack:
     lost: dict[str, list[str]] = field(default_factory=dict)
     """Per method, answers lost after the call took effect: "reset" or "500"."""
     _buckets: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    refuse: dict[str, str] = field(default_factory=dict)
+    """Channel ID → the error every post to it answers (a permanent refusal aimed at one channel)."""
 
     async def start(self) -> FakeSlack:
         app = web.Application()
@@ -202,7 +204,7 @@ class FakeSlack:
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T111", "team": "Test"}
         if method == "chat.postMessage":
             channel, error = self._conversation_for_post(str(args["channel"]))
-            error = error or self._message_error(args)
+            error = error or self.refuse.get(channel, "") or self._message_error(args)
             if error:
                 return {"ok": False, "error": error}
             ts = f"{1700000000 + next(self._ts)}.000100"

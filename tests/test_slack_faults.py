@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from bot.app import Runtime, build_runtime
+from bot.core.pacing import Pace
 from bot.domain import Outcome, Post
+from bot.plan import parse_plan, utcnow
+from bot.service import LoadedPlan
 from messages import blocks as bk
 from storage import repo
-from tests.conftest import T0, Clock, SlackDriver
-from tests.fake_slack import Conversation, FakeSlack
+from tests.conftest import FAST_PACE, T0, Clock, SlackDriver, make_settings, plan_text
+from tests.fake_slack import Conversation, FakeSlack, RateLimit
 
 
 def key_of(args: dict[str, Any]) -> str | None:
@@ -146,7 +153,7 @@ async def test_a_private_channel_the_bot_is_not_in_fails_and_people_are_told_to_
 async def test_a_message_slack_refuses_as_too_long_is_failed_with_a_notice_not_retried(
     slack: SlackDriver, fake_slack: FakeSlack, clock: Clock
 ) -> None:
-    fake_slack.fail["chat.postMessage"] = [(200, {"ok": False, "error": "msg_blocks_too_long"})]
+    fake_slack.refuse["C0ANN"] = "msg_blocks_too_long"
     clock.set(T0)
     await slack.runtime.dispatcher.run_due()
     assert (await items(slack))["announcement:start"].status == "failed"
@@ -154,3 +161,64 @@ async def test_a_message_slack_refuses_as_too_long_is_failed_with_a_notice_not_r
     assert "msg_blocks_too_long" in notice
     await advance(slack, clock, 3600)
     assert not with_key(fake_slack, "announcement:start")
+
+
+@asynccontextmanager
+async def live_runtime(fake: FakeSlack, tmp_path: Path, pace: Pace) -> AsyncIterator[Runtime]:
+    """The runtime on the real clock with its timer running, as `warroom run` has it (T0 in 3 hours)."""
+    rt = await build_runtime(make_settings(fake, f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"), pace=pace)
+    text = plan_text(start=utcnow().replace(microsecond=0) + timedelta(hours=3))
+    await rt.service.load(LoadedPlan(parse_plan(text, "test.yml"), text, "test.yml"))
+    await rt.timekeeper.start()
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+def burst(announcements: int, *others: str) -> tuple[Post, ...]:
+    news = [Post("announcements", "inline", {"inline": f"News {n}"}, key=f"news:{n}") for n in range(announcements)]
+    direct = [Post(to, "inline", {"inline": f"For {to}"}, key=f"direct:{to}") for to in others]
+    return (*news, *direct)
+
+
+def posted_in_order(fake: FakeSlack) -> list[str]:
+    return [str(key_of(c.args)) for c in fake.calls if c.method == "chat.postMessage"]
+
+
+async def test_a_burst_to_one_channel_is_paced_while_other_channels_and_dms_go_at_once(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    pace = Pace(interval=0.25, burst=2, hold=0.3)
+    async with live_runtime(fake_slack, tmp_path, pace) as rt:
+        posts = burst(8, "U0OC1", "war_room")
+        await rt.service.run("r1", lambda r, p, now: Outcome(r, effects=posts))
+        await rt.settle()
+        await fake_slack.wait_until(lambda: len(set(posted_in_order(fake_slack)) & {p.key for p in posts}) == 10, 15)
+    order = posted_in_order(fake_slack)
+    news = [c.at for c in fake_slack.calls if c.method == "chat.postMessage" and c.args["channel"] == "C0ANN"]
+    assert [k for k in order if k.startswith("news:")] == [f"news:{n}" for n in range(8)], "in order, once each"
+    assert news[-1] - news[0] >= (8 - pace.burst) * pace.interval * 0.9, "spread out at the channel's pace"
+    third = order.index("news:2")
+    assert order.index("direct:U0OC1") < third and order.index("direct:war_room") < third, "others do not wait"
+
+
+async def test_a_retry_after_for_one_channel_holds_back_only_that_channel(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    fake_slack.rate_limits["chat.postMessage"] = RateLimit(per_second=0.5, burst=1, per_channel=True)
+    async with live_runtime(fake_slack, tmp_path, FAST_PACE) as rt:
+        posts = burst(3, "U0OC1", "U0OC2", "war_room")
+        await rt.service.run("r1", lambda r, p, now: Outcome(r, effects=posts))
+        await rt.settle()
+        await fake_slack.wait_until(lambda: len(set(posted_in_order(fake_slack)) & {p.key for p in posts}) == 6, 15)
+        assert rt.dispatcher.client.retry_handlers, "resets and 5xx of look-ups are still retried"
+    refused = [c for c in fake_slack.calls if c.method == "chat.postMessage:429"]
+    assert refused and {c.args["channel"] for c in refused} == {"C0ANN"}
+    order = [k for k in posted_in_order(fake_slack) if k != "None"]
+    assert order.index("direct:U0OC1") < order.index("news:1") and order.index("direct:U0OC2") < order.index("news:1")
+    assert order.index("direct:war_room") < order.index("news:1"), "a page never waits behind an announcement"
+    assert [k for k in order if k.startswith("news:")] == ["news:0", "news:1", "news:2"]
+    retried_after = [c.at for c in fake_slack.calls if c.method == "chat.postMessage" and key_of(c.args) == "news:1"]
+    first_refusal = next(c.at for c in refused if key_of(c.args) == "news:1")
+    assert retried_after[0] - first_refusal >= 1.0, "the refused post waits out Retry-After"
