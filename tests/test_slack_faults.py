@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.app import Runtime, build_runtime
 from bot.core.pacing import Pace
-from bot.domain import Outcome, Post
+from bot.domain import Outcome, Post, Refresh
 from bot.plan import parse_plan, utcnow
 from bot.service import LoadedPlan
 from messages import blocks as bk
@@ -222,3 +222,26 @@ async def test_a_retry_after_for_one_channel_holds_back_only_that_channel(
     retried_after = [c.at for c in fake_slack.calls if c.method == "chat.postMessage" and key_of(c.args) == "news:1"]
     first_refusal = next(c.at for c in refused if key_of(c.args) == "news:1")
     assert retried_after[0] - first_refusal >= 1.0, "the refused post waits out Retry-After"
+
+
+async def test_a_method_wide_retry_after_holds_back_only_that_method(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    async with live_runtime(fake_slack, tmp_path, FAST_PACE) as rt:
+        cards = tuple(Post("war_room", "inline", {"inline": f"Card {n}"}, key=f"card:{n}") for n in range(3))
+        await rt.service.run("r1", lambda r, p, now: Outcome(r, effects=cards))
+        await rt.settle()
+        await fake_slack.wait_until(lambda: {"card:0", "card:1", "card:2"} <= set(posted_in_order(fake_slack)), 10)
+        fake_slack.rate_limits["chat.update"] = RateLimit(per_second=0.5, burst=1)  # Tier 3, per method
+        changes = (*(Refresh(f"card:{n}") for n in range(3)), *burst(1, "U0OC1"))
+        await rt.service.run("r1", lambda r, p, now: Outcome(r, effects=changes))
+        await rt.settle()
+        await fake_slack.wait_until(lambda: len(fake_slack.of("chat.update")) == 3, 15)
+    refused = [c for c in fake_slack.calls if c.method.endswith(":429")]
+    assert refused and {c.method for c in refused} == {"chat.update:429"}
+    updated = sorted(c.at for c in fake_slack.calls if c.method == "chat.update")
+    posted = {key_of(c.args): c.at for c in fake_slack.calls if c.method == "chat.postMessage"}
+    assert posted["news:0"] < updated[1] and posted["direct:U0OC1"] < updated[1], (
+        "posts do not wait for chat.update's Retry-After"
+    )
+    assert sorted(c["ts"] for c in fake_slack.of("chat.update")) == sorted(
+        m["ts"] for m in fake_slack.messages["C0WAR"] if str(m["text"]).startswith("Card")
+    ), "each card updated once, after the wait"
