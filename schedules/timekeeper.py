@@ -54,8 +54,14 @@ class Timekeeper:
         await self.dispatcher.run_due()
         at = self.dispatcher.next_wake()
         if at is not None and self.scheduler.running:
+            # one job per time: a later hand-back must not push back the wake of an earlier one
             self.scheduler.add_job(
-                self.deliver, "date", run_date=at, id="held", replace_existing=True, misfire_grace_time=None
+                self.deliver,
+                "date",
+                run_date=at,
+                id=f"held:{at.isoformat()}",
+                replace_existing=True,
+                misfire_grace_time=None,
             )
 
     async def rebuild(self) -> None:
@@ -76,7 +82,7 @@ class Timekeeper:
                 coalesce=True,
             )
         for job in self.scheduler.get_jobs():
-            if job.id not in {"sweep", "held"} and job.id not in wanted:
+            if job.id != "sweep" and not job.id.startswith("held:") and job.id not in wanted:
                 job.remove()
 
     async def changed(self, release_id: str, outcome: Outcome) -> None:
