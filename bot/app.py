@@ -25,6 +25,7 @@ import bot.paging
 import bot.votes  # noqa: F401 - see above
 import messages.issue_cards
 import messages.vote_cards  # noqa: F401 - see above
+from bot.core.pacing import Pace
 from bot.core.signature import refusal
 from bot.core.slack_request import body_problem
 from bot.domain import Outcome, Release
@@ -34,7 +35,7 @@ from bot.plan import Plan, utcnow
 from bot.redact import REDACTOR
 from bot.service import Service
 from bot.settings import Settings
-from bot.slack import Directory, web_client
+from bot.slack import Directory, delivery_client, web_client
 from handlers import register_all
 from handlers.deps import Deps
 from handlers.errors import reply_error, request_name
@@ -129,8 +130,10 @@ class Runtime:
         await self.engine.dispose()
 
 
-async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Runtime:
-    """Everything `warroom run` needs, migrated and wired, not yet serving."""
+async def build_runtime(
+    settings: Settings, *, clock: Callable[[], datetime] = utcnow, pace: Pace | None = None
+) -> Runtime:
+    """Everything `warroom run` needs, migrated and wired, not yet serving (`pace`: Slack's by default)."""
     REDACTOR.add(*(s.get_secret_value() for s in settings.secrets()))
     REDACTOR.install()
     engine = create_engine(settings.database_url)
@@ -141,7 +144,8 @@ async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = u
     http = ClientSession()
     client = web_client(token, settings.slack_api_url, session=http)
     directory = Directory(client)
-    dispatcher = Dispatcher(service, client, directory, clock)
+    delivery = delivery_client(token, settings.slack_api_url, session=http)
+    dispatcher = Dispatcher(service, delivery, directory, clock, pace=pace or Pace())
     timekeeper = Timekeeper(dispatcher, clock)
     app = build_app(settings, client, Deps(service, directory, clock))
     runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app, http)

@@ -9,11 +9,15 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain import Actor
@@ -49,6 +53,60 @@ def web_client(
         if isinstance(handler, AsyncConnectionErrorRetryHandler):
             handler.max_retry_count = max_retries
     return client
+
+
+NOT_REPEATED = ("chat.postMessage",)
+"""Methods a client must not repeat by itself: an answer lost after Slack posted means a second post."""
+
+
+def _repeatable(request: HttpRequest) -> bool:
+    return not request.url.rstrip("/").endswith(tuple(f"/{method}" for method in NOT_REPEATED))
+
+
+class _ConnectionErrorsExceptPosts(AsyncConnectionErrorRetryHandler):
+    """Retries a reset connection, except for a post (the dispatcher looks it up before sending again)."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return _repeatable(request) and await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+class _ServerErrorsExceptPosts(AsyncServerErrorRetryHandler):
+    """Retries a 500 or 503, except for a post: Slack may have posted before it failed to answer."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return _repeatable(request) and await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+def delivery_client(
+    token: str | None, base_url: str, *, max_retries: int = 3, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The outbox's client: it never repeats a post by itself, because a post whose answer was lost may
+    be in the channel already and only the dispatcher's look-up can tell. Look-ups, updates and joins are
+    retried on 5xx and resets. A 429 is not waited out inside the client: the dispatcher holds back only
+    the channel or method it applies to, and the rest of the outbox keeps going."""
+    handlers: list[AsyncRetryHandler] = [
+        _ConnectionErrorsExceptPosts(max_retry_count=max_retries),
+        _ServerErrorsExceptPosts(max_retry_count=max_retries),
+    ]
+    return AsyncWebClient(token=token, base_url=base_url, timeout=15, retry_handlers=handlers, session=session)
 
 
 @dataclass

@@ -11,16 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+import messages.delivery_cards  # noqa: F401 - registers the notice about a message Slack refused
+from bot.core.delivery import PERMANENT_ERRORS, failure_notices, hint
 from bot.core.outdated import out_of_date
+from bot.core.pacing import Pace, Pacer
 from bot.domain import Event, Outcome, Release
 from bot.ids import METADATA_EVENT_TYPE
 from bot.metrics import METRICS
@@ -37,17 +42,40 @@ log = logging.getLogger(__name__)
 DELAY_MARK = timedelta(seconds=60)
 STALE_CLAIM = timedelta(seconds=60)
 HISTORY_PAGES = 10
-PERMANENT_ERRORS = {
-    "invalid_blocks",
-    "invalid_arguments",
-    "msg_too_long",
-    "no_text",
-    "invalid_metadata_format",
-}
 LOOKUP_UNAVAILABLE = {"missing_scope", "not_in_channel", "channel_not_found", "user_not_found", "cannot_dm_bot"}
 """Errors that mean a lost send cannot be looked up at all (as opposed to Slack being briefly unwell)."""
 USER_GROUP = re.compile(r"S[A-Z0-9]{2,}")
 """A post addressed to a user group (a page DM) goes to each member; see `_deliver_to_group`."""
+
+
+RATE_LIMIT_TRIES = 3
+"""429s in a row a call waits out in place (when short enough) before its message is handed back."""
+MIN_RETRY_AFTER = 1.0
+"""Slack's Retry-After is whole seconds: a message refused with 429 is not offered again sooner."""
+
+T = TypeVar("T")
+
+
+class HeldBack(Exception):
+    """A channel's pace or a Retry-After asks for a longer wait than a delivery pass may spend."""
+
+    def __init__(self, scope: str, seconds: float, *, called: bool) -> None:
+        super().__init__(f"held back {seconds:.1f}s: {scope}")
+        self.scope = scope
+        self.seconds = seconds
+        self.called = called
+        """Whether Slack was called (and answered 429), so the attempt counts."""
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    headers = getattr(exc.response, "headers", None) or {}
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return max(0.0, float(value[0] if isinstance(value, list) else value))
+            except ValueError:
+                break
+    return MIN_RETRY_AFTER
 
 
 AMBIGUOUS_ERRORS = {"internal_error", "fatal_error", "request_timeout", "service_unavailable"}
@@ -64,6 +92,20 @@ def _metadata(item: OutboxItem) -> dict[str, Any]:
     return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"release": item.release_id, "key": item.key}}
 
 
+def _named(messages: list[dict[str, Any]], item: OutboxItem) -> str | None:
+    """The ts of the message whose metadata names `item`, or None."""
+    for message in messages:
+        meta = message.get("metadata") or {}
+        payload = meta.get("event_payload") or {}
+        if (
+            meta.get("event_type") == METADATA_EVENT_TYPE
+            and payload.get("release") == item.release_id
+            and payload.get("key") == item.key
+        ):
+            return str(message["ts"])
+    return None
+
+
 def backoff(attempts: int) -> timedelta:
     """30s, 1m, 2m, 4m … capped at 10m."""
     return timedelta(seconds=min(600, 30 * 2 ** max(0, attempts - 1)))
@@ -76,8 +118,22 @@ class Dispatcher:
     directory: Directory
     clock: Callable[[], datetime]
     process_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    pace: Pace = field(default_factory=Pace)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _draining: bool = False
+    _pacer: Pacer = field(init=False, repr=False)
+    _in_flight: asyncio.Semaphore = field(init=False, repr=False)
+    _deadline: float = 0.0
+    _held_until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self._pacer = Pacer(self.pace)
+        self._in_flight = asyncio.Semaphore(self.pace.concurrency)
+
+    def next_wake(self) -> datetime | None:
+        """The earliest time a message handed back for its channel or method may go (then forgotten)."""
+        at, self._held_until = self._held_until, None
+        return at
 
     async def run_due(self) -> int:
         """Deliver everything due now and fire due timers; returns how many items were handled.
@@ -145,9 +201,70 @@ class Dispatcher:
         # Delivery never changes a release, so each one is loaded once per batch; a change made meanwhile
         # enqueues its own refresh, which the next pass renders from fresh state.
         releases: dict[str, Release] = {}
+        # One lane per channel, in order; lanes run side by side, so a paced or rate-limited channel
+        # holds back only itself, and none waits longer than the pass may (`pace.hold`).
+        self._deadline = time.monotonic() + self.pace.hold
+        lanes: dict[str, list[OutboxItem]] = {}
         for item in items:
-            await self._deliver(item, releases)
+            lanes.setdefault(self._lane(item), []).append(item)
+        results = await asyncio.gather(
+            *(self._deliver_lane(lane, releases) for lane in lanes.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return len(items)
+
+    def _lane(self, item: OutboxItem) -> str:
+        if item.kind == "update":
+            return f"update:{item.data.get('target')}"
+        plan = self.service.plans.get(item.release_id)
+        return plan.channel(item.channel) if plan is not None else item.channel
+
+    async def _deliver_lane(self, lane: list[OutboxItem], releases: dict[str, Release]) -> None:
+        for item in lane:
+            await self._deliver(item, releases)
+
+    async def _slack(self, scope: str, call: Callable[[], Awaitable[T]], *, post_to: str | None = None) -> T:
+        """One Slack call within its holds (Retry-After of its channel or method) and its channel's pace.
+
+        Waits in place while the pass may; a longer wait raises HeldBack, and the message goes back to
+        the outbox until then. A 429 holds back only its scope: one channel's posts, or one method.
+        """
+        called = False
+        retry_after = MIN_RETRY_AFTER
+        for _ in range(RATE_LIMIT_TRIES):
+            now = time.monotonic()
+            wait = self._pacer.wait(scope, now)
+            if post_to is not None:
+                wait = max(wait, self._pacer.next_post(post_to, now))
+            if wait > 0:
+                if now + wait > self._deadline:
+                    raise HeldBack(scope, wait, called=called)
+                await asyncio.sleep(wait)
+            if post_to is not None:
+                self._pacer.posted(post_to, time.monotonic())
+            try:
+                async with self._in_flight:
+                    return await call()
+            except SlackApiError as exc:
+                if getattr(exc.response, "status_code", None) != 429:
+                    raise
+                called = True
+                retry_after = _retry_after(exc)
+                self._pacer.hold(scope, time.monotonic(), retry_after)
+                log.info("Slack asked to wait %.0fs before calling %s again", retry_after, scope)
+        raise HeldBack(scope, max(retry_after, MIN_RETRY_AFTER), called=True)
+
+    async def _hand_back(self, item: OutboxItem, held: HeldBack, *, maybe_posted: bool) -> None:
+        """Put a held-back message back in the outbox, due again when its channel or method is free."""
+        seconds = max(held.seconds, MIN_RETRY_AFTER) if held.called else held.seconds
+        retry_at = self.clock() + timedelta(seconds=seconds)
+        await self._finish(
+            item, "pending", retry_at=retry_at, error=str(held), maybe_posted=maybe_posted, undo_attempt=not held.called
+        )
+        if self._held_until is None or retry_at < self._held_until:
+            self._held_until = retry_at
 
     async def _finish(self, item: OutboxItem, status: str, **kwargs: Any) -> None:
         now = self.clock()
@@ -213,6 +330,9 @@ class Dispatcher:
                 else:
                     log.info("message %s was already posted (ts %s); not sending it again", item.key, found[1])
                 posted: tuple[str, str] = found
+        except HeldBack as held:
+            await self._hand_back(item, held, maybe_posted=item.claimed_at is not None)
+            return
         except RenderError as exc:
             # e.g. a template only a newer plan has: retried (another replica, or this one once it follows)
             await self._failed(item, str(exc), maybe_posted=item.claimed_at is not None)
@@ -240,19 +360,40 @@ class Dispatcher:
         """Render and post one message with metadata naming it; return (channel id, ts)."""
         message = compose(plan, item.template, release, now, item.data, delayed=delayed)
         channel = await self._channel(plan.channel(item.channel))
-        return await self._send(channel, item, message, thread_ts=await self._thread_ts(item))
+        thread_ts = await self._thread_ts(item)
+        try:
+            return await self._send(channel, item, message, thread_ts=thread_ts)
+        except SlackApiError as exc:
+            # a public channel the bot was never invited to: join it (channels:join) and post once more
+            if api_error(exc) != "not_in_channel" or not await self._join(channel):
+                raise
+        return await self._send(channel, item, message, thread_ts=thread_ts)
+
+    async def _join(self, channel: str) -> bool:
+        """Join a public channel; False when Slack will not (a private channel needs an invitation)."""
+        try:
+            await self._slack("conversations.join", lambda: self.client.conversations_join(channel=channel))
+        except SlackApiError as exc:
+            log.warning("cannot join %s: %s", channel, api_error(exc))
+            return False
+        log.info("joined %s, which the plan names but @warroom was not in", channel)
+        return True
 
     async def _send(
         self, channel: str, item: OutboxItem, message: Message, *, thread_ts: str | None = None
     ) -> tuple[str, str]:
         """One chat.postMessage carrying the item's metadata (how a lost send is found); (channel id, ts)."""
-        response = await self.client.chat_postMessage(
-            channel=channel,
-            thread_ts=thread_ts,
-            unfurl_links=False,
-            unfurl_media=False,
-            metadata=_metadata(item),
-            **message.kwargs(),
+        response = await self._slack(
+            f"chat.postMessage:{channel}",
+            lambda: self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata=_metadata(item),
+                **message.kwargs(),
+            ),
+            post_to=channel,
         )
         return str(response.get("channel") or channel), str(response.get("ts"))
 
@@ -260,12 +401,22 @@ class Dispatcher:
         now = self.clock()
         log.warning("posting %s/%s failed (attempt %d): %s", item.release_id, item.key, item.attempts, error)
         if error in PERMANENT_ERRORS:
-            await self._finish(item, "failed", error=error)
+            await self._finish(item, "failed", error=f"{error}: {hint(error)}")
+            plan = self.service.plans.get(item.release_id)
+            notices = (
+                failure_notices(plan, key=item.key, channel=item.channel, error=error)
+                if plan is not None and item.kind != "update"
+                else ()
+            )
             async with self.service.sessions() as session, session.begin():
+                data = {"error": error, "channel": item.channel, "hint": hint(error)}
                 await repo.append_events(
                     session=session,
                     release_id=item.release_id,
-                    events=[Event("message.failed", now, subject=item.key, data={"error": error})],
+                    events=[Event("message.failed", now, subject=item.key, data=data)],
+                )
+                await repo.apply_effects(
+                    session=session, release_id=item.release_id, effects=notices, now=now, seq=f"failed:{item.id}"
                 )
             return
         await self._finish(
@@ -311,6 +462,9 @@ class Dispatcher:
         except RenderError as exc:
             await self._failed(item, str(exc), maybe_posted=item.claimed_at is not None)
             return
+        except HeldBack as held:
+            await self._hand_back(item, held, maybe_posted=True)  # members reached are looked up, not re-sent
+            return
         except SlackApiError as exc:
             await self._failed(item, api_error(exc), maybe_posted=True)
             return
@@ -351,8 +505,41 @@ class Dispatcher:
         channel = await self._im(ref) if ref[:1] in {"U", "W"} else await self.directory.channel_id(ref)
         if channel is None or item.claimed_at is None:
             return None
-        ts = await self._search_history(channel, item)
+        # a reply is not in the channel's history (Slack lists thread parents only): read its thread
+        thread_ts = await self._thread_ts(item)
+        ts = await (self._search_thread(channel, thread_ts, item) if thread_ts else self._search_history(channel, item))
         return (channel, ts) if ts else None
+
+    async def _search_thread(self, channel: str, thread_ts: str, item: OutboxItem) -> str | None:
+        """The ts of a reply in the thread under `thread_ts` whose metadata names `item`, or None."""
+        cursor = None
+        for _ in range(HISTORY_PAGES):
+            try:
+                response = await self._slack(
+                    "conversations.replies",
+                    partial(
+                        self.client.conversations_replies,
+                        channel=channel,
+                        ts=thread_ts,
+                        include_all_metadata=True,
+                        limit=200,
+                        cursor=cursor,
+                    ),
+                )
+            except SlackApiError as exc:
+                if api_error(exc) not in LOOKUP_UNAVAILABLE | {"thread_not_found"}:
+                    raise
+                log.warning(
+                    "cannot read the thread %s in %s to look for %s: %s", thread_ts, channel, item.key, api_error(exc)
+                )
+                return None
+            found = _named(response.get("messages", []), item)
+            if found is not None:
+                return found
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return None
 
     async def _im(self, user: str) -> str | None:
         try:
@@ -376,32 +563,35 @@ class Dispatcher:
         oldest = (min(item.due_at, claimed) - timedelta(minutes=10)).timestamp()
         latest = (claimed + STALE_CLAIM + timedelta(minutes=5)).timestamp()
         cursor = None
+        joined = False
         for _ in range(HISTORY_PAGES):
             try:
-                response = await self.client.conversations_history(
-                    channel=channel,
-                    oldest=f"{oldest:.6f}",
-                    latest=f"{latest:.6f}",
-                    inclusive=True,
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
+                response = await self._slack(
+                    "conversations.history",
+                    partial(
+                        self.client.conversations_history,
+                        channel=channel,
+                        oldest=f"{oldest:.6f}",
+                        latest=f"{latest:.6f}",
+                        inclusive=True,
+                        include_all_metadata=True,
+                        limit=200,
+                        cursor=cursor,
+                    ),
                 )
             except SlackApiError as exc:
+                # chat:write.public posts to public channels the bot is not in, but reading needs membership
+                if api_error(exc) == "not_in_channel" and not joined and channel[:1] == "C":
+                    joined = await self._join(channel)
+                    if joined:
+                        continue
                 if api_error(exc) not in LOOKUP_UNAVAILABLE:
                     raise
                 log.warning("cannot read %s to look for %s: %s", channel, item.key, api_error(exc))
                 return None
-            messages: list[dict[str, Any]] = response.get("messages", [])
-            for message in messages:
-                meta = message.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if (
-                    meta.get("event_type") == METADATA_EVENT_TYPE
-                    and payload.get("release") == item.release_id
-                    and payload.get("key") == item.key
-                ):
-                    return str(message["ts"])
+            found = _named(response.get("messages", []), item)
+            if found is not None:
+                return found
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 break
@@ -414,5 +604,6 @@ class Dispatcher:
         if original is None or original.status != "sent" or not original.ts or not original.channel_id:
             return False
         message: Message = compose(plan, original.template, release, now, original.data)
-        await self.client.chat_update(channel=original.channel_id, ts=original.ts, **message.kwargs())
+        channel, ts = original.channel_id, original.ts
+        await self._slack("chat.update", lambda: self.client.chat_update(channel=channel, ts=ts, **message.kwargs()))
         return True

@@ -41,13 +41,28 @@ class Timekeeper:
             max_instances=1,
         )
         await self.rebuild()
-        await self.dispatcher.run_due()
+        await self.deliver()
 
     async def sweep(self) -> None:
         """Every few seconds: follow plans other replicas loaded, retry what failed, deliver what is due."""
         if await self.dispatcher.service.follow_plans():
             await self.rebuild()
+        await self.deliver()
+
+    async def deliver(self) -> None:
+        """Deliver what is due; wake again when a message held back for its channel may go."""
         await self.dispatcher.run_due()
+        at = self.dispatcher.next_wake()
+        if at is not None and self.scheduler.running:
+            # one job per time: a later hand-back must not push back the wake of an earlier one
+            self.scheduler.add_job(
+                self.deliver,
+                "date",
+                run_date=at,
+                id=f"held:{at.isoformat()}",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
 
     async def rebuild(self) -> None:
         """One date job per pending message or timer, with a deterministic id."""
@@ -58,7 +73,7 @@ class Timekeeper:
             # a time already past runs at once (misfire_grace_time=None): never drop a due job
             wanted.add(job_id)
             self.scheduler.add_job(
-                self.dispatcher.run_due,
+                self.deliver,
                 "date",
                 run_date=at,
                 id=job_id,
@@ -67,7 +82,7 @@ class Timekeeper:
                 coalesce=True,
             )
         for job in self.scheduler.get_jobs():
-            if job.id != "sweep" and job.id not in wanted:
+            if job.id != "sweep" and not job.id.startswith("held:") and job.id not in wanted:
                 job.remove()
 
     async def changed(self, release_id: str, outcome: Outcome) -> None:
@@ -86,7 +101,7 @@ class Timekeeper:
     async def _catch_up(self) -> None:
         while self._dirty:
             self._dirty = False
-            await self.dispatcher.run_due()
+            await self.deliver()
             await self.rebuild()
 
     def stop(self) -> None:

@@ -475,9 +475,15 @@ async def finish_item(
     delayed: bool = False,
     retry_at: datetime | None = None,
     maybe_posted: bool = False,
+    undo_attempt: bool = False,
 ) -> bool:
-    """Record how a claimed message ended; False if another process took the claim meanwhile."""
+    """Record how a claimed message ended; False if another process took the claim meanwhile.
+
+    `undo_attempt`: Slack was not called (the message waited for its channel), so it was no attempt.
+    """
     values: dict[str, Any] = {"status": status, "error": error[:2000]}
+    if undo_attempt:
+        values["attempts"] = OutboxRow.attempts - 1
     if status == "sent":
         values.update(sent_at=now, channel_id=channel_id, ts=ts, delayed=delayed)
     if status == "pending":
@@ -521,7 +527,13 @@ async def overdue(*, session: AsyncSession, before: datetime) -> tuple[int, int]
 
 async def pending_schedule(*, session: AsyncSession) -> list[tuple[str, datetime]]:
     """(job id, time) for every pending message and timer, for rebuilding the scheduler."""
-    posts = (await session.execute(select(OutboxRow.id, OutboxRow.due_at).where(OutboxRow.status == "pending"))).all()
+    rows = (
+        await session.execute(
+            select(OutboxRow.id, OutboxRow.due_at, OutboxRow.next_attempt_at).where(OutboxRow.status == "pending")
+        )
+    ).all()
+    # a message waiting for a retry (or for its channel) is due again at its next attempt, not before
+    posts = [(i, max(due, retry) if retry else due) for i, due, retry in rows]
     timers = (
         await session.execute(
             select(TimerRow.release_id, TimerRow.key, TimerRow.at).where(TimerRow.status == "pending")

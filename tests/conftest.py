@@ -17,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import Runtime, build_runtime, web_app
+from bot.core.pacing import Pace
 from bot.plan import Plan, parse_plan
 from bot.service import LoadedPlan
 from bot.settings import Settings
@@ -135,9 +136,13 @@ def make_settings(fake: FakeSlack, database_url: str, **extra: Any) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+FAST_PACE = Pace(interval=0.005, burst=3, hold=0.5)
+"""Slack's per-channel pace, 200 times faster: tests on a hand-moved clock never wait for it."""
+
+
 @pytest.fixture
 async def runtime(fake_slack: FakeSlack, database_url: str, clock: Clock) -> AsyncIterator[Runtime]:
-    rt = await build_runtime(make_settings(fake_slack, database_url), clock=clock)
+    rt = await build_runtime(make_settings(fake_slack, database_url), clock=clock, pace=FAST_PACE)
     await rt.service.load(LoadedPlan(parse_plan(plan_text(), "test.yml"), plan_text(), "test.yml"))
     await rt.settle()
     yield rt

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import re
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,8 +98,52 @@ class Call:
 
 
 @dataclass
+class Conversation:
+    """A channel as Slack keeps it. An ID the fake was not told about is a public channel the bot is in."""
+
+    private: bool = False
+    archived: bool = False
+    member: bool = True
+
+
+@dataclass
+class RateLimit:
+    """Slack's limits: `per_second` with bursts of `burst`, per method (per workspace) or per channel.
+
+    chat.postMessage allows about one message per second per channel, short bursts tolerated.
+    """
+
+    per_second: float
+    burst: int = 1
+    per_channel: bool = False
+
+
+@dataclass
+class Outage:
+    """Slack unwell until `until` (time.monotonic()): `kind` is "500", "reset", "429" or "hang"."""
+
+    kind: str
+    until: float
+    methods: frozenset[str] | None = None
+    retry_after: int = 1
+
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_TEXT = 40000
+DEFAULT_SCOPES = frozenset({"chat:write", "chat:write.public", "channels:history", "groups:history", "im:history"})
+
+
+@dataclass
 class FakeSlack:
-    """Answers like Slack for the methods the bot uses; `fail` queues error answers per method."""
+    """Answers like Slack for the methods the bot uses; `fail` queues error answers per method.
+
+    Like Slack: `conversations.history` lists thread parents only (replies come from
+    `conversations.replies`); posting to an archived channel answers `is_archived`, to an unknown one
+    `channel_not_found`, to one the bot is not in `not_in_channel` (public channels accept posts anyway
+    with `chat:write.public`); over-limit blocks answer `invalid_blocks`. Faults are injected with
+    `outage`, `rate_limits`, `slow` and `lose_answer`.
+    """
 
     channels: dict[str, str] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
@@ -118,6 +165,18 @@ class FakeSlack:
     """Methods of the calls that started waiting for `hold`."""
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     """Open Socket Mode connections (apps.connections.open hands out their URL)."""
+    conversations: dict[str, Conversation | None] = field(default_factory=dict)
+    """Channel IDs with properties other than the default; None: no such channel."""
+    scopes: frozenset[str] = DEFAULT_SCOPES
+    rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    outages: list[Outage] = field(default_factory=list)
+    slow: dict[str, float] = field(default_factory=dict)
+    """Seconds a method takes to answer (after it took effect)."""
+    lost: dict[str, list[str]] = field(default_factory=dict)
+    """Per method, answers lost after the call took effect: "reset" or "500"."""
+    _buckets: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    refuse: dict[str, str] = field(default_factory=dict)
+    """Channel ID → the error every post to it answers (a permanent refusal aimed at one channel)."""
 
     async def start(self) -> FakeSlack:
         app = web.Application()
@@ -139,8 +198,8 @@ class FakeSlack:
         return self.url.replace("/api/", "/webhook/respond")
 
     async def stop(self) -> None:
-        for socket in list(self.sockets):
-            await socket.close()
+        for connection in list(self.sockets):
+            await connection.close()
         if self._runner:
             await self._runner.cleanup()
 
@@ -223,6 +282,9 @@ class FakeSlack:
                     args[key] = json.loads(args[key])
         if request.method == "POST":
             args = {**dict(request.query), **args}  # the SDK sends some methods' arguments as query parameters
+        faulty = await self._fault(request, method, args)
+        if faulty is not None:
+            return faulty
         queued = self.fail.get(method)
         if queued:
             status, body = queued.pop(0)
@@ -233,7 +295,14 @@ class FakeSlack:
             await self._record(method + ":refused", args)
             return web.json_response({"ok": False, "error": refused})
         await self._record(method, args)
-        return web.json_response(self._answer(method, args))
+        answer = self._answer(method, args)
+        if method in self.slow:
+            await asyncio.sleep(self.slow[method])
+        if self.lost.get(method):
+            how = self.lost[method].pop(0)
+            await self._record(method + ":answer_lost", args)
+            return self._broken(request, how)
+        return web.json_response(answer)
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "apps.connections.open":
@@ -241,16 +310,24 @@ class FakeSlack:
         if method == "auth.test":
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T111", "team": "Test"}
         if method == "chat.postMessage":
-            channel = self.channels.get(str(args["channel"]).lstrip("#"), str(args["channel"]))
-            if channel[:1] in {"U", "W"}:
-                channel = self.im_of(channel)  # Slack answers a post to a user with the DM channel's ID
+            channel, error = self._conversation_for_post(str(args["channel"]))
+            error = error or self.refuse.get(channel, "") or self._message_error(args)
+            if error:
+                return {"ok": False, "error": error}
             ts = f"{1700000000 + next(self._ts)}.000100"
-            message = {
+            message: dict[str, Any] = {
                 "ts": ts,
                 "text": args.get("text"),
                 "blocks": args.get("blocks"),
                 "metadata": args.get("metadata"),
             }
+            thread_ts = args.get("thread_ts")
+            parent = self._message(channel, str(thread_ts)) if thread_ts else None
+            if parent is not None:
+                message["thread_ts"] = parent["ts"]
+                parent["thread_ts"] = parent["ts"]
+                parent["reply_count"] = parent.get("reply_count", 0) + 1
+                parent["latest_reply"] = ts
             self.messages.setdefault(channel, []).append(message)
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
         if method == "chat.update":
@@ -262,13 +339,46 @@ class FakeSlack:
                 "response_metadata": {"next_cursor": ""},
             }
         if method == "conversations.history":
-            found = list(reversed(self.messages.get(str(args["channel"]), [])))
+            channel = str(args["channel"])
+            error = self._readable(channel)
+            if error:
+                return {"ok": False, "error": error}
+            # thread parents and unthreaded messages only, newest first; replies are in conversations.replies
+            found = [m for m in self.messages.get(channel, []) if m.get("thread_ts") in {None, m["ts"]}]
             return {
                 "ok": True,
-                "messages": found,
+                "messages": list(reversed(found)),
                 "has_more": False,
                 "response_metadata": {"next_cursor": ""},
             }
+        if method == "conversations.replies":
+            channel = str(args["channel"])
+            error = self._readable(channel)
+            if error:
+                return {"ok": False, "error": error}
+            named = self._message(channel, str(args.get("ts")))
+            if named is None:
+                return {"ok": False, "error": "thread_not_found"}
+            parent = self._message(channel, str(named.get("thread_ts") or named["ts"])) or named
+            thread = [m for m in self.messages.get(channel, []) if m.get("thread_ts") == parent["ts"] != m["ts"]]
+            return {
+                "ok": True,
+                "messages": [parent, *thread],  # the parent first, then its replies oldest first
+                "has_more": False,
+                "response_metadata": {"next_cursor": ""},
+            }
+        if method == "conversations.join":
+            channel = str(args["channel"])
+            conversation = self._conversation(channel)
+            if conversation is None:
+                return {"ok": False, "error": "channel_not_found"}
+            if conversation.archived:
+                return {"ok": False, "error": "is_archived"}
+            if conversation.private:
+                return {"ok": False, "error": "method_not_supported_for_channel_type"}
+            conversation.member = True
+            self.conversations[channel] = conversation
+            return {"ok": True, "channel": {"id": channel, "is_member": True}}
         if method == "usergroups.users.list":
             group = self.groups.get(str(args.get("usergroup")))
             if group is None:
@@ -281,3 +391,124 @@ class FakeSlack:
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": self.im_of(str(args["users"]))}}
         return {"ok": True}
+
+    # --- Slack's rules for channels and messages ---------------------------------------------------------
+
+    def _conversation(self, channel: str) -> Conversation | None:
+        if channel in self.conversations:
+            return self.conversations[channel]
+        if channel[:1] in {"C", "G"} and channel[1:].isalnum() and channel.isupper():
+            return Conversation(private=channel.startswith("G"))
+        return None
+
+    def _conversation_for_post(self, ref: str) -> tuple[str, str]:
+        """(channel ID, error) for a post to `ref`: an ID, a `#name`, a user (their DM) or a DM channel."""
+        if ref.startswith("#") or not ref[:1].isupper():
+            name = ref.lstrip("#")
+            if name not in self.channels:
+                return ref, "channel_not_found"
+            ref = self.channels[name]
+        if ref[:1] in {"U", "W"}:
+            return self.im_of(ref), ""  # Slack answers a post to a user with the DM channel's ID
+        if ref[:1] == "D":
+            return ref, ""
+        conversation = self._conversation(ref)
+        if conversation is None:
+            return ref, "channel_not_found"
+        if conversation.archived:
+            return ref, "is_archived"
+        if not conversation.member and (conversation.private or "chat:write.public" not in self.scopes):
+            return ref, "not_in_channel"
+        return ref, ""
+
+    def _readable(self, channel: str) -> str:
+        """The error reading `channel`'s history answers, or ""."""
+        if channel[:1] == "D":
+            return "" if "im:history" in self.scopes else "missing_scope"
+        conversation = self._conversation(channel)
+        if conversation is None:
+            return "channel_not_found"
+        if not conversation.member:
+            return "not_in_channel"
+        scope = "groups:history" if conversation.private else "channels:history"
+        return "" if scope in self.scopes else "missing_scope"
+
+    def _message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
+
+    @staticmethod
+    def _message_error(args: dict[str, Any]) -> str:
+        """What Slack answers a message it will not take: too many blocks, a section too long, no text."""
+        blocks = args.get("blocks")
+        text = args.get("text")
+        if not blocks and not text:
+            return "no_text"
+        if text and len(str(text)) > MAX_TEXT:
+            return "msg_too_long"
+        if blocks:
+            if not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS:
+                return "invalid_blocks"
+            for block in blocks:
+                section = (block.get("text") or {}).get("text", "") if isinstance(block, dict) else ""
+                if not isinstance(block, dict) or "type" not in block or len(section) > MAX_SECTION_TEXT:
+                    return "invalid_blocks"
+        return ""
+
+    # --- injected faults -----------------------------------------------------------------------------------
+
+    def outage(self, kind: str, seconds: float, *, methods: set[str] | None = None, retry_after: int = 1) -> None:
+        """From now for `seconds`: "500", "reset", "429" (with Retry-After) or "hang" (no answer, then a reset)."""
+        assert kind in {"500", "reset", "429", "hang"}, kind
+        self.outages.append(
+            Outage(kind, time.monotonic() + seconds, frozenset(methods) if methods else None, retry_after)
+        )
+
+    def lose_answer(self, method: str, how: str = "reset", count: int = 1) -> None:
+        """The next `count` calls of `method` take effect, but the client gets a reset or a 500 instead."""
+        assert how in {"reset", "500"}, how
+        self.lost.setdefault(method, []).extend([how] * count)
+
+    async def _fault(self, request: web.Request, method: str, args: dict[str, Any]) -> web.StreamResponse | None:
+        """An outage or a rate limit answers instead of Slack (recorded as `method:KIND`), or None."""
+        now = time.monotonic()
+        self.outages = [o for o in self.outages if o.until > now]
+        for outage in self.outages:
+            if outage.methods is None or method in outage.methods:
+                await self._record(f"{method}:{outage.kind}", args)
+                if outage.kind == "429":
+                    return self._rate_limited(outage.retry_after)
+                if outage.kind == "hang":
+                    await asyncio.sleep(max(0.0, outage.until - now))
+                    return self._broken(request, "reset")
+                return self._broken(request, outage.kind)
+        limit = self.rate_limits.get(method)
+        if limit is None:
+            return None
+        key = (method, str(args.get("channel", "")) if limit.per_channel else "")
+        tokens, at = self._buckets.get(key, (float(limit.burst), now))
+        tokens = min(float(limit.burst), tokens + (now - at) * limit.per_second)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            await self._record(f"{method}:429", args)
+            return self._rate_limited(max(1, math.ceil((1 - tokens) / limit.per_second)))
+        self._buckets[key] = (tokens - 1, now)
+        return None
+
+    @staticmethod
+    def _rate_limited(retry_after: int) -> web.Response:
+        return web.json_response(
+            {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(retry_after)}
+        )
+
+    @staticmethod
+    def _broken(request: web.Request, how: str) -> web.Response:
+        """A 500, or the connection reset (RST) before any answer."""
+        if how == "500":
+            return web.Response(status=500, text="Internal Server Error")
+        transport = request.transport
+        assert transport is not None
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        return web.Response(status=500)

@@ -41,7 +41,7 @@ from bot.service import LoadedPlan
 from messages import blocks as bk
 from messages.issue_cards import page_acked, page_dm, page_list, page_notice
 from storage import repo
-from tests.conftest import T0, Clock, SlackDriver, make_settings, plan_text
+from tests.conftest import FAST_PACE, T0, Clock, SlackDriver, make_settings, plan_text
 from tests.fake_slack import FakeSlack
 
 RM = Actor("U0RM", frozenset({"release_manager"}))
@@ -384,7 +384,7 @@ async def test_a_pending_ladder_timer_fires_after_a_restart(
     await slack.runtime.close()
     # the bot was down for 20 minutes: the climb due at +15m must happen when it comes back
     later = Clock(clock() + timedelta(minutes=20))
-    runtime = await build_runtime(make_settings(fake_slack, database_url), clock=later)
+    runtime = await build_runtime(make_settings(fake_slack, database_url), clock=later, pace=FAST_PACE)
     try:
         await runtime.service.load(LoadedPlan(parse_plan(plan_text(), "test.yml"), plan_text(), "test.yml"))
         await runtime.dispatcher.run_due()

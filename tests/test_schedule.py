@@ -18,7 +18,7 @@ from bot.service import LoadedPlan
 from bot.votes import CastVote, DecideVote, cast_vote, decide
 from messages import blocks as bk
 from storage import repo
-from tests.conftest import T0, Clock, make_settings, plan_text
+from tests.conftest import FAST_PACE, T0, Clock, make_settings, plan_text
 from tests.fake_slack import FakeSlack
 
 ASSEMBLY = T0 - timedelta(hours=2)
@@ -26,7 +26,7 @@ VP = Actor("U0VP", frozenset({"vp_engineering"}))
 
 
 async def new_runtime(fake: FakeSlack, url: str, clock: Clock, text: str | None = None) -> Runtime:
-    rt = await build_runtime(make_settings(fake, url), clock=clock)
+    rt = await build_runtime(make_settings(fake, url), clock=clock, pace=FAST_PACE)
     source = text or plan_text()
     await rt.service.load(LoadedPlan(parse_plan(source, "test.yml"), source, "test.yml"))
     await rt.settle()
@@ -124,13 +124,17 @@ async def test_crash_between_posting_and_recording_does_not_post_twice(
     clock.set(ASSEMBLY)
     real_finish = repo.finish_item
 
+    class Killed(Exception):
+        """The process dies here (raised in a delivery lane, so not SystemExit, which asyncio re-raises
+        out of the event loop rather than out of the task)."""
+
     async def crash_on_sent(**kwargs: Any) -> bool:
         if kwargs["status"] == "sent":
-            raise SystemExit("process killed before commit")
+            raise Killed("process killed before commit")
         return await real_finish(**kwargs)
 
     monkeypatch.setattr(repo, "finish_item", crash_on_sent)
-    with pytest.raises(SystemExit):
+    with pytest.raises(Killed):
         await rt.dispatcher.run_due()
     monkeypatch.setattr(repo, "finish_item", real_finish)
     assert len(posts_with_key(fake_slack, "announcement:assembly")) == 1
