@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.plan import Plan, PlanError, load_plan
+from bot.plan import Plan, PlanError
 from bot.settings import Settings, SettingsError, load_settings
 from bot.timeparse import format_duration
+from bot.validate import load_checked
 
 if TYPE_CHECKING:
     from bot.service import Service
@@ -27,7 +28,7 @@ def _load_all(paths: Sequence[str]) -> list[tuple[Plan, str, str]]:
     problems: list[str] = []
     for path in paths:
         try:
-            plan, source = load_plan(path)
+            plan, source = load_checked(path)
             loaded.append((plan, source, str(Path(path).resolve())))
         except PlanError as exc:
             problems += [str(p) for p in exc.problems]
@@ -52,7 +53,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     status = 0
     for path in args.plans:
         try:
-            plan, _ = load_plan(path)
+            plan, _ = load_checked(path)
         except PlanError as exc:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
@@ -71,7 +72,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from schedules.preview import preview
 
     try:
-        plan, _ = load_plan(args.plan)
+        plan, _ = load_checked(args.plan)
     except PlanError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

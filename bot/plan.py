@@ -365,7 +365,13 @@ def _compose(text: str, filename: str) -> tuple[Any, dict[Path_, int]]:
     return data, lines
 
 
-def _line_for(lines: dict[Path_, int], loc: Path_) -> int:
+def source_lines(text: str, filename: str) -> dict[Path_, int]:
+    """Each value's path in the plan text → its line (for problems found after loading)."""
+    return _compose(text, filename)[1]
+
+
+def line_for(lines: dict[Path_, int], loc: Path_) -> int:
+    """The line of the value at `loc`, or of its nearest enclosing value."""
     path = tuple(loc)
     while path:
         if path in lines:
@@ -393,16 +399,19 @@ def _pydantic_problems(exc: ValidationError, filename: str, lines: dict[Path_, i
             message = f"{_describe(loc)}: unknown field (check the spelling; see the plan format in the README)"
         elif loc:
             message = f"{_describe(loc)}: {message}"
-        problems.append(Problem(filename, _line_for(lines, loc), message))
+        problems.append(Problem(filename, line_for(lines, loc), message))
     return problems
 
 
 def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -> list[Problem]:
-    """References between sections: roles, channels, phase ids, escalation levels, templates."""
+    """References between sections: roles, channels, phase ids, escalation levels, template names.
+
+    Whether the templates render is `bot.validate`'s question: it needs the renderer.
+    """
     problems: list[Problem] = []
 
     def add(path: Path_, message: str) -> None:
-        problems.append(Problem(filename, _line_for(lines, path), message))
+        problems.append(Problem(filename, line_for(lines, path), message))
 
     people = data.get("people")
     roles: set[Any] = set(people) if isinstance(people, dict) else set()
@@ -488,13 +497,6 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
                 f"template {template!r} is neither built in nor in templates_dir "
                 f"(built in: {', '.join(BUILTIN_TEMPLATES)})",
             )
-        text = ann.get("text")
-        if isinstance(text, str):
-            from messages.render import template_syntax_error
-
-            error = template_syntax_error(text)
-            if error:
-                add(("announcements", i, "text"), f"text is not a valid template: {error}")
         aid = ann.get("id")
         if isinstance(aid, str):
             if aid in ids:
@@ -513,7 +515,7 @@ def _window_problems(plan: Plan, filename: str, lines: dict[Path_, int]) -> list
             problems.append(
                 Problem(
                     filename,
-                    _line_for(lines, ("phases", i, "start")),
+                    line_for(lines, ("phases", i, "start")),
                     f"phase {phase.id!r} ends {format_offset(phase_end - plan.t0)} from T0, "
                     "more than a day after window.end: check start and duration",
                 )
