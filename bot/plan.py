@@ -17,14 +17,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from bot.timeparse import format_offset, localize, parse_duration, parse_offset, zone
+from bot.timeparse import format_offset, localize, parse_duration, parse_offset, shift, zone
 
-Offset = Annotated[timedelta, BeforeValidator(parse_offset)]
+# parse_offset keeps how an offset was written (whole days are wall-clock days); PlainValidator keeps its type
+Offset = Annotated[timedelta, PlainValidator(parse_offset)]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -78,8 +81,22 @@ class _Model(BaseModel):
 
 
 class Window(_Model):
+    """The window, in UTC. Times without an offset are read in the plan's zone (validation context)."""
+
     start: datetime
     end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _in_utc(cls, value: datetime, info: ValidationInfo) -> datetime:
+        context = info.context if isinstance(info.context, dict) else {}
+        return localize(value, context.get("tz") or zone("UTC"))
+
+    @model_validator(mode="after")
+    def _order(self) -> Window:
+        if self.end <= self.start:
+            raise ValueError("window.end must be after window.start")
+        return self
 
 
 class ReleaseInfo(_Model):
@@ -101,16 +118,6 @@ class ReleaseInfo(_Model):
     @classmethod
     def _version(cls, value: object) -> object:
         return str(value) if isinstance(value, int | float) else value
-
-    @model_validator(mode="after")
-    def _window_in_utc(self) -> ReleaseInfo:
-        tz = zone(self.timezone)
-        start = localize(self.window.start, tz)
-        end = localize(self.window.end, tz)
-        if end <= start:
-            raise ValueError("window.end must be after window.start")
-        object.__setattr__(self, "window", Window(start=start, end=end))
-        return self
 
 
 class PhaseSpec(_Model):
@@ -248,8 +255,8 @@ class Plan(_Model):
         return zone(self.release.timezone)
 
     def at(self, offset: timedelta) -> datetime:
-        """The absolute UTC time of an offset from T0."""
-        return self.t0 + offset
+        """The absolute UTC time of an offset from T0: whole days on the wall clock of the plan's zone."""
+        return shift(self.t0, offset, self.tz)
 
     def channel(self, key: str) -> str:
         """Resolve a channel key (`war_room`) or a literal channel reference to what Slack accepts."""
@@ -523,6 +530,16 @@ def _window_problems(plan: Plan, filename: str, lines: dict[Path_, int]) -> list
     return problems
 
 
+def _zone_of(data: dict[str, Any]) -> ZoneInfo | None:
+    """The plan's zone, to read local window times in; None when it is missing or wrong (said elsewhere)."""
+    release = data.get("release")
+    name = release.get("timezone", "UTC") if isinstance(release, dict) else "UTC"
+    try:
+        return zone(name) if isinstance(name, str) else None
+    except ValueError:
+        return None
+
+
 def parse_plan(text: str, filename: str = "<plan>") -> Plan:
     """Validate plan text; raise PlanError listing every problem with its line."""
     data, lines = _compose(text, filename)
@@ -531,7 +548,7 @@ def parse_plan(text: str, filename: str = "<plan>") -> Plan:
     problems = _cross_check(data, filename, lines)
     plan: Plan | None = None
     try:
-        plan = Plan.model_validate(data)
+        plan = Plan.model_validate(data, context={"tz": _zone_of(data)})
     except ValidationError as exc:
         problems = _pydantic_problems(exc, filename, lines) + problems
     if plan is not None:

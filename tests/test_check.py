@@ -101,3 +101,31 @@ def test_preview_of_a_plan_whose_template_fails_prints_the_problem_and_no_traceb
         f"{path}:{_line_of(path.read_text(), '- id: pre-deployment-ready')}: "
         "announcement 'pre-deployment-ready': 'release.vrsion' is undefined"
     ]
+
+
+@pytest.mark.parametrize(
+    ("start", "says"),
+    [
+        (
+            "2027-03-14T02:30:00",
+            "does not exist in America/New_York: the clocks skip from 02:00 to 03:00 for DST; "
+            "pick a time outside that hour",
+        ),
+        (
+            "2026-11-01T01:30:00",
+            "is ambiguous in America/New_York: the clocks go back and it happens twice; "
+            "write 2026-11-01T01:30:00-04:00 (EDT) or 2026-11-01T01:30:00-05:00 (EST)",
+        ),
+    ],
+)
+def test_check_points_a_local_window_time_that_dst_makes_wrong_at_the_window_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], start: str, says: str
+) -> None:
+    text = plan_text().replace("timezone: UTC", "timezone: America/New_York")
+    text = text.replace("start: 2026-12-05T22:00:00Z", f"start: {start}")
+    text = text.replace("end: 2026-12-06T02:00:00Z", f"end: {start[:10]}T05:00:00")
+    path = tmp_path / "plan.yml"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 1
+    line = _line_of(text, "window:")
+    assert capsys.readouterr().err.splitlines() == [f"{path}:{line}: release.window.start: {start} {says}"]
