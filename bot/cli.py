@@ -9,10 +9,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.plan import Plan, PlanError
+from bot.core.window import schedule_warnings
+from bot.plan import Plan, PlanError, line_for, source_lines, utcnow
 from bot.settings import Settings, SettingsError, load_settings
 from bot.timeparse import format_duration
 from bot.validate import load_checked
@@ -50,15 +52,23 @@ def _problem_lines(exc: PlanError) -> list[str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    return check(args.plans)
+
+
+def check(paths: Sequence[str], now: datetime | None = None) -> int:
+    """`warroom check`: 0 when every plan is valid (warnings included), else 1; `now` is the clock's."""
     status = 0
-    for path in args.plans:
+    for path in paths:
         try:
-            plan, _ = load_checked(path)
+            plan, source = load_checked(path)
         except PlanError as exc:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
             status = 1
             continue
+        lines = source_lines(source, path)
+        for where, warning in schedule_warnings(plan, now or utcnow()):
+            print(f"{path}:{line_for(lines, where)}: warning: {warning}", file=sys.stderr)
         print(
             f"{path}: ok — {plan.release.name} {plan.release.version}, {len(plan.phases)} phases, "
             f"{len(plan.announcements)} announcements, {len(plan.status_update_times())} status updates, "
