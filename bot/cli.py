@@ -88,11 +88,21 @@ def cmd_preview(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return 1
     tz = plan.tz
+    utc = plan.release.timezone == "UTC"
+
+    def when(at: datetime) -> str:
+        local = at.astimezone(tz)
+        return f"{at:%Y-%m-%d %H:%M} UTC" if utc else f"{at:%Y-%m-%d %H:%M} UTC | {local:%Y-%m-%d %H:%M %Z}"
+
     for item in preview(plan):
-        local = item.at.astimezone(tz)
-        every = format_duration(plan.status_updates.every) if plan.status_updates else ""
-        count = f" (sample: 1 of {item.count} status updates, every {every})" if item.count > 1 else ""
-        print(f"=== {item.at:%Y-%m-%d %H:%M} UTC | {local:%Y-%m-%d %H:%M %Z} | {item.channel} | {item.key}{count}")
+        what = item.key
+        if item.last is not None and plan.status_updates is not None:
+            first, last = item.at.astimezone(tz), item.last.astimezone(tz)
+            what = (
+                f"status update every {format_duration(plan.status_updates.every)} from {first:%Y-%m-%d %H:%M} "
+                f"to {last:%Y-%m-%d %H:%M %Z} ({item.count} updates); the first:"
+            )
+        print(f"=== {when(item.at)} | {item.channel} | {what}")
         print(blocks_to_text(item.message.blocks))
         print()
     return 0

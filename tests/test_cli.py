@@ -59,10 +59,10 @@ def test_preview_prints_every_message_in_time_order_with_both_zones() -> None:
     result = run("preview", str(ROOT / "examples" / "interactive-examples.yml"))
     assert result.returncode == 0, result.stderr
     heads = [line for line in result.stdout.splitlines() if line.startswith("=== ")]
-    assert len(heads) == 8  # 7 announcements and one sample status update
+    assert len(heads) == 11  # 7 announcements, the first status update, the vote, its reminder, the decision point
     assert heads == sorted(heads)
     assert "2025-07-26 00:00 UTC | 2025-07-25 20:00 EDT" in result.stdout
-    assert "sample: 1 of 8 status updates" in result.stdout
+    assert "(8 updates); the first:" in result.stdout
     assert "DEPLOYMENT STATUS UPDATE" in result.stdout
 
 

@@ -9,7 +9,9 @@ from bot.domain import PhaseStatus, Release, ReleaseStatus
 
 
 def on_plan(release: Release, at: datetime) -> Release:
-    """The release as it would be at `at` if every phase ran exactly to plan."""
+    """The release at `at` if everything runs to plan: each phase in progress during its slot and done at
+    its planned end; the release started at T0 and completed at the window's end (the end the plan
+    promises). A moment exactly at the end still sees it running, as the plan's last status update does."""
     phases = []
     for p in release.phases:
         if p.planned_end <= at:
@@ -17,6 +19,9 @@ def on_plan(release: Release, at: datetime) -> Release:
         elif p.planned_start <= at:
             p = replace(p, status=PhaseStatus.IN_PROGRESS, started_at=p.planned_start)
         phases.append(p)
-    status = ReleaseStatus.IN_PROGRESS if at >= release.window_start else release.status
-    started = release.window_start if at >= release.window_start else None
-    return replace(release, phases=tuple(phases), status=status, started_at=started)
+    if at < release.window_start:
+        return replace(release, phases=tuple(phases))
+    started = replace(release, phases=tuple(phases), started_at=release.window_start)
+    if at > release.window_end:
+        return replace(started, status=ReleaseStatus.COMPLETED, ended_at=release.window_end)
+    return replace(started, status=ReleaseStatus.IN_PROGRESS)
