@@ -169,6 +169,14 @@ async def _export(args: argparse.Namespace) -> int:
     from storage.db import create_engine, migrate, sessionmaker
 
     settings = load_settings()
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        print(
+            f"no database at {missing} (WARROOM_DATABASE_URL is {settings.database_url}): run `warroom export` "
+            "where `warroom run` keeps its database, or set WARROOM_DATABASE_URL to it",
+            file=sys.stderr,
+        )
+        return 1
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
@@ -187,6 +195,17 @@ async def _export(args: argparse.Namespace) -> int:
     data = report(release, timeline)
     print(to_json(data) if args.format == "json" else to_markdown(data), end="")
     return 0
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names when it does not exist (opening it would create an empty database)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path.resolve()
 
 
 def parser() -> argparse.ArgumentParser:
