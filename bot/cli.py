@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,26 +120,70 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in _problem_lines(exc):
             print(line, file=sys.stderr)
         return 1
-    return asyncio.run(_run(settings, plans, args.plans))
+    if args.demo_user and not args.demo:
+        print("--demo-user only goes with --demo", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(settings, plans, args.plans, demo=args.demo, demo_user=args.demo_user))
 
 
-async def _run(settings: Settings, plans: list[tuple[Plan, str, str]], paths: Sequence[str]) -> int:
+Transform = Callable[[Plan], Awaitable[Plan]]
+
+
+async def _same(plan: Plan) -> Plan:
+    return plan
+
+
+def _demo(service: Service, member: str | None) -> Transform:
+    """--demo: the window moves to just ahead of the release's first load (a restart keeps that date,
+    which the database holds), and `member` holds every role."""
+    from bot.core.demo import demo_plan, demo_start
+    from storage import repo
+
+    async def transform(plan: Plan) -> Plan:
+        async with service.sessions() as session:
+            existing = await repo.get_release(session=session, release_id=plan.id)
+        start = existing.window_start if existing is not None else demo_start(service.clock())
+        shifted = demo_plan(plan, start, member)
+        local = shifted.t0.astimezone(shifted.tz)
+        who = f"you ({member}) hold every role" if member else "the plan's people keep their roles"
+        log.info(
+            "demo: %s starts at %s %s (%s the first load; delete the database to start over); %s",
+            plan.id,
+            f"{local:%H:%M}",
+            local.tzname(),
+            "kept from" if existing is not None else "15 minutes after",
+            who,
+        )
+        return shifted
+
+    return transform
+
+
+async def _run(
+    settings: Settings,
+    plans: list[tuple[Plan, str, str]],
+    paths: Sequence[str],
+    *,
+    demo: bool = False,
+    demo_user: str | None = None,
+) -> int:
     from bot.app import build_runtime, serve
     from bot.service import LoadedPlan
 
     runtime = await build_runtime(settings)
+    transform = _demo(runtime.service, demo_user) if demo else _same
     for plan, source, file in plans:
-        await runtime.service.load(LoadedPlan(plan, source, file))
+        await runtime.service.load(LoadedPlan(await transform(plan), source, file))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: runtime.background(_reload(runtime.service, paths)))
+    loop.add_signal_handler(signal.SIGHUP, lambda: runtime.background(_reload(runtime.service, paths, transform)))
     await serve(runtime, stop)
     return 0
 
 
-async def _reload(service: Service, paths: Sequence[str]) -> None:
+async def _reload(service: Service, paths: Sequence[str], transform: Transform = _same) -> None:
     """SIGHUP: read the plan files again and load them, as a restart would; a plan with problems changes
     nothing (each problem is logged as `file:line: message`)."""
     from bot.service import LoadedPlan
@@ -152,7 +196,7 @@ async def _reload(service: Service, paths: Sequence[str]) -> None:
         return
     for plan, source, file in plans:
         try:
-            await service.load(LoadedPlan(plan, source, file))
+            await service.load(LoadedPlan(await transform(plan), source, file))
         except Exception:
             log.exception("reloading %s failed; the release keeps its previous plan", file)
             continue
@@ -213,6 +257,12 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="load plans into the database and serve Slack")
     run.add_argument("plans", nargs="+", metavar="PLAN.yml")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="try a plan now: its window moves to start 15 minutes after the first load (kept on restart)",
+    )
+    run.add_argument("--demo-user", metavar="MEMBER_ID", help="with --demo: your Slack member ID holds every role")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check", help="validate plans; list every problem as file:line: message")
     check.add_argument("plans", nargs="+", metavar="PLAN.yml")

@@ -42,7 +42,13 @@ class BotProcess:
 
 @asynccontextmanager
 async def running_bot(
-    fake: FakeSlack, plan: Path, database_url: str, log: Path, *, ready_within: float = 30
+    fake: FakeSlack,
+    plan: Path,
+    database_url: str,
+    log: Path,
+    *,
+    ready_within: float = 30,
+    options: tuple[str, ...] = (),
 ) -> AsyncIterator[BotProcess]:
     """Start `warroom run PLAN`, wait for /healthz, and stop it with SIGTERM afterwards (exit 0 expected)."""
     port = free_port()
@@ -57,7 +63,7 @@ async def running_bot(
     }
     with log.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run", str(plan), env=env, cwd=ROOT, stdout=sink, stderr=sink
+            sys.executable, "-m", "bot.cli", "run", *options, str(plan), env=env, cwd=ROOT, stdout=sink, stderr=sink
         )
     bot = BotProcess(process, f"http://127.0.0.1:{port}", log)
     try:
