@@ -112,3 +112,17 @@ def test_export_reports_a_release_from_the_database(
     assert markdown.startswith("# Test Platform v1.2.3") and "## Phases: plan vs actual" in markdown
     assert main(["export", "nope"]) == 1
     assert "no release 'nope'" in capsys.readouterr().err
+
+
+def test_every_package_of_the_program_is_installed() -> None:
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    tops = ("bot", "handlers", "schedules", "messages", "storage")
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in tops
+        for init in (ROOT / top).rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found - listed == set(), "packages `pip install .` would leave out"
