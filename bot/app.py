@@ -28,6 +28,7 @@ import messages.vote_cards  # noqa: F401 - see above
 from bot.core.pacing import Pace
 from bot.core.signature import refusal
 from bot.core.slack_request import body_problem
+from bot.core.window import ended_before_start
 from bot.domain import Outcome, Release
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
@@ -40,7 +41,7 @@ from handlers import register_all
 from handlers.deps import Deps
 from handlers.errors import reply_error, request_name
 from schedules.dispatcher import Dispatcher
-from schedules.planned import sync_schedule
+from schedules.planned import load_as_history, sync_schedule
 from schedules.timekeeper import Timekeeper
 from schedules.timers import arm_plan_timers
 from storage import repo
@@ -54,6 +55,9 @@ OVERDUE_AFTER = timedelta(minutes=1)
 
 async def schedule_plan(session: AsyncSession, plan: Plan, release: Release, now: datetime) -> None:
     """What loading a plan schedules: its messages and its timers (T0, the vote, the decision point)."""
+    if ended_before_start(plan, release, now):
+        await load_as_history(session, plan, release, now)
+        return
     await sync_schedule(session, plan, release, now)
     await arm_plan_timers(session, plan, release, now)
 

@@ -8,13 +8,16 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.plan import Plan, PlanError, load_plan
+from bot.core.window import schedule_warnings
+from bot.plan import Plan, PlanError, line_for, source_lines, utcnow
 from bot.settings import Settings, SettingsError, load_settings
 from bot.timeparse import format_duration
+from bot.validate import load_checked
 
 if TYPE_CHECKING:
     from bot.service import Service
@@ -27,7 +30,7 @@ def _load_all(paths: Sequence[str]) -> list[tuple[Plan, str, str]]:
     problems: list[str] = []
     for path in paths:
         try:
-            plan, source = load_plan(path)
+            plan, source = load_checked(path)
             loaded.append((plan, source, str(Path(path).resolve())))
         except PlanError as exc:
             problems += [str(p) for p in exc.problems]
@@ -49,15 +52,23 @@ def _problem_lines(exc: PlanError) -> list[str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    return check(args.plans)
+
+
+def check(paths: Sequence[str], now: datetime | None = None) -> int:
+    """`warroom check`: 0 when every plan is valid (warnings included), else 1; `now` is the clock's."""
     status = 0
-    for path in args.plans:
+    for path in paths:
         try:
-            plan, _ = load_plan(path)
+            plan, source = load_checked(path)
         except PlanError as exc:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
             status = 1
             continue
+        lines = source_lines(source, path)
+        for where, warning in schedule_warnings(plan, now or utcnow()):
+            print(f"{path}:{line_for(lines, where)}: warning: {warning}", file=sys.stderr)
         print(
             f"{path}: ok — {plan.release.name} {plan.release.version}, {len(plan.phases)} phases, "
             f"{len(plan.announcements)} announcements, {len(plan.status_update_times())} status updates, "
@@ -71,19 +82,28 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from schedules.preview import preview
 
     try:
-        plan, _ = load_plan(args.plan)
+        plan, _ = load_checked(args.plan)
     except PlanError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
     tz = plan.tz
+    utc = plan.release.timezone == "UTC"
+
+    def when(at: datetime) -> str:
+        local = at.astimezone(tz)
+        return f"{at:%Y-%m-%d %H:%M} UTC" if utc else f"{at:%Y-%m-%d %H:%M} UTC | {local:%Y-%m-%d %H:%M %Z}"
+
     for item in preview(plan):
-        local = item.at.astimezone(tz)
-        every = next(
-            (format_duration(s.every) for s in plan.status_updates if plan.channel(s.channel) == item.channel), ""
-        )
-        count = f" (sample: 1 of {item.count} status updates, every {every})" if item.count > 1 else ""
-        print(f"=== {item.at:%Y-%m-%d %H:%M} UTC | {local:%Y-%m-%d %H:%M %Z} | {item.channel} | {item.key}{count}")
+        what = item.key
+        stream = next((s for s in plan.status_updates if plan.channel(s.channel) == item.channel), None)
+        if item.last is not None and stream is not None:
+            first, last = item.at.astimezone(tz), item.last.astimezone(tz)
+            what = (
+                f"status update every {format_duration(stream.every)} from {first:%Y-%m-%d %H:%M} "
+                f"to {last:%Y-%m-%d %H:%M %Z} ({item.count} updates); the first:"
+            )
+        print(f"=== {when(item.at)} | {item.channel} | {what}")
         print(blocks_to_text(item.message.blocks))
         print()
     return 0
@@ -101,26 +121,70 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in _problem_lines(exc):
             print(line, file=sys.stderr)
         return 1
-    return asyncio.run(_run(settings, plans, args.plans))
+    if args.demo_user and not args.demo:
+        print("--demo-user only goes with --demo", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(settings, plans, args.plans, demo=args.demo, demo_user=args.demo_user))
 
 
-async def _run(settings: Settings, plans: list[tuple[Plan, str, str]], paths: Sequence[str]) -> int:
+Transform = Callable[[Plan], Awaitable[Plan]]
+
+
+async def _same(plan: Plan) -> Plan:
+    return plan
+
+
+def _demo(service: Service, member: str | None) -> Transform:
+    """--demo: the window moves to just ahead of the release's first load (a restart keeps that date,
+    which the database holds), and `member` holds every role."""
+    from bot.core.demo import demo_plan, demo_start
+    from storage import repo
+
+    async def transform(plan: Plan) -> Plan:
+        async with service.sessions() as session:
+            existing = await repo.get_release(session=session, release_id=plan.id)
+        start = existing.window_start if existing is not None else demo_start(service.clock())
+        shifted = demo_plan(plan, start, member)
+        local = shifted.t0.astimezone(shifted.tz)
+        who = f"you ({member}) hold every role" if member else "the plan's people keep their roles"
+        log.info(
+            "demo: %s starts at %s %s (%s the first load; delete the database to start over); %s",
+            plan.id,
+            f"{local:%H:%M}",
+            local.tzname(),
+            "kept from" if existing is not None else "15 minutes after",
+            who,
+        )
+        return shifted
+
+    return transform
+
+
+async def _run(
+    settings: Settings,
+    plans: list[tuple[Plan, str, str]],
+    paths: Sequence[str],
+    *,
+    demo: bool = False,
+    demo_user: str | None = None,
+) -> int:
     from bot.app import build_runtime, serve
     from bot.service import LoadedPlan
 
     runtime = await build_runtime(settings)
+    transform = _demo(runtime.service, demo_user) if demo else _same
     for plan, source, file in plans:
-        await runtime.service.load(LoadedPlan(plan, source, file))
+        await runtime.service.load(LoadedPlan(await transform(plan), source, file))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: runtime.background(_reload(runtime.service, paths)))
+    loop.add_signal_handler(signal.SIGHUP, lambda: runtime.background(_reload(runtime.service, paths, transform)))
     await serve(runtime, stop)
     return 0
 
 
-async def _reload(service: Service, paths: Sequence[str]) -> None:
+async def _reload(service: Service, paths: Sequence[str], transform: Transform = _same) -> None:
     """SIGHUP: read the plan files again and load them, as a restart would; a plan with problems changes
     nothing (each problem is logged as `file:line: message`)."""
     from bot.service import LoadedPlan
@@ -133,7 +197,7 @@ async def _reload(service: Service, paths: Sequence[str]) -> None:
         return
     for plan, source, file in plans:
         try:
-            await service.load(LoadedPlan(plan, source, file))
+            await service.load(LoadedPlan(await transform(plan), source, file))
         except Exception:
             log.exception("reloading %s failed; the release keeps its previous plan", file)
             continue
@@ -150,6 +214,14 @@ async def _export(args: argparse.Namespace) -> int:
     from storage.db import create_engine, migrate, sessionmaker
 
     settings = load_settings()
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        print(
+            f"no database at {missing} (WARROOM_DATABASE_URL is {settings.database_url}): run `warroom export` "
+            "where `warroom run` keeps its database, or set WARROOM_DATABASE_URL to it",
+            file=sys.stderr,
+        )
+        return 1
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
@@ -170,11 +242,28 @@ async def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names when it does not exist (opening it would create an empty database)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path.resolve()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="warroom", description="Run a planned production go-live from Slack.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="load plans into the database and serve Slack")
     run.add_argument("plans", nargs="+", metavar="PLAN.yml")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="try a plan now: its window moves to start 15 minutes after the first load (kept on restart)",
+    )
+    run.add_argument("--demo-user", metavar="MEMBER_ID", help="with --demo: your Slack member ID holds every role")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check", help="validate plans; list every problem as file:line: message")
     check.add_argument("plans", nargs="+", metavar="PLAN.yml")

@@ -17,14 +17,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from bot.timeparse import format_offset, localize, parse_duration, parse_offset, zone
+from bot.timeparse import format_offset, localize, parse_duration, parse_offset, shift, zone
 
-Offset = Annotated[timedelta, BeforeValidator(parse_offset)]
+# parse_offset keeps how an offset was written (whole days are wall-clock days); PlainValidator keeps its type
+Offset = Annotated[timedelta, PlainValidator(parse_offset)]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -87,8 +90,22 @@ class _Model(BaseModel):
 
 
 class Window(_Model):
+    """The window, in UTC. Times without an offset are read in the plan's zone (validation context)."""
+
     start: datetime
     end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _in_utc(cls, value: datetime, info: ValidationInfo) -> datetime:
+        context = info.context if isinstance(info.context, dict) else {}
+        return localize(value, context.get("tz") or zone("UTC"))
+
+    @model_validator(mode="after")
+    def _order(self) -> Window:
+        if self.end <= self.start:
+            raise ValueError("window.end must be after window.start")
+        return self
 
 
 class ReleaseInfo(_Model):
@@ -112,16 +129,6 @@ class ReleaseInfo(_Model):
     @classmethod
     def _version(cls, value: object) -> object:
         return str(value) if isinstance(value, int | float) else value
-
-    @model_validator(mode="after")
-    def _window_in_utc(self) -> ReleaseInfo:
-        tz = zone(self.timezone)
-        start = localize(self.window.start, tz)
-        end = localize(self.window.end, tz)
-        if end <= start:
-            raise ValueError("window.end must be after window.start")
-        object.__setattr__(self, "window", Window(start=start, end=end))
-        return self
 
 
 class PhaseSpec(_Model):
@@ -271,8 +278,8 @@ class Plan(_Model):
         return zone(self.release.timezone)
 
     def at(self, offset: timedelta) -> datetime:
-        """The absolute UTC time of an offset from T0."""
-        return self.t0 + offset
+        """The absolute UTC time of an offset from T0: whole days on the wall clock of the plan's zone."""
+        return shift(self.t0, offset, self.tz)
 
     def channel(self, key: str) -> str:
         """Resolve a channel key (`war_room`) or a literal channel reference to what Slack accepts."""
@@ -398,7 +405,13 @@ def _compose(text: str, filename: str) -> tuple[Any, dict[Path_, int]]:
     return data, lines
 
 
-def _line_for(lines: dict[Path_, int], loc: Path_) -> int:
+def source_lines(text: str, filename: str) -> dict[Path_, int]:
+    """Each value's path in the plan text → its line (for problems found after loading)."""
+    return _compose(text, filename)[1]
+
+
+def line_for(lines: dict[Path_, int], loc: Path_) -> int:
+    """The line of the value at `loc`, or of its nearest enclosing value."""
     path = tuple(loc)
     while path:
         if path in lines:
@@ -426,16 +439,19 @@ def _pydantic_problems(exc: ValidationError, filename: str, lines: dict[Path_, i
             message = f"{_describe(loc)}: unknown field (check the spelling; see the plan format in the README)"
         elif loc:
             message = f"{_describe(loc)}: {message}"
-        problems.append(Problem(filename, _line_for(lines, loc), message))
+        problems.append(Problem(filename, line_for(lines, loc), message))
     return problems
 
 
 def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -> list[Problem]:
-    """References between sections: roles, channels, phase ids, escalation levels, templates."""
+    """References between sections: roles, channels, phase ids, escalation levels, template names.
+
+    Whether the templates render is `bot.validate`'s question: it needs the renderer.
+    """
     problems: list[Problem] = []
 
     def add(path: Path_, message: str) -> None:
-        problems.append(Problem(filename, _line_for(lines, path), message))
+        problems.append(Problem(filename, line_for(lines, path), message))
 
     people = data.get("people")
     roles: set[Any] = set(people) if isinstance(people, dict) else set()
@@ -537,13 +553,6 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
                 f"template {template!r} is neither built in nor in templates_dir "
                 f"(built in: {', '.join(BUILTIN_TEMPLATES)})",
             )
-        text = ann.get("text")
-        if isinstance(text, str):
-            from messages.render import template_syntax_error
-
-            error = template_syntax_error(text)
-            if error:
-                add(("announcements", i, "text"), f"text is not a valid template: {error}")
         aid = ann.get("id")
         if isinstance(aid, str):
             if aid in ids:
@@ -562,7 +571,7 @@ def _window_problems(plan: Plan, filename: str, lines: dict[Path_, int]) -> list
             problems.append(
                 Problem(
                     filename,
-                    _line_for(lines, ("phases", i, "start")),
+                    line_for(lines, ("phases", i, "start")),
                     f"phase {phase.id!r} ends {format_offset(phase_end - plan.t0)} from T0, "
                     "more than a day after window.end: check start and duration",
                 )
@@ -578,6 +587,16 @@ def _single_stream_lines(data: dict[str, Any], lines: dict[Path_, int]) -> dict[
     return {**lines, **extra}
 
 
+def _zone_of(data: dict[str, Any]) -> ZoneInfo | None:
+    """The plan's zone, to read local window times in; None when it is missing or wrong (said elsewhere)."""
+    release = data.get("release")
+    name = release.get("timezone", "UTC") if isinstance(release, dict) else "UTC"
+    try:
+        return zone(name) if isinstance(name, str) else None
+    except ValueError:
+        return None
+
+
 def parse_plan(text: str, filename: str = "<plan>") -> Plan:
     """Validate plan text; raise PlanError listing every problem with its line."""
     data, lines = _compose(text, filename)
@@ -586,7 +605,7 @@ def parse_plan(text: str, filename: str = "<plan>") -> Plan:
     problems = _cross_check(data, filename, lines)
     plan: Plan | None = None
     try:
-        plan = Plan.model_validate(data)
+        plan = Plan.model_validate(data, context={"tz": _zone_of(data)})
     except ValidationError as exc:
         problems = _pydantic_problems(exc, filename, _single_stream_lines(data, lines)) + problems
         if isinstance(data.get("status_updates"), dict):  # one mapping: name its fields as written

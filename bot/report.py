@@ -1,36 +1,69 @@
-"""The post-mortem report: plan vs actual per phase, issues, votes, pages, decisions and the timeline."""
+"""The post-mortem report: plan vs actual per phase, issues, votes, pages, decisions and the timeline.
+
+Times are in the plan's zone (ISO 8601 with its offset in JSON), durations as people write them, and
+each timeline entry is a sentence.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from bot.domain import Event, Release
+from bot.domain import Event, PhaseStatus, Release
 from bot.rules import progress
+from bot.timeparse import format_duration, zone
+
+SYSTEM_ACTOR = "warroom"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def against_plan(delta: timedelta | None) -> str | None:
+    """`12m late`, `on time` (within a minute), `1h 5m early`; None when there is nothing to compare."""
+    if delta is None:
+        return None
+    if abs(delta) < timedelta(minutes=1):
+        return "on time"
+    return f"{format_duration(delta)} {'late' if delta > timedelta(0) else 'early'}"
+
+
+def _duration(seconds: float | None) -> str | None:
+    return None if seconds is None else format_duration(timedelta(seconds=seconds))
+
+
+_SECONDS = re.compile(r"\b(\d+)s\b")
+
+
+def humane_seconds(text: str) -> str:
+    """`due 7230s ago, past its grace of 1800s` → `due 2h 30s ago, past its grace of 30m`."""
+    return _SECONDS.sub(lambda m: format_duration(timedelta(seconds=int(m.group(1)))), text)
 
 
 def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
-    """Everything about one release as plain data."""
+    """Everything about one release as plain data, times in the plan's zone."""
+    tz = zone(release.timezone)
+
+    def iso(value: datetime | None) -> str | None:
+        return value.astimezone(tz).isoformat() if value else None
+
     phases = []
     for p in release.phases:
-        late = (p.finished_at - p.planned_end).total_seconds() if p.finished_at else None
+        late = p.finished_at - p.planned_end if p.finished_at and p.status is PhaseStatus.DONE else None
         phases.append(
             {
                 "id": p.id,
                 "name": p.name,
                 "status": p.status.value,
-                "planned_start": _iso(p.planned_start),
-                "planned_end": _iso(p.planned_end),
-                "started_at": _iso(p.started_at),
-                "finished_at": _iso(p.finished_at),
+                "planned_start": iso(p.planned_start),
+                "planned_end": iso(p.planned_end),
+                "started_at": iso(p.started_at),
+                "finished_at": iso(p.finished_at),
                 "started_by": p.started_by,
                 "finished_by": p.finished_by,
-                "late_seconds": late,
+                "late_seconds": late.total_seconds() if late is not None else None,
+                "against_plan": against_plan(late),
                 "note": p.note,
             }
         )
@@ -40,10 +73,11 @@ def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
             "name": release.name,
             "version": release.version,
             "status": release.status.value,
-            "window_start": _iso(release.window_start),
-            "window_end": _iso(release.window_end),
-            "started_at": _iso(release.started_at),
-            "ended_at": _iso(release.ended_at),
+            "timezone": release.timezone,
+            "window_start": iso(release.window_start),
+            "window_end": iso(release.window_end),
+            "started_at": iso(release.started_at),
+            "ended_at": iso(release.ended_at),
             "progress": progress(release),
             "attempt": release.attempt,
         },
@@ -58,9 +92,9 @@ def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
                 "error": i.error,
                 "status": i.status.value,
                 "reporter": i.reporter,
-                "reported_at": _iso(i.reported_at),
+                "reported_at": iso(i.reported_at),
                 "investigator": i.investigator,
-                "resolved_at": _iso(i.resolved_at),
+                "resolved_at": iso(i.resolved_at),
                 "resolved_by": i.resolved_by,
                 "resolution": i.resolution,
                 "seconds_to_resolve": (i.resolved_at - i.reported_at).total_seconds() if i.resolved_at else None,
@@ -74,15 +108,15 @@ def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
                 "targets": list(p.targets),
                 "reason": p.reason,
                 "status": p.status.value,
-                "created_at": _iso(p.created_at),
+                "created_at": iso(p.created_at),
                 "acked_by": p.acked_by,
-                "acked_at": _iso(p.acked_at),
+                "acked_at": iso(p.acked_at),
                 "seconds_to_ack": (p.acked_at - p.created_at).total_seconds() if p.acked_at else None,
             }
             for p in release.pages
         ],
         "votes": [
-            {"voter": b.voter, "role": b.role, "vote": b.vote.value, "reason": b.reason, "at": _iso(b.at)}
+            {"voter": b.voter, "role": b.role, "vote": b.vote.value, "reason": b.reason, "at": iso(b.at)}
             for b in release.ballots
         ],
         "decisions": [
@@ -91,13 +125,21 @@ def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
                 "outcome": d.outcome,
                 "rationale": d.rationale,
                 "decided_by": d.decided_by,
-                "at": _iso(d.at),
+                "at": iso(d.at),
                 "overrode_tally": d.overrode_tally,
             }
             for d in release.decisions
         ],
         "timeline": [
-            {"at": _iso(e.at), "kind": e.kind, "actor": e.actor, "subject": e.subject, "data": e.data} for e in timeline
+            {
+                "at": iso(e.at),
+                "kind": e.kind,
+                "actor": e.actor,
+                "subject": e.subject,
+                "text": describe(e, release),
+                "data": e.data,
+            }
+            for e in timeline
         ],
     }
 
@@ -106,18 +148,193 @@ def to_json(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
+# --- the timeline as sentences -----------------------------------------------------------------------------
+
+
+def _words(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(_words(v) for v in value) or "none"
+    return str(value).replace("_", " ")
+
+
+def _number(subject: str | None) -> str:
+    return f"#{subject.split(':', 1)[1]}" if subject and ":" in subject else f"#{subject}"
+
+
+def _phase_name(release: Release, phase_id: str | None) -> str:
+    phase = release.phase(phase_id) if phase_id else None
+    return phase.name if phase else str(phase_id)
+
+
+def _phase_change(verb: str) -> Callable[[Event, Release], str]:
+    def sentence(e: Event, release: Release) -> str:
+        name = _phase_name(release, e.subject)
+        note = e.data.get("note")
+        if verb == "done":
+            late = e.data.get("late_seconds")
+            timing = f", {against_plan(timedelta(seconds=late))}" if isinstance(late, int | float) else ""
+            return f"marked {name} done{timing}" + (f": {note}" if note else "")
+        if verb == "started":
+            return f"started {name}"
+        return f"{verb} {name}" + (f": {note}" if note else "")
+
+    return sentence
+
+
+def _decided(e: Event, release: Release) -> str:
+    outcome = "Go" if e.data.get("outcome") == "go" else "No-Go"
+    how = {"deadline": " at the deadline", "auto": " (missing votes)", "tally": " (every voter had voted)"}.get(
+        str(e.data.get("how")), ""
+    )
+    override = " (overriding the tally)" if e.data.get("overrode_tally") else ""
+    rationale = e.data.get("rationale")
+    return f"decided **{outcome}**{how}" + (f": {rationale}" if rationale else "") + override
+
+
+def _skipped_message(e: Event, release: Release) -> str:
+    reason = humane_seconds(str(e.data.get("reason", "")))
+    return f"the message {e.subject} was skipped" + (f": {reason}" if reason else "")
+
+
+def _posted(e: Event, release: Release) -> str:
+    late = e.data.get("late_seconds")
+    lateness = ""
+    if isinstance(late, int | float) and late >= 60:
+        lateness = f", {format_duration(timedelta(seconds=late))} late"
+    return f"posted {e.subject}{lateness}" + (" (marked delayed)" if e.data.get("delayed") else "")
+
+
+SENTENCES: dict[str, Callable[[Event, Release], str]] = {
+    "release.loaded": lambda e, r: (
+        f"the plan was loaded: version {e.data.get('version')}, {e.data.get('phases')} phases"
+    ),
+    "release.loaded_as_history": lambda e, r: f"loaded as history: {e.data.get('reason')}; nothing was sent",
+    "release.plan_updated": lambda e, r: (
+        "the plan was updated: " + "; ".join(f"{_words(k)}: {_words(v)}" for k, v in e.data.items())
+    ),
+    "release.started": lambda e, r: (
+        "started the release"
+        + (" at T0" if e.data.get("at") == "T0" else "")
+        + (f" without a Go decision: {e.data['forced']}" if e.data.get("forced") else "")
+    ),
+    "release.not_started": lambda e, r: f"the release did not start: {e.data.get('reason')}",
+    "release.completed": lambda e, r: "completed the release",
+    "release.rolled_back": lambda e, r: "ended the rollback: the release is rolled back",
+    "release.aborted": lambda e, r: f"aborted the release: {e.data.get('reason')}",
+    "release.rollback_started": lambda e, r: f"started a rollback: {e.data.get('reason')}",
+    "release.rescheduled": lambda e, r: f"the release was rescheduled after a No-Go (attempt {e.data.get('attempt')})",
+    "phase.started": _phase_change("started"),
+    "phase.done": _phase_change("done"),
+    "phase.failed": _phase_change("failed"),
+    "phase.skipped": _phase_change("skipped"),
+    "vote.opened": lambda e, r: f"opened the go/no-go vote for {_words(e.data.get('voters', []))}",
+    "vote.cast": lambda e, r: (
+        f"voted {_words(e.data.get('vote', ''))} as {_words(e.subject)}"
+        + (f": {e.data['reason']}" if e.data.get("reason") else "")
+    ),
+    "vote.changed": lambda e, r: (
+        f"changed their vote to {_words(e.data.get('vote', ''))} as {_words(e.subject)}"
+        + (f": {e.data['reason']}" if e.data.get("reason") else "")
+    ),
+    "vote.reminded": lambda e, r: f"reminded the missing voters ({_words(e.data.get('missing', []))})",
+    "vote.decided": _decided,
+    "issue.reported": lambda e, r: (
+        f"reported issue {_number(e.subject)} ({e.data.get('severity')}, "
+        f"{e.data.get('component')}): {e.data.get('impact')}"
+    ),
+    "issue.investigating": lambda e, r: f"took issue {_number(e.subject)} to investigate",
+    "issue.escalated": lambda e, r: f"escalated issue {_number(e.subject)} to Level {e.data.get('level')}",
+    "issue.resolved": lambda e, r: (
+        f"resolved issue {_number(e.subject)}"
+        + (f" after {_duration(e.data['seconds_to_resolve'])}" if e.data.get("seconds_to_resolve") is not None else "")
+        + (f": {e.data['note']}" if e.data.get("note") else "")
+    ),
+    "page.created": lambda e, r: (
+        f"paged {e.data.get('to') or _words(e.data.get('targets', []))} (page "
+        f"{_number(e.subject)}): {e.data.get('reason')}"
+    ),
+    "page.acked": lambda e, r: (
+        f"acknowledged page {_number(e.subject)}"
+        + (f" after {_duration(e.data['seconds_to_ack'])}" if e.data.get("seconds_to_ack") is not None else "")
+    ),
+    "page.escalated": lambda e, r: f"page {_number(e.subject)} climbed to Level {e.data.get('level')}",
+    "page.renotified": lambda e, r: f"page {_number(e.subject)} went to Level {e.data.get('level')} again",
+    "page.exhausted": lambda e, r: f"page {_number(e.subject)} reached the top of the ladder unanswered",
+    "page.level_empty": lambda e, r: f"page {_number(e.subject)}: Level {e.data.get('level')} has nobody to page",
+    "page.stopped": lambda e, r: f"page {_number(e.subject)} stopped: {e.data.get('reason')}",
+    "pagerduty.failed": lambda e, r: f"PagerDuty did not take page {_number(e.subject)}",
+    "rollback.decision_point": lambda e, r: "the rollback decision point was reached; the release manager was asked",
+    "rollback.continued": lambda e, r: (
+        "chose to continue"
+        + (f" after issue {_number(e.subject)}" if e.subject else "")
+        + (f": {e.data['reason']}" if e.data.get("reason") else "")
+    ),
+    "rollback.evaluation_asked": lambda e, r: f"asked whether to roll back after issue {_number(e.subject)}",
+    "rollback.evaluation_overdue": lambda e, r: (
+        f"no answer on rolling back after issue {_number(e.subject)}; paged {_words(e.data.get('paged', []))}"
+    ),
+    "message.posted": _posted,
+    "message.skipped": _skipped_message,
+    "message.failed": lambda e, r: f"the message {e.subject} could not be posted: {e.data.get('error')}",
+    "message.retrying": lambda e, r: f"the message {e.subject} is being retried: {e.data.get('error')}",
+}
+
+
+def describe(event: Event, release: Release) -> str:
+    """One timeline entry as a sentence (its actor, when any, goes in front of it)."""
+    sentence = SENTENCES.get(event.kind)
+    if sentence is not None:
+        return sentence(event, release)
+    details = "; ".join(f"{_words(k)}: {humane_seconds(_words(v))}" for k, v in event.data.items())
+    subject = f" {event.subject}" if event.subject else ""
+    return f"{_words(event.kind.replace('.', ' '))}{subject}" + (f" ({details})" if details else "")
+
+
+# --- markdown ----------------------------------------------------------------------------------------------
+
+
 def _md(value: object) -> str:
+    if isinstance(value, list | tuple):
+        value = ", ".join(str(v) for v in value)
     return "—" if value in (None, "") else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+class _Clock:
+    """Times as a reader of the report wants them: `17:12` on the window's first day, else with the date."""
+
+    def __init__(self, tz: ZoneInfo, first_day: datetime) -> None:
+        self.tz = tz
+        self.day = first_day.astimezone(tz).date()
+
+    def __call__(self, value: str | None, *, zone_name: bool = False) -> str:
+        if not value:
+            return "—"
+        local = datetime.fromisoformat(value).astimezone(self.tz)
+        text = f"{local:%H:%M}" if local.date() == self.day else f"{local:%a %d %b %H:%M}"
+        return f"{text} {local.tzname()}" if zone_name else text
+
+    def full(self, value: str | None) -> str:
+        if not value:
+            return "—"
+        local = datetime.fromisoformat(value).astimezone(self.tz)
+        return f"{local:%a %d %b %Y %H:%M} {local.tzname()}"
 
 
 def to_markdown(data: dict[str, Any]) -> str:
     r = data["release"]
+    tz = zone(r["timezone"])
+    start = datetime.fromisoformat(r["window_start"])
+    clock = _Clock(tz, start)
+    end_local = datetime.fromisoformat(r["window_end"]).astimezone(tz)
+    same_day = end_local.date() == start.astimezone(tz).date()
+    window_end = f"{end_local:%H:%M %Z}" if same_day else clock.full(r["window_end"])
+    window_start = f"{start.astimezone(tz):%a %d %b %Y %H:%M}" + ("" if same_day else f" {start.astimezone(tz):%Z}")
     out = [
         f"# {r['name']} {r['version']} — post-mortem report",
         "",
-        f"- Release: `{r['id']}` · status **{r['status']}** · progress {r['progress']}%",
-        f"- Window: {r['window_start']} to {r['window_end']}",
-        f"- Started: {_md(r['started_at'])} · ended: {_md(r['ended_at'])}",
+        f"- Release: `{r['id']}` · status **{_words(r['status'])}** · progress {r['progress']}%",
+        f"- Window: {window_start} to {window_end} ({r['timezone']})",
+        f"- Started: {clock.full(r['started_at'])} · ended: {clock.full(r['ended_at'])}",
         *(
             [
                 f"- Attempt {r['attempt']}: the release was postponed by a No-Go and rescheduled; phases and "
@@ -129,16 +346,25 @@ def to_markdown(data: dict[str, Any]) -> str:
         "",
         "## Phases: plan vs actual",
         "",
-        "| phase | status | planned start | planned end | started | finished | late (s) | by | note |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| phase | status | planned | actual | against plan | by | note |",
+        "|---|---|---|---|---|---|---|",
     ]
     for p in data["phases"]:
+        if p["started_at"] and p["finished_at"]:
+            actual = f"{clock(p['started_at'])} to {clock(p['finished_at'])}"
+        elif p["finished_at"]:
+            actual = f"{_words(p['status'])} {clock(p['finished_at'])}"
+        elif p["started_at"]:
+            actual = f"since {clock(p['started_at'])}"
+        else:
+            actual = "—"
         out.append(
-            f"| {_md(p['name'])} (`{p['id']}`) | {p['status']} | {p['planned_start']} | {p['planned_end']} | "
-            f"{_md(p['started_at'])} | {_md(p['finished_at'])} | {_md(p['late_seconds'])} | "
+            f"| {_md(p['name'])} (`{p['id']}`) | {_words(p['status'])} | "
+            f"{clock(p['planned_start'])} to {clock(p['planned_end'])} | {actual} | {_md(p['against_plan'])} | "
             f"{_md(p['finished_by'] or p['started_by'])} | {_md(p['note'])} |"
         )
-    sections: list[tuple[str, list[str], str]] = [
+    out += ["", f"Times are {end_local:%Z} ({r['timezone']}) on {start.astimezone(tz):%a %d %b %Y} unless dated."]
+    tables: list[tuple[str, list[str], list[list[object]]]] = [
         (
             "Issues",
             [
@@ -149,28 +375,71 @@ def to_markdown(data: dict[str, Any]) -> str:
                 "impact",
                 "status",
                 "investigator",
-                "seconds_to_resolve",
+                "time to resolve",
                 "resolution",
             ],
-            "issues",
+            [
+                [
+                    i["number"],
+                    i["severity"],
+                    i["component"],
+                    i["region"],
+                    i["impact"],
+                    _words(i["status"]),
+                    i["investigator"],
+                    _duration(i["seconds_to_resolve"]),
+                    i["resolution"],
+                ]
+                for i in data["issues"]
+            ],
         ),
-        ("Pages", ["number", "level", "targets", "reason", "status", "acked_by", "seconds_to_ack"], "pages"),
-        ("Votes", ["voter", "role", "vote", "reason", "at"], "votes"),
-        ("Decisions", ["kind", "outcome", "rationale", "decided_by", "at", "overrode_tally"], "decisions"),
+        (
+            "Pages",
+            ["number", "level", "paged", "reason", "status", "acknowledged by", "time to acknowledge"],
+            [
+                [
+                    p["number"],
+                    p["level"],
+                    p["targets"],
+                    p["reason"],
+                    "acknowledged" if p["status"] == "acked" else _words(p["status"]),
+                    p["acked_by"],
+                    _duration(p["seconds_to_ack"]),
+                ]
+                for p in data["pages"]
+            ],
+        ),
+        (
+            "Votes",
+            ["voter", "role", "vote", "reason", "at"],
+            [[v["voter"], _words(v["role"]), _words(v["vote"]), v["reason"], clock(v["at"])] for v in data["votes"]],
+        ),
+        (
+            "Decisions",
+            ["what", "outcome", "rationale", "by", "at", "note"],
+            [
+                [
+                    _words(d["kind"]).replace("go no go", "go/no-go"),
+                    _words(d["outcome"]),
+                    d["rationale"],
+                    d["decided_by"],
+                    clock(d["at"]),
+                    "overrode the tally" if d["overrode_tally"] else None,
+                ]
+                for d in data["decisions"]
+            ],
+        ),
     ]
-    for title, columns, key in sections:
+    for title, columns, rows in tables:
         out += ["", f"## {title}", ""]
-        if not data[key]:
+        if not rows:
             out.append("None.")
             continue
         out.append("| " + " | ".join(columns) + " |")
         out.append("|" + "---|" * len(columns))
-        for row in data[key]:
-            out.append("| " + " | ".join(_md(row[c]) for c in columns) + " |")
+        out += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
     out += ["", "## Timeline", ""]
     for e in data["timeline"]:
-        who = f" by {e['actor']}" if e["actor"] else ""
-        subject = f" `{e['subject']}`" if e["subject"] else ""
-        details = f" — {json.dumps(e['data'], ensure_ascii=False)}" if e["data"] else ""
-        out.append(f"- {e['at']} **{e['kind']}**{subject}{who}{details}")
+        who = f"{e['actor']} " if e["actor"] and e["actor"] != SYSTEM_ACTOR and e["actor"] != "system" else ""
+        out.append(f"- {clock(e['at'], zone_name=True)} — {who}{e['text']}")
     return "\n".join(out) + "\n"

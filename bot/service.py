@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.core.posts import one_post_per_channel
 from bot.domain import Conflict, External, NotFound, Outcome, Release, UsageError
 from bot.plan import Plan, PlanError, parse_plan
 from bot.redact import REDACTOR
@@ -110,6 +111,7 @@ class Service:
         async with self.sessions() as session, session.begin():
             before = await repo.get_release(session=session, release_id=plan.id, lock=True)
             outcome = load_plan_into(before, plan, now)
+            outcome = replace(outcome, effects=one_post_per_channel(outcome.effects, plan))
             await repo.save_release(
                 session=session,
                 before=before,
@@ -135,6 +137,7 @@ class Service:
             if before is None:
                 raise NotFound(f"Release {release_id!r} is not in the database; run `warroom run` with its plan.")
             outcome = decide(before, plan, now)
+            outcome = replace(outcome, effects=one_post_per_channel(outcome.effects, plan))
             if outcome.release is not before and outcome.release != before:
                 await repo.save_release(session=session, before=before, after=outcome.release, now=now)
             await repo.append_events(session=session, release_id=release_id, events=outcome.events)

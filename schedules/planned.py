@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import Release, attempt_key
+from bot.core.window import history_reason
+from bot.domain import CancelTimer, Event, Release, attempt_key
 from bot.plan import Plan
+from bot.votes import DEADLINE_TIMER, DECISION_POINT_TIMER, OPEN_TIMER, T0_TIMER
 from storage import repo
+
+log = logging.getLogger(__name__)
 
 ANNOUNCEMENT = "announcement:"
 STATUS = "status:"
@@ -66,3 +71,32 @@ async def sync_schedule(session: AsyncSession, plan: Plan, release: Release, now
             grace_seconds=fields["grace_seconds"],
             kind=fields["kind"],
         )
+
+
+async def load_as_history(session: AsyncSession, plan: Plan, release: Release, now: datetime) -> None:
+    """A window that ended before the release started: no vote, no DMs, no announcements. Each planned
+    message is recorded once as skipped (announcements on the timeline too), the plan's timers are off."""
+    reason = history_reason(plan)
+    await sync_schedule(session, plan, release, now)
+    skipped = await repo.skip_pending(
+        session=session, release_id=plan.id, prefixes=(ANNOUNCEMENT, STATUS), reason=reason
+    )
+    events = [
+        Event("message.skipped", now, subject=key, data={"reason": reason})
+        for key, kind in skipped
+        if kind == "announcement"
+    ]
+    if skipped:
+        events.insert(0, Event("release.loaded_as_history", now, data={"reason": reason, "skipped": len(skipped)}))
+    await repo.append_events(session=session, release_id=plan.id, events=events)
+    timers = (T0_TIMER, OPEN_TIMER, DEADLINE_TIMER, DECISION_POINT_TIMER)
+    await repo.apply_effects(
+        session=session, release_id=plan.id, effects=[CancelTimer(key) for key in timers], now=now, seq="history"
+    )
+    log.info(
+        "release %s: %s; loaded as history: no vote, no DMs, no announcements "
+        "(%d scheduled messages recorded as skipped)",
+        plan.id,
+        reason,
+        len(skipped),
+    )

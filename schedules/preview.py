@@ -5,26 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from bot.domain import PhaseStatus, Release, ReleaseStatus
+import messages.vote_cards  # noqa: F401 - registers the vote and rollback-prompt builders rendered below
+from bot.core.simulate import on_plan
 from bot.plan import Plan
 from bot.rules import release_from_plan
+from bot.votes import AUTO_NO_GO_GRACE
 from messages.blocks import Message
 from messages.render import compose
 from schedules.planned import planned_messages
-
-
-def on_plan(release: Release, at: datetime) -> Release:
-    """The release as it would be at `at` if every phase ran exactly to plan."""
-    phases = []
-    for p in release.phases:
-        if p.planned_end <= at:
-            p = replace(p, status=PhaseStatus.DONE, started_at=p.planned_start, finished_at=p.planned_end)
-        elif p.planned_start <= at:
-            p = replace(p, status=PhaseStatus.IN_PROGRESS, started_at=p.planned_start)
-        phases.append(p)
-    status = ReleaseStatus.IN_PROGRESS if at >= release.window_start else release.status
-    started = release.window_start if at >= release.window_start else None
-    return replace(release, phases=tuple(phases), status=status, started_at=started)
 
 
 @dataclass(frozen=True)
@@ -34,11 +22,15 @@ class PreviewItem:
     channel: str
     message: Message
     count: int = 1
+    last: datetime | None = None
+    """For status updates: the time of the last one (`at` is the first)."""
 
 
 def preview(plan: Plan) -> list[PreviewItem]:
-    """Announcements as they would render at their time; status updates as one sample and their count."""
+    """Announcements, the vote's opening and deadline reminder, and the rollback decision point as they
+    would render at their time if everything goes to plan; status updates as the first and their count."""
     fresh = release_from_plan(plan)
+    war_room = plan.channel("war_room")
     items: list[PreviewItem] = []
     streams: dict[str, list[tuple[datetime, str, dict[str, object]]]] = {}
     for key, (at, fields) in planned_messages(plan).items():
@@ -48,8 +40,29 @@ def preview(plan: Plan) -> list[PreviewItem]:
         release = on_plan(fresh, at)
         message = compose(plan, str(fields["template"]), release, at, dict(fields["data"]))
         items.append(PreviewItem(at, key, plan.channel(str(fields["channel"])), message))
-    for status in streams.values():  # one sample per stream of status updates
-        at, key, fields = status[min(1, len(status) - 1)]
+    for status in streams.values():  # one sample per stream of status updates: the first
+        at, key, fields = status[0]
         message = compose(plan, str(fields["template"]), on_plan(fresh, at), at, {})
-        items.append(PreviewItem(at, key, plan.channel(str(fields["channel"])), message, count=len(status)))
+        channel = plan.channel(str(fields["channel"]))
+        items.append(PreviewItem(at, key, channel, message, count=len(status), last=status[-1][0]))
+    if plan.go_no_go is not None:
+        opens, deadline = plan.at(plan.go_no_go.at), plan.at(plan.go_no_go.deadline)
+        voting = replace(on_plan(fresh, opens), vote_opened_at=opens)
+        vote = compose(plan, "gonogo_vote", voting, opens, {"attempt": 1})
+        items.append(PreviewItem(opens, "go/no-go vote opens", war_room, vote))
+        reminder = {
+            "attempt": 1,
+            "missing": list(plan.go_no_go.voters),
+            "auto_at": (deadline + AUTO_NO_GO_GRACE).isoformat(),
+            "deadline": deadline.isoformat(),
+        }
+        message = compose(
+            plan, "gonogo_reminder", replace(on_plan(fresh, deadline), vote_opened_at=opens), deadline, reminder
+        )
+        key = "go/no-go deadline reminder (only if votes are missing; each missing voter also gets it by DM)"
+        items.append(PreviewItem(deadline, key, war_room, message))
+    if plan.rollback.decision_point is not None:
+        point = plan.at(plan.rollback.decision_point)
+        prompt = compose(plan, "rollback_prompt", on_plan(fresh, point), point, {})
+        items.append(PreviewItem(point, "rollback decision point: continue or roll back?", war_room, prompt))
     return sorted(items, key=lambda i: (i.at, i.key))

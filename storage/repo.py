@@ -505,6 +505,24 @@ async def sent_message(*, session: AsyncSession, release_id: str, key: str) -> O
     return _item(row) if row else None
 
 
+async def skip_pending(
+    *, session: AsyncSession, release_id: str, prefixes: tuple[str, ...], reason: str
+) -> list[tuple[str, str]]:
+    """Mark the release's pending messages under `prefixes` skipped with `reason`; (key, kind) of each."""
+    rows = (
+        await session.scalars(
+            select(OutboxRow).where(OutboxRow.release_id == release_id, OutboxRow.status == "pending")
+        )
+    ).all()
+    skipped = []
+    for row in rows:
+        if row.key.startswith(prefixes):
+            row.status, row.error = "skipped", reason[:2000]
+            skipped.append((row.key, row.kind))
+    await session.flush()
+    return sorted(skipped)
+
+
 async def outbox(*, session: AsyncSession, release_id: str | None = None) -> list[OutboxItem]:
     query = select(OutboxRow).order_by(OutboxRow.due_at, OutboxRow.id)
     if release_id is not None:

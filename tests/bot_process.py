@@ -49,6 +49,7 @@ async def running_bot(
     *,
     ready_within: float = 30,
     extra_env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
 ) -> AsyncIterator[BotProcess]:
     """Start `warroom run PLAN`, wait for /healthz, and stop it with SIGTERM afterwards (exit 0 expected).
 
@@ -66,7 +67,7 @@ async def running_bot(
     }
     with log.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run", str(plan), env=env, cwd=ROOT, stdout=sink, stderr=sink
+            sys.executable, "-m", "bot.cli", "run", *options, str(plan), env=env, cwd=ROOT, stdout=sink, stderr=sink
         )
     bot = BotProcess(process, f"http://127.0.0.1:{port}", log)
     try:

@@ -59,10 +59,10 @@ def test_preview_prints_every_message_in_time_order_with_both_zones() -> None:
     result = run("preview", str(ROOT / "examples" / "interactive-examples.yml"))
     assert result.returncode == 0, result.stderr
     heads = [line for line in result.stdout.splitlines() if line.startswith("=== ")]
-    assert len(heads) == 8  # 7 announcements and one sample status update
+    assert len(heads) == 11  # 7 announcements, the first status update, the vote, its reminder, the decision point
     assert heads == sorted(heads)
     assert "2025-07-26 00:00 UTC | 2025-07-25 20:00 EDT" in result.stdout
-    assert "sample: 1 of 8 status updates" in result.stdout
+    assert "(8 updates); the first:" in result.stdout
     assert "DEPLOYMENT STATUS UPDATE" in result.stdout
 
 
@@ -112,3 +112,17 @@ def test_export_reports_a_release_from_the_database(
     assert markdown.startswith("# Test Platform v1.2.3") and "## Phases: plan vs actual" in markdown
     assert main(["export", "nope"]) == 1
     assert "no release 'nope'" in capsys.readouterr().err
+
+
+def test_every_package_of_the_program_is_installed() -> None:
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    tops = ("bot", "handlers", "schedules", "messages", "storage")
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in tops
+        for init in (ROOT / top).rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found - listed == set(), "packages `pip install .` would leave out"

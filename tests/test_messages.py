@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.simulate import on_plan
 from bot.domain import Issue, PhaseStatus, ReleaseStatus, Severity
 from bot.plan import BUILTIN_TEMPLATES, Plan, load_plan
 from bot.rules import release_from_plan
 from messages import blocks as bk
 from messages.render import compose, render, slack_escape
 from messages.schedule_card import schedule_card
-from schedules.preview import on_plan
 from schedules.upcoming import Upcoming
 from tests.conftest import ROOT, T0
 
