@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -23,13 +24,14 @@ import bot.paging
 import bot.votes  # noqa: F401 - see above
 import messages.issue_cards
 import messages.vote_cards  # noqa: F401 - see above
+from bot.connection import SocketLink, keep_asking_auth_test
 from bot.domain import Outcome, Release
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
 from bot.service import Service
 from bot.settings import Settings
-from bot.slack import Directory, web_client
+from bot.slack import BotIdentity, Directory, web_client
 from handlers import register_all
 from handlers.deps import Deps
 from handlers.errors import reply_error, request_name
@@ -57,10 +59,33 @@ async def on_error(error: Exception, body: dict[str, Any], respond: Any, client:
     await reply_error(error, body, respond, client)
 
 
-def build_app(settings: Settings, client: AsyncWebClient, deps: Deps) -> AsyncApp:
-    """The Bolt app with the deps middleware, every listener and the error handler."""
+def build_app(
+    settings: Settings, client: AsyncWebClient, deps: Deps, identity: BotIdentity | None = None
+) -> AsyncApp:
+    """The Bolt app with the deps middleware, every listener and the error handler.
+
+    Bolt would call `auth.test` on the first request, before its ack — with Slack down, that command is lost.
+    `authorize` answers from `identity` (the start-up auth.test) instead, so no request waits on Slack.
+    """
+    who = identity or BotIdentity()
+    token = client.token
+
+    async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id or who.enterprise_id,
+            team_id=team_id or who.team_id,
+            bot_id=who.bot_id,
+            bot_user_id=who.user_id,
+            bot_token=token,
+            user_id=user_id,
+        )
+
     app = AsyncApp(
-        client=client,
+        # the token arrives through `authorize` (given both, Bolt warns that one is ignored)
+        client=AsyncWebClient(
+            base_url=client.base_url, timeout=client.timeout, retry_handlers=list(client.retry_handlers)
+        ),
+        authorize=authorize,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
         request_verification_enabled=not settings.socket_mode,
         raise_error_for_unhandled_request=False,
@@ -87,6 +112,9 @@ class Runtime:
     dispatcher: Dispatcher
     timekeeper: Timekeeper
     app: AsyncApp
+    identity: BotIdentity = field(default_factory=BotIdentity)
+    socket: SocketLink | None = None
+    exit_code: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _changed(self, release_id: str, outcome: Outcome) -> None:
@@ -112,8 +140,11 @@ class Runtime:
         await self.engine.dispose()
 
 
-async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Runtime:
-    """Everything `warroom run` needs, migrated and wired, not yet serving."""
+async def build_runtime(
+    settings: Settings, *, clock: Callable[[], datetime] = utcnow, identity: BotIdentity | None = None
+) -> Runtime:
+    """Everything `warroom run` needs, migrated and wired, not yet serving (`identity`: the start-up auth.test)."""
+    identity = identity or BotIdentity()
     engine = create_engine(settings.database_url)
     await migrate(engine)
     service = Service(sessions=sessionmaker(engine), clock=clock)
@@ -123,8 +154,8 @@ async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = u
     directory = Directory(client)
     dispatcher = Dispatcher(service, client, directory, clock)
     timekeeper = Timekeeper(dispatcher, clock)
-    app = build_app(settings, client, Deps(service, directory, clock))
-    runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app)
+    app = build_app(settings, client, Deps(service, directory, clock), identity)
+    runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app, identity)
     service.after_commit.append(runtime._changed)
     # PagerDuty runs in the background (tracked with the runtime's tasks) so it never delays a Slack page
     service.externals["pagerduty"] = PagerDuty(service, runtime._tasks, wake=dispatcher.run_due).submit
@@ -144,7 +175,13 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
 
     async def healthz(_request: web.Request) -> web.Response:
         ok = await ping(runtime.engine)
-        body = {"status": "ok" if ok else "database unavailable", "releases": sorted(runtime.service.plans)}
+        body: dict[str, Any] = {
+            "status": "ok" if ok else "database unavailable",
+            "releases": sorted(runtime.service.plans),
+        }
+        if runtime.socket is not None:
+            # degraded, not down: scheduled posts still go out through the Web API, so a restart would not help
+            body["socket"] = await runtime.socket.state()
         return web.json_response(body, status=200 if ok else 503)
 
     async def metrics(_request: web.Request) -> web.Response:
@@ -165,25 +202,45 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
     return application
 
 
-def socket_mode_handler(runtime: Runtime) -> Any:
-    """Bolt's Socket Mode handler, on the app's own Web API client (so SLACK_API_URL reaches it too)."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
+def socket_link(runtime: Runtime) -> SocketLink:
+    """The Socket Mode connection, on the app's own Web API client (so SLACK_API_URL reaches it too)."""
     token = runtime.settings.slack_app_token
     assert token is not None
-    return AsyncSocketModeHandler(runtime.app, token.get_secret_value(), web_client=runtime.client)
+    return SocketLink(runtime.app, token.get_secret_value(), runtime.client)
 
 
-async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
-    """Serve until `stop` is set: HTTP mode, or Socket Mode plus the health and metrics endpoints."""
+def socket_mode_handler(runtime: Runtime) -> Any:
+    """Bolt's Socket Mode handler (see `socket_link`)."""
+    return socket_link(runtime).handler
+
+
+async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
+    """Serve until `stop` is set: HTTP mode, or Socket Mode plus the health and metrics endpoints.
+
+    Neither Slack nor the socket holds the rest back: the listener, the scheduler and the outbox start first;
+    the Socket Mode connection and a token check Slack did not answer at start go on in the background.
+    Returns the exit code: 0, or 2 when Slack refused a token meanwhile.
+    """
     settings = runtime.settings
-    socket_handler = socket_mode_handler(runtime) if settings.socket_mode else None
-    if socket_handler is not None:
-        await socket_handler.connect_async()
+
+    def fatal(message: str) -> None:
+        log.error("%s", message)
+        runtime.exit_code = 2
+        stop.set()
+
     runner = web.AppRunner(web_app(runtime, serve_slack=not settings.socket_mode), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    loops: list[asyncio.Task[None]] = []
+    if not runtime.identity.known and settings.slack_bot_token is not None:
+        token = settings.slack_bot_token.get_secret_value()
+        loops.append(
+            asyncio.create_task(keep_asking_auth_test(token, settings.slack_api_url, runtime.identity, fatal))
+        )
+    if settings.socket_mode:
+        runtime.socket = socket_link(runtime)
+        loops.append(asyncio.create_task(runtime.socket.run(fatal)))
     await runtime.timekeeper.start()
     mode = (
         "Socket Mode"
@@ -194,7 +251,11 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
     try:
         await stop.wait()
     finally:
-        if socket_handler is not None:
-            await socket_handler.close_async()
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        if runtime.socket is not None:
+            await runtime.socket.close()
         await runner.cleanup()
         await runtime.close()
+    return runtime.exit_code

@@ -105,8 +105,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 async def _run(settings: Settings, plans: list[tuple[Plan, str, str]], paths: Sequence[str]) -> int:
     from bot.app import build_runtime, serve
     from bot.service import LoadedPlan
+    from bot.slack import BotIdentity, SlackUnreachable, TokenRejected, check_token
 
-    runtime = await build_runtime(settings)
+    identity = BotIdentity()
+    assert settings.slack_bot_token is not None  # require_slack checked it
+    try:
+        await check_token(settings.slack_bot_token.get_secret_value(), settings.slack_api_url, identity)
+    except TokenRejected as exc:
+        print(f"warroom: {exc}", file=sys.stderr)
+        return 2
+    except SlackUnreachable as exc:
+        log.warning("Slack did not answer auth.test (%s); serving anyway and asking again in the background", exc)
+    runtime = await build_runtime(settings, identity=identity)
     for plan, source, file in plans:
         await runtime.service.load(LoadedPlan(plan, source, file))
     stop = asyncio.Event()
@@ -114,8 +124,7 @@ async def _run(settings: Settings, plans: list[tuple[Plan, str, str]], paths: Se
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: runtime.background(_reload(runtime.service, paths)))
-    await serve(runtime, stop)
-    return 0
+    return await serve(runtime, stop)
 
 
 async def _reload(service: Service, paths: Sequence[str]) -> None:

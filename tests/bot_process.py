@@ -42,9 +42,17 @@ class BotProcess:
 
 @asynccontextmanager
 async def running_bot(
-    fake: FakeSlack, plan: Path, database_url: str, log: Path, *, ready_within: float = 30
+    fake: FakeSlack,
+    plan: Path,
+    database_url: str,
+    log: Path,
+    *,
+    ready_within: float = 30,
+    extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[BotProcess]:
-    """Start `warroom run PLAN`, wait for /healthz, and stop it with SIGTERM afterwards (exit 0 expected)."""
+    """Start `warroom run PLAN`, wait for /healthz, and stop it with SIGTERM afterwards (exit 0 expected).
+
+    `extra_env` adds or replaces variables (e.g. SLACK_APP_TOKEN for Socket Mode)."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_"))},
@@ -54,6 +62,7 @@ async def running_bot(
         "WARROOM_DATABASE_URL": database_url,
         "WARROOM_HOST": "127.0.0.1",
         "WARROOM_PORT": str(port),
+        **(extra_env or {}),
     }
     with log.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(

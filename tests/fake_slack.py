@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -19,6 +21,22 @@ class Call:
     method: str
     args: dict[str, Any]
     at: float
+
+
+OutageKind = Literal["500", "reset", "429", "hang"]
+
+
+@dataclass
+class Outage:
+    """`500`: HTTP 500; `reset`: the connection is reset; `429`: ratelimited with Retry-After; `hang`: no answer."""
+
+    kind: OutageKind
+    until: float | None = None
+    """`time.monotonic()` at which it ends by itself; None: until `FakeSlack.restore`."""
+    retry_after: int = 1
+
+    def active(self) -> bool:
+        return self.until is None or time.monotonic() < self.until
 
 
 @dataclass
@@ -39,6 +57,8 @@ class FakeSlack:
     """Calls to the `held` methods wait for `hold` before being recorded and answered."""
     waiting: list[str] = field(default_factory=list)
     """Methods of the calls that started waiting for `hold`."""
+    outages: dict[str, Outage] = field(default_factory=dict)
+    """Methods failing in one way while their outage lasts (see `outage`)."""
 
     async def start(self) -> FakeSlack:
         app = web.Application()
@@ -89,6 +109,39 @@ class FakeSlack:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(condition), within)
 
+    # --- outages: a method failing in one way for a while -------------------------------------------------
+
+    def outage(self, method: str, kind: OutageKind, *, seconds: float | None = None, retry_after: int = 1) -> None:
+        """Make `method` fail as `kind` for `seconds` (None: until `restore`); attempts are recorded as
+        `METHOD:outage`."""
+        self.outages[method] = Outage(kind, None if seconds is None else time.monotonic() + seconds, retry_after)
+
+    def restore(self, method: str) -> None:
+        """End the outage of `method`: it answers normally again."""
+        self.outages.pop(method, None)
+
+    async def _outage_answer(self, method: str, args: dict[str, Any], request: web.Request) -> web.Response | None:
+        outage = self.outages.get(method)
+        if outage is None or not outage.active():
+            return None
+        await self._record(method + ":outage", args)
+        if outage.kind == "hang":
+            while self.outages.get(method) is outage and outage.active():  # noqa: ASYNC110 - either end may come
+                await asyncio.sleep(0.05)
+            return web.json_response({"ok": False, "error": "request_timeout"}, status=504)
+        if outage.kind == "reset":
+            transport = request.transport
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is not None:  # SO_LINGER 0: closing sends a TCP RST, as a dropped connection does
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if transport is not None:
+                transport.abort()
+            return web.Response(status=500)  # never reaches the client: the connection is gone
+        if outage.kind == "429":
+            headers = {"Retry-After": str(outage.retry_after)}
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers=headers)
+        return web.Response(status=500, text="Internal Server Error")
+
     # --- the server ---------------------------------------------------------------------------------------
 
     async def _record(self, method: str, args: dict[str, Any]) -> None:
@@ -121,6 +174,8 @@ class FakeSlack:
                     args[key] = json.loads(args[key])
         if request.method == "POST":
             args = {**dict(request.query), **args}  # the SDK sends some methods' arguments as query parameters
+        if (failure := await self._outage_answer(method, args, request)) is not None:
+            return failure
         queued = self.fail.get(method)
         if queued:
             status, body = queued.pop(0)

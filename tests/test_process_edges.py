@@ -1,0 +1,113 @@
+"""The edges of the real program: start with Slack down or a token refused, Socket Mode that cannot connect,
+stopping, configuration and database errors, and what it logs — each through `warroom run` as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from tests.bot_process import BotProcess, free_port, running_bot
+from tests.conftest import ROOT, SIGNING_SECRET, plan_text, sign
+from tests.fake_slack import FakeSlack, OutageKind
+
+SOCKET_MODE = {"SLACK_APP_TOKEN": "xapp-e2e"}
+
+
+def _plan(tmp_path: Path) -> Path:
+    plan = tmp_path / "plan.yml"
+    plan.write_text(plan_text())
+    return plan
+
+
+def _db(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'edges.db'}"
+
+
+async def _exit_of(fake: FakeSlack, tmp_path: Path, extra_env: dict[str, str], within: float = 20) -> tuple[int, str]:
+    """Run `warroom run` until it stops by itself; its exit code and everything it wrote."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_"))},
+        "SLACK_BOT_TOKEN": "xoxb-e2e",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake.url,
+        "WARROOM_DATABASE_URL": _db(tmp_path),
+        "WARROOM_HOST": "127.0.0.1",
+        "WARROOM_PORT": str(free_port()),
+        **extra_env,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", str(_plan(tmp_path)), env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), within)
+    except TimeoutError:
+        process.kill()
+        out, _ = await process.communicate()
+        pytest.fail(f"warroom run did not stop within {within}s:\n{out.decode(errors='replace')}")
+    assert process.returncode is not None
+    return process.returncode, out.decode(errors="replace")
+
+
+async def _command(session: aiohttp.ClientSession, bot: BotProcess, fake: FakeSlack, command: str, text: str) -> int:
+    form = {
+        "command": command, "text": text, "user_id": "U0DBA", "channel_id": "C0WAR", "channel_name": "war",
+        "team_id": "T111", "response_url": fake.webhook_url, "trigger_id": "1",
+    }  # fmt: skip
+    body = urlencode(form)
+    timeout = aiohttp.ClientTimeout(total=15)
+    async with session.post(f"{bot.base}/slack/events", data=body, headers=sign(body), timeout=timeout) as response:
+        return response.status
+
+
+# --- 1. the first command after start, and a token Slack refuses -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["500", "reset", "429", "hang"])
+async def test_first_command_is_answered_while_auth_test_fails(
+    fake_slack: FakeSlack, tmp_path: Path, kind: OutageKind
+) -> None:
+    fake_slack.outage("auth.test", kind, retry_after=30)
+    log = tmp_path / "warroom.log"
+    async with running_bot(fake_slack, _plan(tmp_path), _db(tmp_path), log) as bot, aiohttp.ClientSession() as s:
+        assert await _command(s, bot, fake_slack, "/issue", "high api 5xx errors on /appointments") == 200
+        reply = (await fake_slack.wait_for("respond", 1, within=10))[0]
+        assert "#1" in reply["text"], reply
+        await fake_slack.wait_until(lambda: any("ISSUE" in str(p.get("blocks")) for p in fake_slack.posts()), 10)
+        lines = [line for line in bot.output().splitlines() if "auth.test" in line]
+        assert len(lines) == 1 and "Slack did not answer" in lines[0], bot.output()
+        fake_slack.restore("auth.test")
+        await bot.wait_for_output("Slack answered auth.test", within=20)
+    assert "Traceback" not in bot.output()
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "not_authed", "account_inactive", "token_revoked"])
+@pytest.mark.parametrize("mode", ["http", "socket"])
+async def test_a_rejected_bot_token_stops_the_program_naming_it(
+    fake_slack: FakeSlack, tmp_path: Path, error: str, mode: str
+) -> None:
+    fake_slack.fail["auth.test"] = [(200, {"ok": False, "error": error})]
+    code, output = await _exit_of(fake_slack, tmp_path, SOCKET_MODE if mode == "socket" else {})
+    assert code == 2, output
+    lines = [line for line in output.splitlines() if "SLACK_BOT_TOKEN" in line]
+    assert len(lines) == 1 and error in lines[0], output
+    assert "Traceback" not in output and "running" not in output, output
+    assert not fake_slack.of("apps.connections.open"), "connected with a token Slack refused"
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "not_authed", "token_revoked"])
+async def test_a_rejected_app_token_stops_socket_mode_naming_it(
+    fake_slack: FakeSlack, tmp_path: Path, error: str
+) -> None:
+    fake_slack.fail["apps.connections.open"] = [(200, {"ok": False, "error": error})]
+    code, output = await _exit_of(fake_slack, tmp_path, SOCKET_MODE)
+    assert code == 2, output
+    lines = [line for line in output.splitlines() if "SLACK_APP_TOKEN" in line]
+    assert len(lines) == 1 and error in lines[0], output
+    assert "Traceback" not in output, output
