@@ -59,8 +59,9 @@ class SocketLink:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         self.app_token = app_token
-        self.web_client = web_client
-        self.handler = AsyncSocketModeHandler(app, app_token, web_client=web_client)
+        # no retries of its own: `run` backs off itself, one log line per attempt
+        self.web_client = AsyncWebClient(base_url=web_client.base_url, timeout=web_client.timeout, retry_handlers=[])
+        self.handler = AsyncSocketModeHandler(app, app_token, web_client=self.web_client)
         self._opened = False
 
     async def state(self) -> str:
@@ -92,4 +93,7 @@ class SocketLink:
             await asyncio.sleep(delay)
 
     async def close(self) -> None:
-        await self.handler.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it untyped
+        if self._opened:
+            await self.handler.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it untyped
+        else:  # nothing to disconnect: only the SDK's HTTP session to release
+            await self.handler.client.aiohttp_client_session.close()

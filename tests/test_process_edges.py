@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -13,7 +14,7 @@ import aiohttp
 import pytest
 
 from tests.bot_process import BotProcess, free_port, running_bot
-from tests.conftest import ROOT, SIGNING_SECRET, plan_text, sign
+from tests.conftest import ROOT, SIGNING_SECRET, T0, plan_text, sign
 from tests.fake_slack import FakeSlack, OutageKind
 
 SOCKET_MODE = {"SLACK_APP_TOKEN": "xapp-e2e"}
@@ -111,3 +112,44 @@ async def test_a_rejected_app_token_stops_socket_mode_naming_it(
     lines = [line for line in output.splitlines() if "SLACK_APP_TOKEN" in line]
     assert len(lines) == 1 and error in lines[0], output
     assert "Traceback" not in output, output
+
+
+# --- 2. Socket Mode never holds the rest hostage -------------------------------------------------------------
+
+
+def _plan_with_announcement_in(tmp_path: Path, seconds: int, text: str) -> Path:
+    """The test plan plus an announcement due `seconds` from now (T0 is days ahead)."""
+    before_t0 = int((T0 - datetime.now(UTC)).total_seconds()) - seconds
+    added = f'  - {{id: soon, at: -{before_t0}s, channel: war_room, text: "{text}"}}\n'
+    plan = tmp_path / "plan.yml"
+    plan.write_text(plan_text().replace("announcements:\n", "announcements:\n" + added))
+    return plan
+
+
+async def test_socket_mode_serves_health_posts_and_stops_while_the_socket_cannot_connect(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    fake_slack.outage("apps.connections.open", "500")
+    plan = _plan_with_announcement_in(tmp_path, 4, "Due while the socket is down")
+    log = tmp_path / "warroom.log"
+    async with (
+        running_bot(fake_slack, plan, _db(tmp_path), log, extra_env=SOCKET_MODE) as bot,
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.get(f"{bot.base}/healthz") as response:
+            assert response.status == 200
+            assert (await response.json())["socket"] == "reconnecting"
+        async with session.get(f"{bot.base}/metrics") as response:
+            assert response.status == 200 and "warroom_overdue" in await response.text()
+        await fake_slack.wait_until(
+            lambda: any(p.get("text") == "Due while the socket is down" for p in fake_slack.posts()), 20
+        )
+        await bot.wait_for_output("Socket Mode could not connect (attempt 2", within=30)
+        bot.process.terminate()
+        await asyncio.wait_for(bot.process.wait(), 5)
+    output = bot.output()
+    assert "Traceback" not in output, output
+    retries = [line for line in output.splitlines() if "connect" in line.lower()]
+    assert all("Socket Mode could not connect" in line for line in retries), output
+    assert fake_slack.of("apps.connections.open:outage")
+
