@@ -241,7 +241,9 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
     if settings.socket_mode:
         runtime.socket = socket_link(runtime)
         loops.append(asyncio.create_task(runtime.socket.run(fatal)))
-    await runtime.timekeeper.start()
+    await runtime.timekeeper.start(deliver=False)
+    # what fell due while the bot was down goes out in the background: a slow Slack must not hold the start
+    runtime.background(runtime.timekeeper.catch_up())
     mode = (
         "Socket Mode"
         if settings.socket_mode

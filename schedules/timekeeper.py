@@ -28,8 +28,8 @@ class Timekeeper:
         self._dirty = False
         self._worker: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Rebuild the jobs from the database and deliver whatever fell due while the bot was down."""
+    async def start(self, *, deliver: bool = True) -> None:
+        """Rebuild the jobs from the database and (`deliver`) deliver whatever fell due while the bot was down."""
         self.scheduler.start()
         self.scheduler.add_job(
             self.sweep,
@@ -41,6 +41,11 @@ class Timekeeper:
             max_instances=1,
         )
         await self.rebuild()
+        if deliver:
+            await self.dispatcher.run_due()
+
+    async def catch_up(self) -> None:
+        """Deliver whatever is due now (the first pass after `start(deliver=False)`)."""
         await self.dispatcher.run_due()
 
     async def sweep(self) -> None:

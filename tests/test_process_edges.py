@@ -153,3 +153,38 @@ async def test_socket_mode_serves_health_posts_and_stops_while_the_socket_cannot
     assert all("Socket Mode could not connect" in line for line in retries), output
     assert fake_slack.of("apps.connections.open:outage")
 
+
+
+# --- 3. SIGTERM hands back what it claimed -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reached_slack", [False, True])
+async def test_sigterm_during_a_send_hands_the_message_back_for_a_prompt_restart(
+    fake_slack: FakeSlack, tmp_path: Path, reached_slack: bool
+) -> None:
+    text = "Claimed when the bot was stopped"
+    plan = _plan_with_announcement_in(tmp_path, 3, text)
+    fake_slack.hold, fake_slack.held = asyncio.Event(), frozenset({"chat.postMessage"})
+    database_url = _db(tmp_path)
+    async with running_bot(fake_slack, plan, database_url, tmp_path / "first.log") as first:
+        await fake_slack.wait_until(lambda: "chat.postMessage" in fake_slack.waiting, 20)
+        first.process.terminate()
+        await asyncio.wait_for(first.process.wait(), 12)
+    assert "Traceback" not in first.output(), first.output()
+    assert "CancelledError" not in first.output(), first.output()
+
+    if reached_slack:  # the post Slack was still answering when the bot stopped went out after all
+        fake_slack.hold.set()
+        await fake_slack.wait_until(lambda: len(fake_slack.posts()) == 1, 5)
+    else:  # it never arrived: Slack drops it
+        fake_slack.held = frozenset()
+    async with running_bot(fake_slack, plan, database_url, tmp_path / "second.log") as second:
+        # well within the 60 s after which an unconfirmed claim would be taken over anyway
+        if reached_slack:
+            await second.wait_for_output("was already posted", within=20)
+        else:
+            await fake_slack.wait_until(lambda: any(p.get("text") == text for p in fake_slack.posts()), 20)
+        await asyncio.sleep(1)  # anything sent twice would arrive now
+    assert [p.get("text") for p in fake_slack.posts()].count(text) == 1
+    assert "Traceback" not in second.output(), second.output()
+    fake_slack.hold.set()  # ends the abandoned request, so the fake can stop
