@@ -30,7 +30,7 @@ from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
 from bot.service import Service
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.slack import BotIdentity, Directory, web_client
 from handlers import register_all
 from handlers.deps import Deps
@@ -59,6 +59,17 @@ async def on_error(error: Exception, body: dict[str, Any], respond: Any, client:
     await reply_error(error, body, respond, client)
 
 
+class _UnusedTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself and warns that it goes unused when a client is
+    given; the token reaches it through `authorize`, so the warning says nothing true."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_UNUSED_TOKEN_WARNING = _UnusedTokenWarning()
+
+
 def build_app(
     settings: Settings, client: AsyncWebClient, deps: Deps, identity: BotIdentity | None = None
 ) -> AsyncApp:
@@ -80,6 +91,7 @@ def build_app(
             user_id=user_id,
         )
 
+    logging.getLogger("slack_bolt.AsyncApp").addFilter(_UNUSED_TOKEN_WARNING)
     app = AsyncApp(
         # the token arrives through `authorize` (given both, Bolt warns that one is ignored)
         client=AsyncWebClient(
@@ -231,7 +243,13 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
     runner = web.AppRunner(web_app(runtime, serve_slack=not settings.socket_mode), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:  # taken since the check at start
+        await runner.cleanup()
+        await runtime.close()
+        message = f"WARROOM_PORT {settings.port} cannot be listened on at {settings.host}: {exc.strerror}"
+        raise SettingsError(message) from None
     loops: list[asyncio.Task[None]] = []
     if not runtime.identity.known and settings.slack_bot_token is not None:
         token = settings.slack_bot_token.get_secret_value()

@@ -103,6 +103,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, plans: list[tuple[Plan, str, str]], paths: Sequence[str]) -> int:
+    from bot.preflight import check_before_start
+
+    await check_before_start(settings)  # before migrating or loading anything: SettingsError, one line, exit 2
     from bot.app import build_runtime, serve
     from bot.service import LoadedPlan
     from bot.slack import BotIdentity, SlackUnreachable, TokenRejected, check_token

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,3 +190,78 @@ async def test_sigterm_during_a_send_hands_the_message_back_for_a_prompt_restart
     assert [p.get("text") for p in fake_slack.posts()].count(text) == 1
     assert "Traceback" not in second.output(), second.output()
     fake_slack.hold.set()  # ends the abandoned request, so the fake can stop
+
+
+# --- 4. configuration errors are one line, exit 2 ----------------------------------------------------------------
+
+
+def _run_cli(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_"))}
+    full_env.update(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-e2e",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": "http://127.0.0.1:9/api/",  # never reached: the checks come first
+            "WARROOM_HOST": "127.0.0.1",
+            "WARROOM_PORT": str(free_port()),
+            "WARROOM_DATABASE_URL": _db(tmp_path),
+            **env,
+        }
+    )
+    plan = _plan(tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", str(plan)],
+        capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+
+
+def _assert_one_line(result: subprocess.CompletedProcess[str], *expected: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert output.count("\n") == 1 and "Traceback" not in output, output
+    for text in expected:
+        assert text in output, output
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+asyncpg://postgres@127.0.0.1:{port}/test", ("WARROOM_DATABASE_URL", "cannot connect", "127.")),
+        ("postgresql+asyncpg://postgres@no-such-host.invalid/test", ("WARROOM_DATABASE_URL", "no-such-host.invalid")),
+        ("sqlite+aiosqlite:///{tmp}/missing/warroom.db", ("WARROOM_DATABASE_URL", "missing", "does not exist")),
+        ("sqlite+aiosqlite:////proc/warroom.db", ("WARROOM_DATABASE_URL", "/proc", "cannot write")),
+        ("sqlite+aiosqlite:///:memory:", ("WARROOM_DATABASE_URL", "in-memory")),
+        ("sqlite+aiosqlite://", ("WARROOM_DATABASE_URL", "in-memory")),
+        ("sqlite+aiosqlite://warroom.db", ("WARROOM_DATABASE_URL", "three slashes")),
+        ("postgresql+asyncpg://u@h:notaport/db", ("WARROOM_DATABASE_URL", "malformed")),
+    ],
+)
+def test_a_database_setting_that_cannot_work_is_one_line_exit_2(
+    tmp_path: Path, url: str, expected: tuple[str, ...]
+) -> None:
+    url = url.format(port=free_port(), tmp=tmp_path)
+    result = _run_cli(tmp_path, WARROOM_DATABASE_URL=url)
+    _assert_one_line(result, *expected)
+
+
+def test_a_postgres_database_that_does_not_exist_is_one_line_exit_2(tmp_path: Path) -> None:
+    base = os.environ.get("WARROOM_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("WARROOM_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
+    url = base.rsplit("/", 1)[0] + "/warroom_no_such_database"
+    _assert_one_line(_run_cli(tmp_path, WARROOM_DATABASE_URL=url), "WARROOM_DATABASE_URL", "does not exist")
+
+
+def test_a_port_in_use_is_one_line_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run_cli(tmp_path, WARROOM_PORT=str(port))
+    _assert_one_line(result, "WARROOM_PORT", str(port), "in use")
+    assert not Path(_db(tmp_path).removeprefix("sqlite+aiosqlite:///")).exists(), "migrated before checking"
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid", "256.1.1.1", "192.0.2.1"])
+def test_a_bad_listen_host_is_one_line_exit_2(tmp_path: Path, host: str) -> None:
+    _assert_one_line(_run_cli(tmp_path, WARROOM_HOST=host), "WARROOM_HOST", host)
