@@ -187,8 +187,12 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
 
     async def healthz(_request: web.Request) -> web.Response:
         ok = await ping(runtime.engine)
+        failure = runtime.service.writes.failure
+        status = "ok" if ok else "database unavailable"
+        if ok and failure is not None:  # it answers but cannot save: commands are refused until it can
+            ok, status = False, f"database cannot save: {failure}"
         body: dict[str, Any] = {
-            "status": "ok" if ok else "database unavailable",
+            "status": status,
             "releases": sorted(runtime.service.plans),
         }
         if runtime.socket is not None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import DBAPIError
 
 from bot.domain import Event, Outcome, Release, ReleaseStatus
 from bot.ids import METADATA_EVENT_TYPE
@@ -29,6 +30,7 @@ from bot.timers import TIMER_RULES
 from messages.blocks import Message
 from messages.render import RenderError, compose
 from storage import repo
+from storage.db import write_failure
 from storage.repo import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,11 @@ class Dispatcher:
                     handled += count
                     if not count:
                         break
+            except DBAPIError as exc:
+                # the database cannot save (disk full…): said once; claims roll back, the sweep tries again
+                if (cause := write_failure(exc)) is None:
+                    raise
+                self.service.writes.failed(cause)
             except asyncio.CancelledError:
                 # `drain` cut the pass short (what it claimed is handed back there); any other cancel goes on
                 if not self._cut_short or self._runner is None or self._runner.uncancel() > 0:
@@ -209,6 +216,7 @@ class Dispatcher:
                 )
         self._claimed.pop(item.id, None)
         self._started.discard(item.id)
+        self.service.writes.succeeded()
         METRICS.outbox(status, item.kind)
         if status == "sent":
             METRICS.lateness(item.kind, (now - item.due_at).total_seconds())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
@@ -47,6 +52,32 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """The cause, when `exc` is the database failing to write (disk full, I/O error, read-only, gone), else
+    None (a constraint violation is the caller's to handle)."""
+    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
+        return None
+    orig = exc.orig if exc.orig is not None else exc
+    return str(orig).strip().splitlines()[0][:200] or type(orig).__name__
+
+
+@dataclass
+class WriteHealth:
+    """Whether the last write failed (and why), for /healthz: set on a failed write, cleared by the next one
+    that commits."""
+
+    failure: str | None = None
+
+    def failed(self, cause: str) -> None:
+        log.error("the database could not save a change: %s", cause)
+        self.failure = cause
+
+    def succeeded(self) -> None:
+        if self.failure is not None:
+            log.info("the database saves again (after: %s)", self.failure)
+        self.failure = None
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

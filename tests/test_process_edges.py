@@ -4,19 +4,23 @@ stopping, configuration and database errors, and what it logs — each through `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from tests.bot_process import BotProcess, free_port, running_bot
-from tests.conftest import ROOT, SIGNING_SECRET, T0, plan_text, sign
+from tests.conftest import ROOT, SIGNING_SECRET, T0, SlackDriver, plan_text, sign
 from tests.fake_slack import FakeSlack, OutageKind
 
 SOCKET_MODE = {"SLACK_APP_TOKEN": "xapp-e2e"}
@@ -265,3 +269,73 @@ def test_a_port_in_use_is_one_line_exit_2(tmp_path: Path) -> None:
 @pytest.mark.parametrize("host", ["no-such-host.invalid", "256.1.1.1", "192.0.2.1"])
 def test_a_bad_listen_host_is_one_line_exit_2(tmp_path: Path, host: str) -> None:
     _assert_one_line(_run_cli(tmp_path, WARROOM_HOST=host), "WARROOM_HOST", host)
+
+
+# --- 5. a failing database is said, not hidden -----------------------------------------------------------------
+
+
+class DiskFull:
+    """SQLite's `max_page_count` on every connection: while `full`, a write that needs a page fails with
+    SQLITE_FULL ("database or disk is full"), as on a full disk."""
+
+    def __init__(self, engine: Any) -> None:
+        self.full = False
+        self.engine = engine
+        event.listen(engine.sync_engine, "connect", self._limit)
+
+    def _limit(self, dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA page_count")
+        pages = cursor.fetchone()[0]
+        cursor.execute(f"PRAGMA max_page_count={pages if self.full else 1_000_000}")
+        cursor.close()
+
+    async def set(self, full: bool) -> None:
+        if full:  # a table to take up the free pages SQLite keeps for reuse, which a full disk would not have
+            async with self.engine.begin() as connection:
+                await connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS test_filler (b BLOB)")
+        self.full = full
+        await self.engine.dispose()  # every connection from now on is opened with the new limit
+        if full:  # one page a transaction: SQLite rolls back the whole transaction that found the disk full
+            with contextlib.suppress(OperationalError):
+                for _ in range(10_000):
+                    async with self.engine.begin() as connection:
+                        await connection.exec_driver_sql("INSERT INTO test_filler VALUES (randomblob(3000))")
+        else:
+            async with self.engine.begin() as connection:
+                await connection.exec_driver_sql("DELETE FROM test_filler")
+
+
+async def test_a_full_disk_is_said_and_healthz_fails_until_writes_work_again(
+    slack: SlackDriver, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    disk = DiskFull(slack.runtime.engine)
+    await slack.command("/phase", "done pre-deployment")
+    posted = len(fake_slack.posts())
+    assert posted >= 1
+    await disk.set(full=True)
+
+    # reports of a few kB each: the free space left in the database's pages runs out within a few
+    for attempt in range(1, 30):
+        reply = await slack.command("/issue", f"low api report {attempt} " + "5xx errors on /appointments " * 130)
+        if not reply["text"].startswith("Issue #"):
+            break
+    saved = attempt - 1
+    assert "could not save" in reply["text"] and "nothing was changed" in reply["text"], reply
+    assert "database or disk is full" in reply["text"]
+    assert "Something went wrong" not in reply["text"]
+    health = await slack.client.get("/healthz")
+    assert health.status == 503 and "cannot save" in (await health.json())["status"]
+    causes = [r for r in caplog.records if "could not save" in r.getMessage()]
+    assert causes and all(r.exc_info is None for r in causes), "the cause is one line, not a traceback"
+
+    await disk.set(full=False)
+    reply = await slack.command("/issue", "high api 5xx errors on /appointments")
+    assert f"#{saved + 1} " in reply["text"], reply  # the refused report took no number
+    assert (await slack.client.get("/healthz")).status == 200
+    await slack.runtime.dispatcher.run_due()
+    texts = [str(p.get("blocks")) for p in fake_slack.posts()]
+    assert len(texts) == len(set(texts)), "a message was posted twice"
+    cards = [t for t in texts if "ISSUE DETECTED" in t]
+    assert len(cards) == saved + 1, "an issue card is missing"
+    assert not any(f"report {saved + 1} " in t for t in texts), "the refused report was posted"
