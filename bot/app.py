@@ -148,6 +148,7 @@ class Runtime:
         # Drain first: stopping the scheduler cancels the pass it started, between a send and its record.
         await self.dispatcher.drain()
         self.timekeeper.stop()
+        await self.timekeeper.finish()
         await self.settle()
         await self.engine.dispose()
 

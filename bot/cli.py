@@ -93,6 +93,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.require_slack()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level != "DEBUG":
+        # their INFO lines are bookkeeping (plugins set up, jobs added and run, a request retried): at
+        # DEBUG they show; their warnings and errors always do
+        for name in ("alembic", "apscheduler", "slack_sdk.web", "slack_bolt"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         plans = _load_all(args.plans)
     except PlanError as exc:

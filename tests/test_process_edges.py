@@ -9,7 +9,7 @@ import os
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
+from bot.app import Runtime
 from tests.bot_process import BotProcess, free_port, running_bot
-from tests.conftest import ROOT, SIGNING_SECRET, T0, SlackDriver, plan_text, sign
+from tests.conftest import ROOT, SIGNING_SECRET, T0, Clock, SlackDriver, plan_text, sign
 from tests.fake_slack import FakeSlack, OutageKind
 
 SOCKET_MODE = {"SLACK_APP_TOKEN": "xapp-e2e"}
@@ -339,3 +340,45 @@ async def test_a_full_disk_is_said_and_healthz_fails_until_writes_work_again(
     cards = [t for t in texts if "ISSUE DETECTED" in t]
     assert len(cards) == saved + 1, "an issue card is missing"
     assert not any(f"report {saved + 1} " in t for t in texts), "the refused report was posted"
+
+
+# --- 6. quiet, honest logs at INFO ---------------------------------------------------------------------------
+
+OWN_LOGGERS = ("bot.", "schedules.", "handlers.", "storage.", "warroom:")
+NOISE = (
+    "will be unused", "will be ignored", "setup plugin", "Context impl", "Will assume", "Added job",
+    "Running job", "executed successfully", "maximum number of running instances", "Traceback",
+)  # fmt: skip
+
+
+async def test_a_run_logs_at_info_only_its_own_lines(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    text = "Posted during the quiet run"
+    plan = _plan_with_announcement_in(tmp_path, 3, text)
+    log = tmp_path / "warroom.log"
+    async with running_bot(fake_slack, plan, _db(tmp_path), log) as bot, aiohttp.ClientSession() as session:
+        assert await _command(session, bot, fake_slack, "/phase", "done pre-deployment") == 200
+        await fake_slack.wait_for("respond", 1, within=10)
+        await fake_slack.wait_until(lambda: any(p.get("text") == text for p in fake_slack.posts()), 20)
+    lines = bot.output().splitlines()
+    assert any("warroom is running (HTTP mode" in line for line in lines), lines
+    for noise in NOISE:
+        assert not any(noise in line for line in lines), (noise, lines)
+    for line in lines:
+        name = line.split(" ", 3)[3] if line.count(" ") >= 3 else line
+        assert name.startswith(OWN_LOGGERS), line
+
+
+async def test_a_timer_job_hands_its_pass_over_so_it_never_overlaps_itself(
+    runtime: Runtime, fake_slack: FakeSlack, clock: Clock
+) -> None:
+    clock.set(T0 - timedelta(hours=2))  # the war-room assembly is due
+    fake_slack.hold, fake_slack.held = asyncio.Event(), frozenset({"chat.postMessage"})
+    await runtime.timekeeper.start(deliver=False)
+    sweep = runtime.timekeeper.scheduler.get_job("sweep").func
+    await asyncio.wait_for(sweep(), 2)  # a pass starts and waits for Slack…
+    await fake_slack.wait_until(lambda: "chat.postMessage" in fake_slack.waiting)
+    await asyncio.wait_for(sweep(), 2)  # …the next tick returns at once instead of running beside it
+    fake_slack.hold.set()
+    await runtime.settle()
+    await runtime.timekeeper.finish()
+    assert len(fake_slack.posts()) == 1
