@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,21 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
+UNABLE_SQLSTATES = ("08", "53", "57P", "58", "25006")
+"""PostgreSQL classes of "cannot do it now": connection lost, out of disk or memory, shutting down, I/O
+error, read-only transaction."""
+
+
 def write_failure(exc: BaseException) -> str | None:
     """The cause, when `exc` is the database failing to write (disk full, I/O error, read-only, gone), else
-    None (a constraint violation is the caller's to handle)."""
-    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
+    None (a constraint violation or a wrong statement is a bug to report, not the database failing)."""
+    if not isinstance(exc, DBAPIError):
         return None
     orig = exc.orig if exc.orig is not None else exc
+    sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    unable = isinstance(exc, OperationalError | InterfaceError) or sqlstate.startswith(UNABLE_SQLSTATES)
+    if not unable or isinstance(exc, IntegrityError):
+        return None
     return str(orig).strip().splitlines()[0][:200] or type(orig).__name__
 
 
