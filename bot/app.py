@@ -70,9 +70,7 @@ class _UnusedTokenWarning(logging.Filter):
 _UNUSED_TOKEN_WARNING = _UnusedTokenWarning()
 
 
-def build_app(
-    settings: Settings, client: AsyncWebClient, deps: Deps, identity: BotIdentity | None = None
-) -> AsyncApp:
+def build_app(settings: Settings, client: AsyncWebClient, deps: Deps, identity: BotIdentity | None = None) -> AsyncApp:
     """The Bolt app with the deps middleware, every listener and the error handler.
 
     Bolt would call `auth.test` on the first request, before its ack — with Slack down, that command is lost.
@@ -258,9 +256,7 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
     loops: list[asyncio.Task[None]] = []
     if not runtime.identity.known and settings.slack_bot_token is not None:
         token = settings.slack_bot_token.get_secret_value()
-        loops.append(
-            asyncio.create_task(keep_asking_auth_test(token, settings.slack_api_url, runtime.identity, fatal))
-        )
+        loops.append(asyncio.create_task(keep_asking_auth_test(token, settings.slack_api_url, runtime.identity, fatal)))
     if settings.socket_mode:
         runtime.socket = socket_link(runtime)
         loops.append(asyncio.create_task(runtime.socket.run(fatal)))

@@ -161,7 +161,6 @@ async def test_socket_mode_serves_health_posts_and_stops_while_the_socket_cannot
     assert fake_slack.of("apps.connections.open:outage")
 
 
-
 # --- 3. SIGTERM hands back what it claimed -------------------------------------------------------------------
 
 
