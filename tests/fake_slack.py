@@ -59,12 +59,15 @@ class FakeSlack:
     """Methods of the calls that started waiting for `hold`."""
     outages: dict[str, Outage] = field(default_factory=dict)
     """Methods failing in one way while their outage lasts (see `outage`)."""
+    sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    """Open Socket Mode connections; `send_envelope` delivers a request through the newest."""
 
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
         app.router.add_get("/api/{method}", self._handle)
         app.router.add_post("/webhook/{hook}", self._webhook)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -157,6 +160,24 @@ class FakeSlack:
         async with self._changed:
             self._changed.notify_all()
 
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode's WebSocket, as apps.connections.open names it: says hello and stays open."""
+        socket = web.WebSocketResponse()  # answers the client's pings, as Slack does
+        await socket.prepare(request)
+        await self._record("socket.connected", {})
+        await socket.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A111"}})
+        self.sockets.append(socket)
+        async for message in socket:  # the bot's acks, recorded as `socket.ack`
+            if message.type == web.WSMsgType.TEXT:
+                await self._record("socket.ack", json.loads(message.data))
+        self.sockets.remove(socket)
+        return socket
+
+    async def send_envelope(self, envelope_id: str, kind: str, payload: dict[str, Any]) -> None:
+        """Deliver a request over Socket Mode as Slack does (e.g. kind `slash_commands`)."""
+        envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
+        await self.sockets[-1].send_json(envelope)
+
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
         await self._record("respond", body)
@@ -201,6 +222,8 @@ class FakeSlack:
             }
             self.messages.setdefault(channel, []).append(message)
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.url.replace("http://", "ws://").replace("/api/", "/socket")}
         if method == "chat.update":
             return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
         if method == "conversations.list":

@@ -381,3 +381,30 @@ async def test_a_timer_job_hands_its_pass_over_so_it_never_overlaps_itself(
     await runtime.settle()
     await runtime.timekeeper.finish()
     assert len(fake_slack.posts()) == 1
+
+
+async def test_socket_mode_connects_once_slack_lets_it_and_serves_commands(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    fake_slack.outage("apps.connections.open", "reset", seconds=2)
+    fake_slack.outage("auth.test", "500")  # and the token could not be checked at start
+    log = tmp_path / "warroom.log"
+    async with (
+        running_bot(fake_slack, _plan(tmp_path), _db(tmp_path), log, extra_env=SOCKET_MODE) as bot,
+        aiohttp.ClientSession() as session,
+    ):
+        await fake_slack.wait_for("socket.connected", 1, within=20)
+        await bot.wait_for_output("Socket Mode connected", within=10)
+        async with session.get(f"{bot.base}/healthz") as response:
+            assert response.status == 200 and (await response.json())["socket"] == "connected"
+        command = {
+            "command": "/phase", "text": "done pre-deployment", "user_id": "U0RM", "channel_id": "C0WAR",
+            "team_id": "T111", "response_url": fake_slack.webhook_url, "trigger_id": "1",
+        }  # fmt: skip
+        await fake_slack.send_envelope("e-1", "slash_commands", command)
+        acks = await fake_slack.wait_for("socket.ack", 1, within=10)
+        assert acks[0]["envelope_id"] == "e-1"
+        reply = (await fake_slack.wait_for("respond", 1, within=10))[0]
+        assert "Pre-Deployment: done" in reply["text"], reply
+    assert "Socket Mode could not connect (attempt 1" in bot.output()
+    assert "Traceback" not in bot.output()
