@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import ClientSession, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import build_normalized_headers, extract_content_type, parse_body
 from slack_sdk.web.async_client import AsyncWebClient
@@ -25,6 +26,7 @@ import bot.paging
 import bot.votes  # noqa: F401 - see above
 import messages.issue_cards
 import messages.vote_cards  # noqa: F401 - see above
+from bot.connection import SocketLink, keep_asking_auth_test
 from bot.core.pacing import Pace
 from bot.core.signature import refusal
 from bot.core.slack_request import body_problem
@@ -35,8 +37,8 @@ from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
 from bot.redact import REDACTOR
 from bot.service import Service
-from bot.settings import Settings
-from bot.slack import Directory, delivery_client, web_client
+from bot.settings import Settings, SettingsError
+from bot.slack import BotIdentity, Directory, delivery_client, web_client
 from handlers import register_all
 from handlers.deps import Deps
 from handlers.errors import reply_error, request_name
@@ -76,10 +78,46 @@ async def on_error(
     await reply_error(error, body, respond, client)
 
 
-def build_app(settings: Settings, client: AsyncWebClient, deps: Deps) -> AsyncApp:
-    """The Bolt app with the deps middleware, every listener and the error handler."""
+class _UnusedTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself and warns that it goes unused when a client is
+    given; the token reaches it through `authorize`, so the warning says nothing true."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_UNUSED_TOKEN_WARNING = _UnusedTokenWarning()
+
+
+def build_app(settings: Settings, client: AsyncWebClient, deps: Deps, identity: BotIdentity | None = None) -> AsyncApp:
+    """The Bolt app with the deps middleware, every listener and the error handler.
+
+    Bolt would call `auth.test` on the first request, before its ack — with Slack down, that command is lost.
+    `authorize` answers from `identity` (the start-up auth.test) instead, so no request waits on Slack.
+    """
+    who = identity or BotIdentity()
+    token = client.token
+
+    async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id or who.enterprise_id,
+            team_id=team_id or who.team_id,
+            bot_id=who.bot_id,
+            bot_user_id=who.user_id,
+            bot_token=token,
+            user_id=user_id,
+        )
+
+    logging.getLogger("slack_bolt.AsyncApp").addFilter(_UNUSED_TOKEN_WARNING)
     app = AsyncApp(
-        client=client,
+        # the token arrives through `authorize` (given both, Bolt warns that one is ignored)
+        client=AsyncWebClient(
+            base_url=client.base_url,
+            timeout=client.timeout,
+            retry_handlers=list(client.retry_handlers),
+            session=client.session,
+        ),
+        authorize=authorize,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
         request_verification_enabled=not settings.socket_mode,
         raise_error_for_unhandled_request=False,
@@ -108,6 +146,9 @@ class Runtime:
     app: AsyncApp
     http: ClientSession
     """One pooled, kept-alive HTTP session for the Slack Web API and PagerDuty, closed at shutdown."""
+    identity: BotIdentity = field(default_factory=BotIdentity)
+    socket: SocketLink | None = None
+    exit_code: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _changed(self, release_id: str, outcome: Outcome) -> None:
@@ -129,17 +170,24 @@ class Runtime:
         # Drain first: stopping the scheduler cancels the pass it started, between a send and its record.
         await self.dispatcher.drain()
         self.timekeeper.stop()
+        await self.timekeeper.finish()
         await self.settle()
         await self.http.close()
         await self.engine.dispose()
 
 
 async def build_runtime(
-    settings: Settings, *, clock: Callable[[], datetime] = utcnow, pace: Pace | None = None
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    pace: Pace | None = None,
+    identity: BotIdentity | None = None,
 ) -> Runtime:
-    """Everything `warroom run` needs, migrated and wired, not yet serving (`pace`: Slack's by default)."""
+    """Everything `warroom run` needs, migrated and wired, not yet serving (`pace`: Slack's by default;
+    `identity`: the start-up auth.test)."""
     REDACTOR.add(*(s.get_secret_value() for s in settings.secrets()))
     REDACTOR.install()
+    identity = identity or BotIdentity()
     engine = create_engine(settings.database_url)
     await migrate(engine)
     service = Service(sessions=sessionmaker(engine), clock=clock)
@@ -151,8 +199,8 @@ async def build_runtime(
     delivery = delivery_client(token, settings.slack_api_url, session=http)
     dispatcher = Dispatcher(service, delivery, directory, clock, pace=pace or Pace())
     timekeeper = Timekeeper(dispatcher, clock)
-    app = build_app(settings, client, Deps(service, directory, clock))
-    runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app, http)
+    app = build_app(settings, client, Deps(service, directory, clock), identity)
+    runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app, http, identity)
     service.after_commit.append(runtime._changed)
     # PagerDuty runs in the background (tracked with the runtime's tasks) so it never delays a Slack page
     service.externals["pagerduty"] = PagerDuty(service, runtime._tasks, wake=dispatcher.run_due, http=http).submit
@@ -215,7 +263,17 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
 
     async def healthz(_request: web.Request) -> web.Response:
         ok = await ping(runtime.engine)
-        body = {"status": "ok" if ok else "database unavailable", "releases": sorted(runtime.service.plans)}
+        failure = runtime.service.writes.failure
+        status = "ok" if ok else "database unavailable"
+        if ok and failure is not None:  # it answers but cannot save: commands are refused until it can
+            ok, status = False, f"database cannot save: {failure}"
+        body: dict[str, Any] = {
+            "status": status,
+            "releases": sorted(runtime.service.plans),
+        }
+        if runtime.socket is not None:
+            # degraded, not down: scheduled posts still go out through the Web API, so a restart would not help
+            body["socket"] = await runtime.socket.state()
         return web.json_response(body, status=200 if ok else 503)
 
     async def metrics(_request: web.Request) -> web.Response:
@@ -236,26 +294,52 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
     return application
 
 
-def socket_mode_handler(runtime: Runtime) -> Any:
-    """Bolt's Socket Mode handler, on the app's own Web API client (so SLACK_API_URL reaches it too)."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
+def socket_link(runtime: Runtime) -> SocketLink:
+    """The Socket Mode connection, on the app's own Web API client (so SLACK_API_URL reaches it too)."""
     token = runtime.settings.slack_app_token
     assert token is not None
-    return AsyncSocketModeHandler(runtime.app, token.get_secret_value(), web_client=runtime.client)
+    return SocketLink(runtime.app, token.get_secret_value(), runtime.client)
 
 
-async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
-    """Serve until `stop` is set: HTTP mode, or Socket Mode plus the health and metrics endpoints."""
+def socket_mode_handler(runtime: Runtime) -> Any:
+    """Bolt's Socket Mode handler (see `socket_link`)."""
+    return socket_link(runtime).handler
+
+
+async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
+    """Serve until `stop` is set: HTTP mode, or Socket Mode plus the health and metrics endpoints.
+
+    Neither Slack nor the socket holds the rest back: the listener, the scheduler and the outbox start first;
+    the Socket Mode connection and a token check Slack did not answer at start go on in the background.
+    Returns the exit code: 0, or 2 when Slack refused a token meanwhile.
+    """
     settings = runtime.settings
-    socket_handler = socket_mode_handler(runtime) if settings.socket_mode else None
-    if socket_handler is not None:
-        await socket_handler.connect_async()
+
+    def fatal(message: str) -> None:
+        log.error("%s", message)
+        runtime.exit_code = 2
+        stop.set()
+
     runner = web.AppRunner(web_app(runtime, serve_slack=not settings.socket_mode), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    await runtime.timekeeper.start()
+    try:
+        await site.start()
+    except OSError as exc:  # taken since the check at start
+        await runner.cleanup()
+        await runtime.close()
+        message = f"WARROOM_PORT {settings.port} cannot be listened on at {settings.host}: {exc.strerror}"
+        raise SettingsError(message) from None
+    loops: list[asyncio.Task[None]] = []
+    if not runtime.identity.known and settings.slack_bot_token is not None:
+        token = settings.slack_bot_token.get_secret_value()
+        loops.append(asyncio.create_task(keep_asking_auth_test(token, settings.slack_api_url, runtime.identity, fatal)))
+    if settings.socket_mode:
+        runtime.socket = socket_link(runtime)
+        loops.append(asyncio.create_task(runtime.socket.run(fatal)))
+    await runtime.timekeeper.start(deliver=False)
+    # what fell due while the bot was down goes out in the background: a slow Slack must not hold the start
+    runtime.background(runtime.timekeeper.catch_up())
     mode = (
         "Socket Mode"
         if settings.socket_mode
@@ -265,7 +349,11 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
     try:
         await stop.wait()
     finally:
-        if socket_handler is not None:
-            await socket_handler.close_async()
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        if runtime.socket is not None:
+            await runtime.socket.close()
         await runner.cleanup()
         await runtime.close()
+    return runtime.exit_code

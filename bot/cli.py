@@ -115,6 +115,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.require_slack()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level != "DEBUG":
+        # their INFO lines are bookkeeping (plugins set up, jobs added and run, a request retried): at
+        # DEBUG they show; their warnings and errors always do
+        for name in ("alembic", "apscheduler", "slack_sdk.web", "slack_bolt"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         plans = _load_all(args.plans)
     except PlanError as exc:
@@ -168,10 +173,23 @@ async def _run(
     demo: bool = False,
     demo_user: str | None = None,
 ) -> int:
+    from bot.preflight import check_before_start
+
+    await check_before_start(settings)  # before migrating or loading anything: SettingsError, one line, exit 2
     from bot.app import build_runtime, serve
     from bot.service import LoadedPlan
+    from bot.slack import BotIdentity, SlackUnreachable, TokenRejected, check_token
 
-    runtime = await build_runtime(settings)
+    identity = BotIdentity()
+    assert settings.slack_bot_token is not None  # require_slack checked it
+    try:
+        await check_token(settings.slack_bot_token.get_secret_value(), settings.slack_api_url, identity)
+    except TokenRejected as exc:
+        print(f"warroom: {exc}", file=sys.stderr)
+        return 2
+    except SlackUnreachable as exc:
+        log.warning("Slack did not answer auth.test (%s); serving anyway and asking again in the background", exc)
+    runtime = await build_runtime(settings, identity=identity)
     transform = _demo(runtime.service, demo_user) if demo else _same
     for plan, source, file in plans:
         await runtime.service.load(LoadedPlan(await transform(plan), source, file))
@@ -180,8 +198,7 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: runtime.background(_reload(runtime.service, paths, transform)))
-    await serve(runtime, stop)
-    return 0
+    return await serve(runtime, stop)
 
 
 async def _reload(service: Service, paths: Sequence[str], transform: Transform = _same) -> None:

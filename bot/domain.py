@@ -339,5 +339,15 @@ class NotFound(DomainError):
     """A phase, issue, page or release that does not exist."""
 
 
+class NotSaved(DomainError):
+    """The database could not save the change (disk full, database gone): the transaction rolled back."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(
+            f"The database could not save this ({cause}), so nothing was changed. "
+            "Try again in a few minutes, and tell whoever runs Warroom."
+        )
+
+
 class Conflict(DomainError):
     """The command does not fit the current state (a phase already done, a vote already decided)."""

@@ -12,15 +12,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.posts import one_post_per_channel
-from bot.domain import Conflict, External, NotFound, Outcome, Release, UsageError
+from bot.domain import Conflict, External, NotFound, NotSaved, Outcome, Release, UsageError
 from bot.plan import Plan, PlanError, parse_plan
 from bot.redact import REDACTOR
 from bot.rules import load_plan_into
 from storage import repo
+from storage.db import WriteHealth, write_failure
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Service:
     plan_loaded: list[Callable[[AsyncSession, Plan, Release, datetime], Awaitable[None]]] = field(default_factory=list)
     externals: dict[str, Callable[[str, External], Awaitable[None]]] = field(default_factory=dict)
     """Delivery of External effects by system name (e.g. "pagerduty"), after commit."""
+    writes: WriteHealth = field(default_factory=WriteHealth)
 
     def plan(self, release_id: str) -> Plan:
         plan = self.plans.get(release_id)
@@ -132,18 +134,27 @@ class Service:
         """Load the release, let the rule decide, save it all in one transaction, then deliver."""
         plan = self.plan(release_id)
         now = self.clock()
-        async with self.sessions() as session, session.begin():
-            before = await repo.get_release(session=session, release_id=release_id, lock=True)
-            if before is None:
-                raise NotFound(f"Release {release_id!r} is not in the database; run `warroom run` with its plan.")
-            outcome = decide(before, plan, now)
-            outcome = replace(outcome, effects=one_post_per_channel(outcome.effects, plan))
-            if outcome.release is not before and outcome.release != before:
-                await repo.save_release(session=session, before=before, after=outcome.release, now=now)
-            await repo.append_events(session=session, release_id=release_id, events=outcome.events)
-            await repo.apply_effects(
-                session=session, release_id=release_id, effects=outcome.effects, now=now, seq=uuid.uuid4().hex[:12]
-            )
+        try:
+            async with self.sessions() as session, session.begin():
+                before = await repo.get_release(session=session, release_id=release_id, lock=True)
+                if before is None:
+                    raise NotFound(f"Release {release_id!r} is not in the database; run `warroom run` with its plan.")
+                outcome = decide(before, plan, now)
+                outcome = replace(outcome, effects=one_post_per_channel(outcome.effects, plan))
+                changed = outcome.release is not before and outcome.release != before
+                if changed:
+                    await repo.save_release(session=session, before=before, after=outcome.release, now=now)
+                await repo.append_events(session=session, release_id=release_id, events=outcome.events)
+                await repo.apply_effects(
+                    session=session, release_id=release_id, effects=outcome.effects, now=now, seq=uuid.uuid4().hex[:12]
+                )
+        except DBAPIError as exc:
+            if (cause := write_failure(exc)) is None:
+                raise
+            self.writes.failed(cause)
+            raise NotSaved(cause) from None
+        if changed or outcome.events or outcome.effects:
+            self.writes.succeeded()
         if outcome.events or outcome.effects:
             await self._after_commit(release_id, outcome)
         return outcome

@@ -1,4 +1,5 @@
-"""The Slack Web API client and the look-ups that need it (channel names, user-group members)."""
+"""The Slack Web API client, the start-up token check, and the look-ups that need the client (channel names,
+user-group members)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -182,3 +183,61 @@ class Directory:
                 if found and user_id in found:
                     roles |= member_roles
         return Actor(user_id, frozenset(roles))
+
+
+TOKEN_REJECTED = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+"""Slack's answers to a token it will never accept: retrying cannot help, a person must fix the setting."""
+
+
+CHECK_SECONDS = 5
+"""How long the start-up auth.test may take: a Slack that hangs must not hold the start back."""
+
+
+class TokenRejected(Exception):
+    """Slack refused a token for good; the message names the variable it came from."""
+
+    def __init__(self, variable: str, error: str) -> None:
+        super().__init__(
+            f"{variable} was refused by Slack ({error}): set it to a valid token of the installed app "
+            "(api.slack.com/apps → your app; reinstall it if the token was revoked)"
+        )
+        self.error = error
+
+
+class SlackUnreachable(Exception):
+    """Slack could not be asked (5xx, rate limited, connection refused or reset, no answer in time)."""
+
+
+@dataclass
+class BotIdentity:
+    """Who the bot is, as `auth.test` says; unknown (`known` False) until Slack has answered once."""
+
+    team_id: str | None = None
+    user_id: str | None = None
+    bot_id: str | None = None
+    enterprise_id: str | None = None
+    known: bool = False
+
+
+def refusal(exc: SlackApiError) -> str | None:
+    """The error code when Slack refused the token itself, else None."""
+    error = api_error(exc)
+    return error if error in TOKEN_REJECTED else None
+
+
+async def check_token(token: str, base_url: str, identity: BotIdentity) -> None:
+    """One `auth.test`, without retries: fill in `identity`, or raise TokenRejected or SlackUnreachable."""
+    client = AsyncWebClient(token=token, base_url=base_url, timeout=CHECK_SECONDS, retry_handlers=[])
+    try:
+        response = await client.auth_test()
+    except SlackApiError as exc:
+        if (error := refusal(exc)) is not None:
+            raise TokenRejected("SLACK_BOT_TOKEN", error) from None
+        raise SlackUnreachable(api_error(exc)) from None
+    except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise SlackUnreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+    identity.team_id = response.get("team_id")
+    identity.user_id = response.get("user_id")
+    identity.bot_id = response.get("bot_id")
+    identity.enterprise_id = response.get("enterprise_id")
+    identity.known = True

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.core.text import slack_escape
-from bot.domain import DomainError
+from bot.domain import DomainError, NotSaved
 from bot.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,10 @@ def request_name(body: dict[str, Any]) -> str:
 async def reply_error(error: Exception, body: dict[str, Any], respond: Any, client: Any) -> None:
     """Tell the person what went wrong, privately; log unexpected errors with an id they can quote."""
     name = request_name(body)
-    if isinstance(error, DomainError):
+    if isinstance(error, NotSaved):  # said once where it happened (storage); the person is told plainly
+        METRICS.command(name, "error")
+        text = str(error)
+    elif isinstance(error, DomainError):
         METRICS.command(name, "refused")
         text = str(error)
     else:

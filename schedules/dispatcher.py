@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import DBAPIError
 
 import messages.delivery_cards  # noqa: F401 - registers the notice about a message Slack refused
 from bot.core.delivery import PERMANENT_ERRORS, failure_notices, hint
@@ -35,6 +36,7 @@ from bot.timers import TIMER_RULES
 from messages.blocks import Message
 from messages.render import RenderError, compose
 from storage import repo
+from storage.db import write_failure
 from storage.repo import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,13 @@ class Dispatcher:
     pace: Pace = field(default_factory=Pace)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _draining: bool = False
+    _runner: asyncio.Task[Any] | None = None
+    """The task running the current pass (an APScheduler job, a catch-up after a command…)."""
+    _cut_short: bool = False
+    _claimed: dict[int, OutboxItem] = field(default_factory=dict)
+    """Items this process claimed and has not recorded yet: handed back if it stops first."""
+    _started: set[int] = field(default_factory=set)
+    """Of those, the ones whose send began: Slack may have them, so whoever takes them over looks first."""
     _pacer: Pacer = field(init=False, repr=False)
     _in_flight: asyncio.Semaphore = field(init=False, repr=False)
     _deadline: float = 0.0
@@ -142,11 +151,24 @@ class Dispatcher:
         """
         handled = 0
         async with self._lock:
-            while not self._draining:
-                count = await self._fire_timers() + await self._deliver_batch()
-                handled += count
-                if not count:
-                    break
+            self._runner = asyncio.current_task()
+            try:
+                while not self._draining:
+                    count = await self._fire_timers() + await self._deliver_batch()
+                    handled += count
+                    if not count:
+                        break
+            except DBAPIError as exc:
+                # the database cannot save (disk full…): said once; claims roll back, the sweep tries again
+                if (cause := write_failure(exc)) is None:
+                    raise
+                self.service.writes.failed(cause)
+            except asyncio.CancelledError:
+                # `drain` cut the pass short (what it claimed is handed back there); any other cancel goes on
+                if not self._cut_short or self._runner is None or self._runner.uncancel() > 0:
+                    raise
+            finally:
+                self._runner = None
         return handled
 
     async def drain(self, within: float = 8.0) -> None:
@@ -161,7 +183,29 @@ class Dispatcher:
                 await self._lock.acquire()
             self._lock.release()
         except TimeoutError:
-            log.warning("a delivery pass was still running after %.0fs; its claims will be checked at start", within)
+            if self._runner is not None:
+                self._cut_short = True
+                self._runner.cancel()
+            await self._lock.acquire()  # the pass unwinds at its next await: a cancelled send or commit
+            self._lock.release()
+        await self._hand_back_claims()
+
+    async def _hand_back_claims(self) -> None:
+        """Release what this process claimed and did not record, so a restart or another replica sends it at
+        once instead of waiting out STALE_CLAIM; a send that had begun is looked up in history first."""
+        if not self._claimed:
+            return
+        claims = [(item, item.id in self._started) for item in self._claimed.values()]
+        async with self.service.sessions() as session, session.begin():
+            await repo.release_claims(session=session, claim_id=self.process_id, claims=claims)
+        in_flight = sum(started for _, started in claims)
+        log.warning(
+            "stopped before recording %d claimed message(s) (%d being sent): handed back for the next start",
+            len(claims),
+            in_flight,
+        )
+        self._claimed.clear()
+        self._started.clear()
 
     # --- timers ---------------------------------------------------------------------------------------------
 
@@ -198,6 +242,7 @@ class Dispatcher:
         now = self.clock()
         async with self.service.sessions() as session, session.begin():
             items = await repo.claim_due(session=session, now=now, claim_id=self.process_id, stale_after=STALE_CLAIM)
+        self._claimed.update((item.id, item) for item in items)
         # Delivery never changes a release, so each one is loaded once per batch; a change made meanwhile
         # enqueues its own refresh, which the next pass renders from fresh state.
         releases: dict[str, Release] = {}
@@ -287,11 +332,15 @@ class Dispatcher:
                     release_id=item.release_id,
                     events=[Event("message.posted", now, subject=item.key, data=data)],
                 )
+        self._claimed.pop(item.id, None)
+        self._started.discard(item.id)
+        self.service.writes.succeeded()
         METRICS.outbox(status, item.kind)
         if status == "sent":
             METRICS.lateness(item.kind, (now - item.due_at).total_seconds())
 
     async def _deliver(self, item: OutboxItem, releases: dict[str, Release]) -> None:
+        self._started.add(item.id)
         now = self.clock()
         plan = self.service.plans.get(item.release_id)
         if plan is None:

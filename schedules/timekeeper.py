@@ -27,12 +27,15 @@ class Timekeeper:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._dirty = False
         self._worker: asyncio.Task[None] | None = None
+        self._fired = False
+        self._passes: asyncio.Task[None] | None = None
+        self._sweeping: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Rebuild the jobs from the database and deliver whatever fell due while the bot was down."""
+    async def start(self, *, deliver: bool = True) -> None:
+        """Rebuild the jobs from the database and (`deliver`) deliver whatever fell due while the bot was down."""
         self.scheduler.start()
         self.scheduler.add_job(
-            self.sweep,
+            self._sweep_fired,
             "interval",
             seconds=SWEEP_SECONDS,
             id="sweep",
@@ -41,6 +44,11 @@ class Timekeeper:
             max_instances=1,
         )
         await self.rebuild()
+        if deliver:
+            await self.deliver()
+
+    async def catch_up(self) -> None:
+        """Deliver whatever is due now (the first pass after `start(deliver=False)`)."""
         await self.deliver()
 
     async def sweep(self) -> None:
@@ -56,13 +64,40 @@ class Timekeeper:
         if at is not None and self.scheduler.running:
             # one job per time: a later hand-back must not push back the wake of an earlier one
             self.scheduler.add_job(
-                self.deliver,
+                self._timer_fired,
                 "date",
                 run_date=at,
                 id=f"held:{at.isoformat()}",
                 replace_existing=True,
                 misfire_grace_time=None,
             )
+
+    # Jobs only hand their work to a task and return: a job still running when it fires again (a pass waiting
+    # on a slow Slack) would be skipped by APScheduler with a warning that reads like a lost message.
+
+    async def _sweep_fired(self) -> None:
+        """The sweep's tick: start a sweep unless one is still running (then this tick is folded into it)."""
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.get_running_loop().create_task(self.sweep())
+
+    async def _timer_fired(self) -> None:
+        """A message or timer is due: deliver, folded into the pass already running if there is one."""
+        self._fired = True
+        if self._passes is None or self._passes.done():
+            self._passes = asyncio.get_running_loop().create_task(self._run_fired())
+
+    async def _run_fired(self) -> None:
+        while self._fired:
+            self._fired = False
+            await self.deliver()
+
+    async def finish(self) -> None:
+        """Wait for the work the jobs handed over (after `stop`; the dispatcher is draining by then)."""
+        tasks = [t for t in (self._sweeping, self._passes) if t is not None]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("a scheduled pass failed", exc_info=result)
 
     async def rebuild(self) -> None:
         """One date job per pending message or timer, with a deterministic id."""
@@ -73,7 +108,7 @@ class Timekeeper:
             # a time already past runs at once (misfire_grace_time=None): never drop a due job
             wanted.add(job_id)
             self.scheduler.add_job(
-                self.deliver,
+                self._timer_fired,
                 "date",
                 run_date=at,
                 id=job_id,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
@@ -47,6 +52,41 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+UNABLE_SQLSTATES = ("08", "53", "57P", "58", "25006")
+"""PostgreSQL classes of "cannot do it now": connection lost, out of disk or memory, shutting down, I/O
+error, read-only transaction."""
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """The cause, when `exc` is the database failing to write (disk full, I/O error, read-only, gone), else
+    None (a constraint violation or a wrong statement is a bug to report, not the database failing)."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig if exc.orig is not None else exc
+    sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    unable = isinstance(exc, OperationalError | InterfaceError) or sqlstate.startswith(UNABLE_SQLSTATES)
+    if not unable or isinstance(exc, IntegrityError):
+        return None
+    return str(orig).strip().splitlines()[0][:200] or type(orig).__name__
+
+
+@dataclass
+class WriteHealth:
+    """Whether the last write failed (and why), for /healthz: set on a failed write, cleared by the next one
+    that commits."""
+
+    failure: str | None = None
+
+    def failed(self, cause: str) -> None:
+        log.error("the database could not save a change: %s", cause)
+        self.failure = cause
+
+    def succeeded(self) -> None:
+        if self.failure is not None:
+            log.info("the database saves again (after: %s)", self.failure)
+        self.failure = None
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

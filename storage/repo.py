@@ -497,6 +497,20 @@ async def finish_item(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def release_claims(*, session: AsyncSession, claim_id: str, claims: list[tuple[OutboxItem, bool]]) -> None:
+    """Hand claimed messages back as due now. `(item, started)`: an item never started is as before its claim;
+    one whose send began keeps its claim time, so whoever takes it looks for it in history before sending."""
+    for item, started in claims:
+        values: dict[str, Any] = {"status": "pending", "claim_id": None, "next_attempt_at": None}
+        if not started:
+            values.update(claimed_at=item.claimed_at, attempts=OutboxRow.attempts - 1)
+        await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item.id, OutboxRow.claim_id == claim_id, OutboxRow.status == "claimed")
+            .values(**values)
+        )
+
+
 async def sent_message(*, session: AsyncSession, release_id: str, key: str) -> OutboxItem | None:
     """A message already posted under `key` (to thread under it, or to update it)."""
     row = (

@@ -12,7 +12,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
@@ -97,6 +97,22 @@ class Call:
     at: float
 
 
+OutageKind = Literal["500", "reset", "429", "hang"]
+
+
+@dataclass
+class MethodOutage:
+    """`500`: HTTP 500; `reset`: the connection is reset; `429`: ratelimited with Retry-After; `hang`: no answer."""
+
+    kind: OutageKind
+    until: float | None = None
+    """`time.monotonic()` at which it ends by itself; None: until `FakeSlack.restore`."""
+    retry_after: int = 1
+
+    def active(self) -> bool:
+        return self.until is None or time.monotonic() < self.until
+
+
 @dataclass
 class Conversation:
     """A channel as Slack keeps it. An ID the fake was not told about is a public channel the bot is in."""
@@ -177,6 +193,8 @@ class FakeSlack:
     _buckets: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     refuse: dict[str, str] = field(default_factory=dict)
     """Channel ID → the error every post to it answers (a permanent refusal aimed at one channel)."""
+    method_outages: dict[str, MethodOutage] = field(default_factory=dict)
+    """Methods failing in one way while their outage lasts (see `method_outage`)."""
 
     async def start(self) -> FakeSlack:
         app = web.Application()
@@ -230,6 +248,43 @@ class FakeSlack:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(condition), within)
 
+    # --- outages: a method failing in one way for a while -------------------------------------------------
+
+    def method_outage(
+        self, method: str, kind: OutageKind, *, seconds: float | None = None, retry_after: int = 1
+    ) -> None:
+        """Make `method` alone fail as `kind` for `seconds` (None: until `restore`); attempts are recorded as
+        `METHOD:outage`. (`outage` is the same for every method, or a set of them, for a period.)"""
+        self.method_outages[method] = MethodOutage(
+            kind, None if seconds is None else time.monotonic() + seconds, retry_after
+        )
+
+    def restore(self, method: str) -> None:
+        """End the outage of `method`: it answers normally again."""
+        self.method_outages.pop(method, None)
+
+    async def _outage_answer(self, method: str, args: dict[str, Any], request: web.Request) -> web.Response | None:
+        outage = self.method_outages.get(method)
+        if outage is None or not outage.active():
+            return None
+        await self._record(method + ":outage", args)
+        if outage.kind == "hang":
+            while self.method_outages.get(method) is outage and outage.active():  # noqa: ASYNC110 - either end may come
+                await asyncio.sleep(0.05)
+            return web.json_response({"ok": False, "error": "request_timeout"}, status=504)
+        if outage.kind == "reset":
+            transport = request.transport
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is not None:  # SO_LINGER 0: closing sends a TCP RST, as a dropped connection does
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if transport is not None:
+                transport.abort()
+            return web.Response(status=500)  # never reaches the client: the connection is gone
+        if outage.kind == "429":
+            headers = {"Retry-After": str(outage.retry_after)}
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers=headers)
+        return web.Response(status=500, text="Internal Server Error")
+
     # --- the server ---------------------------------------------------------------------------------------
 
     async def _record(self, method: str, args: dict[str, Any]) -> None:
@@ -245,22 +300,23 @@ class FakeSlack:
         async with self._changed:
             self._changed.notify_all()
 
-    async def send_envelope(self, envelope: dict[str, Any]) -> None:
-        """Deliver a Socket Mode envelope (slash_commands, interactive, events_api) on the newest connection."""
-        await self.sockets[-1].send_json(envelope)
-
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         """Socket Mode as Slack runs it: `hello` on connect, then envelopes out and their acks back."""
         socket = web.WebSocketResponse()  # answers the client's pings, as Slack does
         await socket.prepare(request)
         self.sockets.append(socket)
         await socket.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A111"}})
-        await self._record("socket.hello", {})
-        async for message in socket:
+        await self._record("socket.connected", {})
+        async for message in socket:  # the bot's acks, recorded as `socket.ack`
             if message.type == WSMsgType.TEXT:
                 await self._record("socket.ack", json.loads(message.data))
         self.sockets.remove(socket)
         return socket
+
+    async def send_envelope(self, envelope_id: str, kind: str, payload: dict[str, Any]) -> None:
+        """Deliver a request over Socket Mode as Slack does (e.g. kind `slash_commands`)."""
+        envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
+        await self.sockets[-1].send_json(envelope)
 
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -282,6 +338,8 @@ class FakeSlack:
                     args[key] = json.loads(args[key])
         if request.method == "POST":
             args = {**dict(request.query), **args}  # the SDK sends some methods' arguments as query parameters
+        if (failure := await self._outage_answer(method, args, request)) is not None:
+            return failure
         faulty = await self._fault(request, method, args)
         if faulty is not None:
             return faulty
@@ -330,6 +388,8 @@ class FakeSlack:
                 parent["latest_reply"] = ts
             self.messages.setdefault(channel, []).append(message)
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.url.replace("http://", "ws://").replace("/api/", "/socket")}
         if method == "chat.update":
             return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
         if method == "conversations.list":

@@ -73,26 +73,20 @@ async def test_warroom_run_at_debug_in_socket_mode_logs_no_secret(
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'warroom.db'}"
     env = {"SLACK_APP_TOKEN": APP_TOKEN, "WARROOM_LOG_LEVEL": "DEBUG"}
     async with running_bot(fake_slack, plan, database_url, tmp_path / "warroom.log", extra_env=env) as bot:
-        await fake_slack.wait_for("socket.hello", within=15)
+        await fake_slack.wait_for("socket.connected", within=15)
         for n, (user, text) in enumerate([("U0RM", "list"), ("U0RM", "2 payments failing"), ("U0DEV", "ack 1")]):
             command = "/phase" if text == "list" else "/page"
-            await fake_slack.send_envelope(
-                {
-                    "envelope_id": f"e{n}",
-                    "type": "slash_commands",
-                    "accepts_response_payload": True,
-                    "payload": {
-                        "command": command,
-                        "text": text,
-                        "user_id": user,
-                        "channel_id": "C0WAR",
-                        "channel_name": "deployment-war-room",
-                        "team_id": "T111",
-                        "trigger_id": "1.1.x",
-                        "response_url": fake_slack.webhook_url,
-                    },
-                }
-            )
+            payload = {
+                "command": command,
+                "text": text,
+                "user_id": user,
+                "channel_id": "C0WAR",
+                "channel_name": "deployment-war-room",
+                "team_id": "T111",
+                "trigger_id": f"1.{n}.x",
+                "response_url": fake_slack.webhook_url,
+            }
+            await fake_slack.send_envelope(f"e{n}", "slash_commands", payload)
             await fake_slack.wait_for("respond", n + 1, within=15)
         async with asyncio.timeout(15):
             while set(pager.actions()) < {"trigger", "acknowledge"}:  # noqa: ASYNC110 - another process sends them
