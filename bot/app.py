@@ -24,6 +24,7 @@ import bot.votes  # noqa: F401 - see above
 import messages.issue_cards
 import messages.vote_cards  # noqa: F401 - see above
 from bot.domain import Outcome, Release
+from bot.inbox import Inbox
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
@@ -57,14 +58,18 @@ async def on_error(error: Exception, body: dict[str, Any], respond: Any, client:
     await reply_error(error, body, respond, client)
 
 
-def build_app(settings: Settings, client: AsyncWebClient, deps: Deps) -> AsyncApp:
-    """The Bolt app with the deps middleware, every listener and the error handler."""
+def build_app(settings: Settings, client: AsyncWebClient, deps: Deps, inbox: Inbox | None = None) -> AsyncApp:
+    """The Bolt app with the request inbox and deps middleware, every listener and the error handler."""
     app = AsyncApp(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
         request_verification_enabled=not settings.socket_mode,
         raise_error_for_unhandled_request=False,
     )
+    if inbox is not None:
+        # after Bolt's own verification, before any listener acks: what is acknowledged is recorded
+        app.middleware(inbox.middleware)
+        inbox.app = app
 
     @app.middleware
     async def inject_deps(context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Any]) -> None:
@@ -87,6 +92,8 @@ class Runtime:
     dispatcher: Dispatcher
     timekeeper: Timekeeper
     app: AsyncApp
+    inbox: Inbox
+    inbox_engine: AsyncEngine
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _changed(self, release_id: str, outcome: Outcome) -> None:
@@ -107,9 +114,12 @@ class Runtime:
     async def close(self) -> None:
         # Drain first: stopping the scheduler cancels the pass it started, between a send and its record.
         await self.dispatcher.drain()
+        await self.inbox.stop()
         self.timekeeper.stop()
         await self.settle()
         await self.engine.dispose()
+        if self.inbox_engine is not self.engine:
+            await self.inbox_engine.dispose()
 
 
 async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Runtime:
@@ -123,8 +133,11 @@ async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = u
     directory = Directory(client)
     dispatcher = Dispatcher(service, client, directory, clock)
     timekeeper = Timekeeper(dispatcher, clock)
-    app = build_app(settings, client, Deps(service, directory, clock))
-    runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app)
+    # Its own engine, so recording a request before the ack never waits for a connection the work holds
+    inbox_engine = engine if ":memory:" in settings.database_url else create_engine(settings.database_url)
+    inbox = Inbox(service.sessions, sessionmaker(inbox_engine), client, clock)
+    app = build_app(settings, client, Deps(service, directory, clock), inbox)
+    runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app, inbox, inbox_engine)
     service.after_commit.append(runtime._changed)
     # PagerDuty runs in the background (tracked with the runtime's tasks) so it never delays a Slack page
     service.externals["pagerduty"] = PagerDuty(service, runtime._tasks, wake=dispatcher.run_due).submit
@@ -185,6 +198,7 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     await runtime.timekeeper.start()
+    runtime.inbox.start(started_at=runtime.service.clock())
     mode = (
         "Socket Mode"
         if settings.socket_mode

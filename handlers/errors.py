@@ -13,13 +13,19 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
+
 from bot.domain import DomainError
 from bot.metrics import METRICS
+from bot.service import AlreadyHandled
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[..., Awaitable[Any]]
-_EXTRA = ("respond", "body", "client")
+_EXTRA = ("respond", "body", "client", "context")
+
+FINISH_REQUEST = "finish_request"
+"""Context key of the callback that marks the request finished in the inbox once its listener is done."""
 
 
 def request_name(body: dict[str, Any]) -> str:
@@ -31,6 +37,19 @@ def request_name(body: dict[str, Any]) -> str:
     if body.get("type") in {"view_submission", "view_closed"}:
         return str((body.get("view") or {}).get("callback_id", body["type"]))
     return str(body.get("type") or (body.get("event") or {}).get("type") or "unknown")
+
+
+async def reply_privately(client: Any, *, user: str, channel: str, text: str, blocks: Any = None) -> None:
+    """An ephemeral message in `channel`, or a DM when there is no channel or the bot cannot post there."""
+    if not user:
+        raise ValueError("nobody to reply to")
+    if channel and not channel.startswith("D"):
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
+            return
+        except SlackApiError as exc:  # not in that channel, or it is archived: a DM still reaches them
+            log.info("ephemeral reply to %s in %s failed (%s); sending a DM", user, channel, exc.response.get("error"))
+    await client.chat_postMessage(channel=user, text=text, blocks=blocks)
 
 
 async def reply_error(error: Exception, body: dict[str, Any], respond: Any, client: Any) -> None:
@@ -66,9 +85,17 @@ def guarded(listener: Listener) -> Listener:
     async def wrapper(**kwargs: Any) -> Any:
         try:
             return await listener(**{n: kwargs[n] for n in own})
+        except AlreadyHandled:
+            # processed meanwhile by a replica or by recovery, which replied: nothing more to say
+            log.info("%s was already handled elsewhere; not applied again", request_name(kwargs.get("body") or {}))
+            return None
         except Exception as error:
             await reply_error(error, kwargs.get("body") or {}, kwargs.get("respond"), kwargs.get("client"))
             return None
+        finally:
+            finish = (kwargs.get("context") or {}).get(FINISH_REQUEST)
+            if finish is not None:
+                await finish()
 
     wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]

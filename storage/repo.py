@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import (
@@ -31,6 +33,8 @@ from bot.domain import (
 from storage.models import (
     Base,
     DecisionRow,
+    HandledRequestRow,
+    InboxRow,
     IssueRow,
     OutboxRow,
     PageRow,
@@ -581,3 +585,116 @@ async def timers(*, session: AsyncSession, release_id: str) -> list[Timer]:
         )
     ).all()
     return [Timer(r.release_id, r.key, r.rule, dict(r.data or {}), r.at) for r in rows]
+
+
+# --- the request inbox ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRequest:
+    """A Slack request as the inbox recorded it (`payload` is the parsed body Bolt dispatches)."""
+
+    key: str
+    kind: str
+    name: str
+    payload: dict[str, Any]
+    user_id: str
+    channel_id: str
+    received_at: datetime
+    claimed_at: datetime
+    attempts: int
+    finished_at: datetime | None = None
+
+
+def _request(row: InboxRow) -> InboundRequest:
+    return InboundRequest(
+        row.key,
+        row.kind,
+        row.name,
+        dict(row.payload or {}),
+        row.user_id,
+        row.channel_id,
+        row.received_at,
+        row.claimed_at,
+        row.attempts,
+        row.finished_at,
+    )
+
+
+async def record_request(*, session: AsyncSession, request: InboundRequest) -> bool:
+    """Record a request before it is acknowledged; False when its key was recorded before (a replay)."""
+    values = {
+        "key": request.key,
+        "kind": request.kind,
+        "name": request.name[:100],
+        "payload": request.payload,
+        "user_id": request.user_id[:32],
+        "channel_id": request.channel_id[:32],
+        "received_at": request.received_at,
+        "claimed_at": request.claimed_at,
+        "attempts": request.attempts,
+    }
+    # ON CONFLICT DO NOTHING (both databases have it): a replay must not abort the transaction it is in
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(insert(InboxRow).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def finish_request(*, session: AsyncSession, key: str, now: datetime) -> None:
+    """The request's listener is done (it replied, or said why not)."""
+    await session.execute(
+        update(InboxRow).where(InboxRow.key == key, InboxRow.finished_at.is_(None)).values(finished_at=now)
+    )
+
+
+async def unfinished_requests(
+    *, session: AsyncSession, received_before: datetime | None = None, claimed_before: datetime | None = None
+) -> list[InboundRequest]:
+    """Requests recorded but not finished, oldest first, received or last claimed before the given times."""
+    query = select(InboxRow).where(InboxRow.finished_at.is_(None))
+    if received_before is not None:
+        query = query.where(InboxRow.received_at < received_before)
+    if claimed_before is not None:
+        query = query.where(InboxRow.claimed_at < claimed_before)
+    rows = (await session.scalars(query.order_by(InboxRow.received_at, InboxRow.key))).all()
+    return [_request(r) for r in rows]
+
+
+async def claim_request(*, session: AsyncSession, request: InboundRequest, now: datetime) -> bool:
+    """Take an unfinished request over for processing; False when another process took it first."""
+    result = await session.execute(
+        update(InboxRow)
+        .where(
+            InboxRow.key == request.key,
+            InboxRow.finished_at.is_(None),
+            InboxRow.claimed_at == request.claimed_at,
+        )
+        .values(claimed_at=now, attempts=InboxRow.attempts + 1)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def expire_requests(*, session: AsyncSession, received_before: datetime) -> int:
+    """Forget finished requests received before `received_before` (and what they changed); returns how many."""
+    expired = select(InboxRow.key).where(InboxRow.finished_at.is_not(None), InboxRow.received_at < received_before)
+    await session.execute(
+        delete(HandledRequestRow).where(HandledRequestRow.key.in_(expired)).execution_options(synchronize_session=False)
+    )
+    result = await session.execute(
+        delete(InboxRow)
+        .where(InboxRow.finished_at.is_not(None), InboxRow.received_at < received_before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def handled_reply(*, session: AsyncSession, key: str) -> str | None:
+    """The reply of a request whose change was committed, or None when it was never applied."""
+    row = await session.get(HandledRequestRow, key)
+    return None if row is None else row.reply
+
+
+async def mark_handled(*, session: AsyncSession, key: str, reply: str, now: datetime) -> None:
+    """In the change's own transaction: this request has been applied (with the reply it gave)."""
+    session.add(HandledRequestRow(key=key, reply=reply, at=now))
+    await session.flush()
