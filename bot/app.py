@@ -190,6 +190,7 @@ def socket_mode_handler(runtime: Runtime) -> Any:
 async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
     """Serve until `stop` is set: HTTP mode, or Socket Mode plus the health and metrics endpoints."""
     settings = runtime.settings
+    started_at = runtime.service.clock()  # requests recorded before this are finished by the inbox
     socket_handler = socket_mode_handler(runtime) if settings.socket_mode else None
     if socket_handler is not None:
         await socket_handler.connect_async()
@@ -198,7 +199,7 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     await runtime.timekeeper.start()
-    runtime.inbox.start(started_at=runtime.service.clock())
+    runtime.inbox.start(started_at)
     mode = (
         "Socket Mode"
         if settings.socket_mode

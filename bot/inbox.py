@@ -39,6 +39,8 @@ KEEP = timedelta(minutes=15)
 """Finished requests are kept this long: Slack accepts a signature within 5 minutes of its timestamp."""
 STALE_CLAIM = timedelta(minutes=1)
 """A request another process claimed this long ago and did not finish is taken over by the sweep."""
+START_GRACE = timedelta(seconds=5)
+"""At start, a request recorded just before is left this long to a replica that may still be processing it."""
 MAX_ATTEMPTS = 3
 SWEEP_SECONDS = 60.0
 FINISH_WITHIN = 60.0
@@ -165,13 +167,12 @@ class Inbox:
 
     # --- after a crash ------------------------------------------------------------------------------------
 
-    async def recover(self, *, received_before: datetime | None = None, stale: bool = False) -> int:
+    async def recover(self, *, received_before: datetime | None = None, claimed_before: datetime | None = None) -> int:
         """Finish what was recorded and not finished; returns how many requests were taken over.
 
-        At start: everything received before this process started. On the sweep (`stale`): what another
-        process claimed over a minute ago and left unfinished.
+        At start: what was received before this process started. On the sweep: what another process
+        claimed over a minute ago and left unfinished.
         """
-        claimed_before = self.clock() - STALE_CLAIM if stale else None
         async with self.inbox_sessions() as session:
             waiting = await repo.unfinished_requests(
                 session=session, received_before=received_before, claimed_before=claimed_before
@@ -242,7 +243,7 @@ class Inbox:
 
     async def sweep(self) -> None:
         """Take over requests a dead replica left unfinished, and forget finished ones past the replay window."""
-        await self.recover(stale=True)
+        await self.recover(claimed_before=self.clock() - STALE_CLAIM)
         async with self.inbox_sessions() as session, session.begin():
             expired = await repo.expire_requests(session=session, received_before=self.clock() - KEEP)
         if expired:
@@ -253,10 +254,14 @@ class Inbox:
         self._sweeper = asyncio.get_running_loop().create_task(self._run(started_at))
 
     async def _run(self, started_at: datetime) -> None:
-        try:
-            await self.recover(received_before=started_at)
-        except Exception:
-            log.exception("recovering recorded requests failed; the sweep tries again")
+        # At once what is clearly abandoned; after a short grace also what was recorded just before the
+        # start, which another replica may still be answering (a crash a moment ago looks the same).
+        for wait in (0.0, START_GRACE.total_seconds()):
+            await asyncio.sleep(wait)
+            try:
+                await self.recover(received_before=started_at, claimed_before=self.clock() - START_GRACE)
+            except Exception:
+                log.exception("recovering recorded requests failed; the sweep tries again")
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:

@@ -34,6 +34,7 @@ from tests.bot_process import running_bot
 from tests.conftest import T0, Clock, SlackDriver, make_settings, plan_text, sign
 from tests.fake_slack import FakeSlack
 from tests.test_gonogo_handlers import click
+from tests.test_replicas import postgres_database  # noqa: F401 - the fixture
 
 ISSUES = 8
 VOTERS = ("U0RM", "U0DEV", "U0DBA")
@@ -140,6 +141,22 @@ async def inbox_rows(runtime: Runtime) -> list[Any]:
 async def test_a_request_recovered_while_its_first_processing_still_runs_is_applied_once(
     fake_slack: FakeSlack, database_url: str, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    await recovery_races_the_first_processing(fake_slack, database_url, clock, caplog)
+
+
+async def test_two_replicas_on_postgresql_processing_one_request_apply_it_once(
+    fake_slack: FakeSlack,
+    postgres_database: str,  # noqa: F811 - the fixture imported above
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await recovery_races_the_first_processing(fake_slack, postgres_database, clock, caplog)
+
+
+async def recovery_races_the_first_processing(
+    fake_slack: FakeSlack, database_url: str, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One replica is stuck on Slack with a request while another (starting, or sweeping) takes it over."""
     caplog.set_level(logging.INFO, logger="handlers.errors")
     fake_slack.groups["S0ONCALL"] = ["U0OC1", "U0OC2"]
     async with (
@@ -175,6 +192,7 @@ async def test_a_change_saved_before_a_crash_gets_its_stored_reply_once_and_is_n
 
     # what a crash right after the commit leaves: the change and its reply saved, the listener unfinished
     await slack.command("/issue", "high api saved before the crash")
+    await until_finished(runtime)
     body = dict(parse_qsl(issue_form(fake_slack, 2)))
     left = InboundRequest("sig:v0=left-by-a-crash", "command", "/issue", body, "U0QA", "C0WAR", clock(), clock(), 1)
     async with runtime.inbox.inbox_sessions() as session, session.begin():
@@ -218,6 +236,7 @@ async def test_finished_requests_are_forgotten_after_the_replay_window_and_unfin
     from storage.repo import InboundRequest
 
     await slack.command("/phase", "list")
+    await until_finished(runtime)
     form = InboundRequest("body:unfinished", "view", "issue_modal", {}, "U0QA", "", clock(), clock(), 1)
     async with runtime.inbox.inbox_sessions() as session, session.begin():
         await repo.record_request(session=session, request=form)
@@ -229,6 +248,13 @@ async def test_finished_requests_are_forgotten_after_the_replay_window_and_unfin
     await runtime.inbox.sweep()  # the form was never acknowledged: finished without applying it
     await runtime.inbox.sweep()
     assert await count_rows(runtime) == 0
+
+
+async def until_finished(runtime: Runtime) -> None:
+    """Wait for the listeners still running to mark their requests finished (they do after their reply)."""
+    async with asyncio.timeout(5):
+        while await inbox_rows(runtime):  # noqa: ASYNC110 - a database row, nothing to await
+            await asyncio.sleep(0.02)
 
 
 async def count_rows(runtime: Runtime) -> int:
