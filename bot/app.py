@@ -39,7 +39,7 @@ from schedules.planned import sync_schedule
 from schedules.timekeeper import Timekeeper
 from schedules.timers import arm_plan_timers
 from storage import repo
-from storage.db import create_engine, migrate, ping, sessionmaker
+from storage.db import create_engine, inbox_url, is_sqlite, migrate, ping, sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +133,17 @@ async def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = u
     directory = Directory(client)
     dispatcher = Dispatcher(service, client, directory, clock)
     timekeeper = Timekeeper(dispatcher, clock)
-    # Its own engine, so recording a request before the ack never waits for a connection the work holds
-    inbox_engine = engine if ":memory:" in settings.database_url else create_engine(settings.database_url)
-    inbox = Inbox(service.sessions, sessionmaker(inbox_engine), client, clock)
+    # Its own engine (on SQLite its own file), so recording a request before the ack never waits for the work
+    inbox_database = inbox_url(settings.database_url)
+    if ":memory:" in inbox_database:
+        inbox_engine = engine  # a second engine would open a second, empty in-memory database
+    else:
+        inbox_engine = create_engine(inbox_database)
+        if inbox_database != settings.database_url:
+            await migrate(inbox_engine)
+    inbox = Inbox(
+        service.sessions, sessionmaker(inbox_engine), client, clock, one_writer=is_sqlite(settings.database_url)
+    )
     app = build_app(settings, client, Deps(service, directory, clock), inbox)
     runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app, inbox, inbox_engine)
     service.after_commit.append(runtime._changed)

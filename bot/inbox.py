@@ -11,10 +11,11 @@ whatever was recorded but not finished is processed from the stored payload: its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +42,10 @@ STALE_CLAIM = timedelta(minutes=1)
 """A request another process claimed this long ago and did not finish is taken over by the sweep."""
 START_GRACE = timedelta(seconds=5)
 """At start, a request recorded just before is left this long to a replica that may still be processing it."""
+RECOVER_WITHIN = timedelta(hours=24)
+"""A request left unfinished longer than this is not applied any more (the go-live it was for is over)."""
+KEEP_HANDLED = timedelta(days=2)
+"""Which requests were applied is kept past RECOVER_WITHIN, so none is applied twice."""
 MAX_ATTEMPTS = 3
 SWEEP_SECONDS = 60.0
 FINISH_WITHIN = 60.0
@@ -102,14 +107,66 @@ class Inbox:
         inbox_sessions: async_sessionmaker[AsyncSession],
         client: AsyncWebClient,
         clock: Clock,
+        *,
+        one_writer: bool = False,
     ) -> None:
         self.sessions = sessions
         self.inbox_sessions = inbox_sessions
+        # SQLite: take turns here rather than in SQLite's busy handler, which sleeps between its tries
+        self._turn: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if one_writer else contextlib.nullcontext()
+        )
         self.client = client
         self.clock = clock
         self.app: AsyncApp | None = None
         self._in_flight: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._records: list[tuple[InboundRequest, asyncio.Future[bool]]] = []
+        self._finishes: list[tuple[str, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """One short write transaction on the inbox."""
+        async with self._turn, self.inbox_sessions() as session, session.begin():
+            yield session
+
+    async def _record(self, request: InboundRequest) -> bool:
+        """Record `request`; False when it was recorded before. Requests arriving together share one commit."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._records.append((request, future))
+        self._write_soon()
+        return await future
+
+    def _write_soon(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        """Write what is waiting in one transaction; what arrives meanwhile goes into the next one."""
+        while self._records or self._finishes:
+            records, self._records = self._records, []
+            finishes, self._finishes = self._finishes, []
+            try:
+                async with self._writing() as session:
+                    inserted: set[str] = set()
+                    if records:
+                        inserted = await repo.record_requests(session=session, requests=[r for r, _ in records])
+                    if finishes:
+                        await repo.finish_requests(session=session, keys={k for k, _ in finishes}, now=self.clock())
+            except Exception as exc:
+                waiters: list[asyncio.Future[Any]] = [f for _, f in records] + [f for _, f in finishes]
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                continue
+            for request, recorded in records:
+                if not recorded.done():
+                    recorded.set_result(request.key in inserted)
+                    inserted.discard(request.key)  # the same request twice at once: the second is a replay
+            for _, finished in finishes:
+                if not finished.done():
+                    finished.set_result(None)
 
     # --- before the ack -----------------------------------------------------------------------------------
 
@@ -132,9 +189,7 @@ class Inbox:
         now = self.clock()
         user, channel = _who(req.body)
         request = InboundRequest(key, kind, request_name(req.body), req.body, user, channel, now, now, 1)
-        async with self.inbox_sessions() as session, session.begin():
-            fresh = await repo.record_request(session=session, request=request)
-        if not fresh:
+        if not await self._record(request):
             log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])
             return BoltResponse(status=200, body="")
         self._attach(context, key)
@@ -159,9 +214,11 @@ class Inbox:
 
     async def finish(self, key: str) -> None:
         """Mark the request finished: its listener replied, or said why not."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finishes.append((key, future))
+        self._write_soon()
         try:
-            async with self.inbox_sessions() as session, session.begin():
-                await repo.finish_request(session=session, key=key, now=self.clock())
+            await future
         except Exception:  # it stays unfinished: recovery finds its change applied and repeats only the reply
             log.warning("could not mark request %s finished", key[:16], exc_info=True)
 
@@ -181,7 +238,7 @@ class Inbox:
         for request in waiting:
             if request.key in self._in_flight:
                 continue
-            async with self.inbox_sessions() as session, session.begin():
+            async with self._writing() as session:
                 claimed = await repo.claim_request(session=session, request=request, now=self.clock())
             if not claimed:
                 continue  # another replica took it first
@@ -200,6 +257,15 @@ class Inbox:
         if reply is not None:  # the change was committed; only the reply may not have gone out
             if reply:
                 await self._reply(request, reply)
+            await self.finish(request.key)
+            return
+        if self.clock() - request.received_at > RECOVER_WITHIN:
+            log.error(
+                "not applying %s from %s: it was received more than %s ago",
+                request.name,
+                request.user_id,
+                RECOVER_WITHIN,
+            )
             await self.finish(request.key)
             return
         if request.attempts >= MAX_ATTEMPTS:
@@ -244,8 +310,10 @@ class Inbox:
     async def sweep(self) -> None:
         """Take over requests a dead replica left unfinished, and forget finished ones past the replay window."""
         await self.recover(claimed_before=self.clock() - STALE_CLAIM)
-        async with self.inbox_sessions() as session, session.begin():
+        async with self._writing() as session:
             expired = await repo.expire_requests(session=session, received_before=self.clock() - KEEP)
+        async with self.sessions() as session, session.begin():
+            await repo.expire_handled(session=session, before=self.clock() - KEEP_HANDLED)
         if expired:
             log.debug("forgot %d finished requests older than %s", expired, KEEP)
 

@@ -621,29 +621,32 @@ def _request(row: InboxRow) -> InboundRequest:
     )
 
 
-async def record_request(*, session: AsyncSession, request: InboundRequest) -> bool:
-    """Record a request before it is acknowledged; False when its key was recorded before (a replay)."""
-    values = {
-        "key": request.key,
-        "kind": request.kind,
-        "name": request.name[:100],
-        "payload": request.payload,
-        "user_id": request.user_id[:32],
-        "channel_id": request.channel_id[:32],
-        "received_at": request.received_at,
-        "claimed_at": request.claimed_at,
-        "attempts": request.attempts,
-    }
-    # ON CONFLICT DO NOTHING (both databases have it): a replay must not abort the transaction it is in
+async def record_requests(*, session: AsyncSession, requests: list[InboundRequest]) -> set[str]:
+    """Record requests before they are acknowledged (one statement); returns the keys not recorded before."""
+    rows = [
+        {
+            "key": r.key,
+            "kind": r.kind,
+            "name": r.name[:100],
+            "payload": r.payload,
+            "user_id": r.user_id[:32],
+            "channel_id": r.channel_id[:32],
+            "received_at": r.received_at,
+            "claimed_at": r.claimed_at,
+            "attempts": r.attempts,
+        }
+        for r in {r.key: r for r in reversed(requests)}.values()
+    ]
+    # ON CONFLICT DO NOTHING (both databases have it): a replay must not abort the others in this statement
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = await session.execute(insert(InboxRow).values(**values).on_conflict_do_nothing(index_elements=["key"]))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    statement = insert(InboxRow).values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(InboxRow.key)
+    return set((await session.execute(statement)).scalars())
 
 
-async def finish_request(*, session: AsyncSession, key: str, now: datetime) -> None:
-    """The request's listener is done (it replied, or said why not)."""
+async def finish_requests(*, session: AsyncSession, keys: Iterable[str], now: datetime) -> None:
+    """The requests' listeners are done (they replied, or said why not)."""
     await session.execute(
-        update(InboxRow).where(InboxRow.key == key, InboxRow.finished_at.is_(None)).values(finished_at=now)
+        update(InboxRow).where(InboxRow.key.in_(list(keys)), InboxRow.finished_at.is_(None)).values(finished_at=now)
     )
 
 
@@ -675,16 +678,16 @@ async def claim_request(*, session: AsyncSession, request: InboundRequest, now: 
 
 
 async def expire_requests(*, session: AsyncSession, received_before: datetime) -> int:
-    """Forget finished requests received before `received_before` (and what they changed); returns how many."""
-    expired = select(InboxRow.key).where(InboxRow.finished_at.is_not(None), InboxRow.received_at < received_before)
-    await session.execute(
-        delete(HandledRequestRow).where(HandledRequestRow.key.in_(expired)).execution_options(synchronize_session=False)
-    )
+    """Forget finished requests received before `received_before`; returns how many."""
     result = await session.execute(
-        delete(InboxRow)
-        .where(InboxRow.finished_at.is_not(None), InboxRow.received_at < received_before)
-        .execution_options(synchronize_session=False)
+        delete(InboxRow).where(InboxRow.finished_at.is_not(None), InboxRow.received_at < received_before)
     )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def expire_handled(*, session: AsyncSession, before: datetime) -> int:
+    """Forget which requests were applied before `before` (long after they can be recovered); how many."""
+    result = await session.execute(delete(HandledRequestRow).where(HandledRequestRow.at < before))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

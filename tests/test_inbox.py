@@ -196,7 +196,8 @@ async def test_a_change_saved_before_a_crash_gets_its_stored_reply_once_and_is_n
     body = dict(parse_qsl(issue_form(fake_slack, 2)))
     left = InboundRequest("sig:v0=left-by-a-crash", "command", "/issue", body, "U0QA", "C0WAR", clock(), clock(), 1)
     async with runtime.inbox.inbox_sessions() as session, session.begin():
-        await repo.record_request(session=session, request=left)
+        await repo.record_requests(session=session, requests=[left])
+    async with runtime.service.sessions() as session, session.begin():
         await repo.mark_handled(session=session, key=left.key, reply="Issue #7 (high) is posted.", now=clock())
     before = len(fake_slack.responses())
 
@@ -216,7 +217,7 @@ async def test_a_request_recovered_after_its_response_url_expired_is_answered_pr
     received = clock()
     left = InboundRequest("sig:v0=forty-minutes-old", "command", "/issue", body, "U0QA", "C0WAR", received, received, 1)
     async with runtime.inbox.inbox_sessions() as session, session.begin():
-        await repo.record_request(session=session, request=left)
+        await repo.record_requests(session=session, requests=[left])
     clock.advance(minutes=40)  # the bot was down for 40 minutes: Slack no longer takes replies at the response_url
 
     assert await runtime.inbox.recover(received_before=clock()) == 1
@@ -239,7 +240,7 @@ async def test_finished_requests_are_forgotten_after_the_replay_window_and_unfin
     await until_finished(runtime)
     form = InboundRequest("body:unfinished", "view", "issue_modal", {}, "U0QA", "", clock(), clock(), 1)
     async with runtime.inbox.inbox_sessions() as session, session.begin():
-        await repo.record_request(session=session, request=form)
+        await repo.record_requests(session=session, requests=[form])
     clock.advance(minutes=10)
     await runtime.inbox.sweep()
     assert await count_rows(runtime) == 2  # inside the window (and its margin) both are kept
