@@ -30,6 +30,8 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fail: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+    retry_after: dict[str, int] = field(default_factory=dict)
+    """The Retry-After (seconds) a queued 429 of that method carries, as Slack's rate limits do; else 0."""
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
     url: str = ""
     _runner: web.AppRunner | None = None
@@ -125,7 +127,7 @@ class FakeSlack:
         if queued:
             status, body = queued.pop(0)
             await self._record(method + ":failed", args)
-            headers = {"Retry-After": "0"} if status == 429 else {}
+            headers = {"Retry-After": str(self.retry_after.get(method, 0))} if status == 429 else {}
             return web.json_response(body, status=status, headers=headers)
         await self._record(method, args)
         return web.json_response(self._answer(method, args))
