@@ -22,7 +22,7 @@ from bot.service import AlreadyHandled
 log = logging.getLogger(__name__)
 
 Listener = Callable[..., Awaitable[Any]]
-_EXTRA = ("respond", "body", "client", "context")
+_EXTRA = ("respond", "body", "client", "context", "ack")
 
 FINISH_REQUEST = "finish_request"
 """Context key of the callback that marks the request finished in the inbox once its listener is done."""
@@ -64,17 +64,39 @@ async def reply_error(error: Exception, body: dict[str, Any], respond: Any, clie
         log.error("unexpected error %s handling %s", error_id, name, exc_info=error)
         text = f"Something went wrong on our side (error id `{error_id}`). Try again, or tell the release manager."
     try:
-        if respond is not None:
+        # Bolt always passes a `respond`, but it only works when the request carried a response_url
+        # (commands, message buttons); modals and App Home have none and are answered privately instead.
+        if respond is not None and getattr(respond, "response_url", None):
             await respond(text=text, response_type="ephemeral", replace_original=False)
             return
-        user = (body.get("user") or {}).get("id") or body.get("user_id")
-        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-        if client is not None and user and channel:
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
-        elif client is not None and user:
-            await client.chat_postMessage(channel=user, text=text)
+        user = (body.get("user") or {}).get("id") or body.get("user_id") or (body.get("event") or {}).get("user")
+        channel = (body.get("channel") or {}).get("id") or body.get("channel_id") or ""
+        if client is not None and user:
+            await reply_privately(client, user=str(user), channel=str(channel), text=text)
     except Exception:
-        log.warning("could not deliver the error reply for %s", name)
+        log.warning("could not deliver the error reply for %s", name, exc_info=True)
+
+
+async def _answer_form(error: Exception, body: dict[str, Any], ack: Any) -> None:
+    """A form whose listener failed before acknowledging it still gets its answer in time, in the form."""
+    if body.get("type") != "view_submission" or ack is None or getattr(ack, "response", None) is not None:
+        return
+    block = next(
+        (
+            str(b["block_id"])
+            for b in (body.get("view") or {}).get("blocks") or []
+            if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")
+        ),
+        None,
+    )
+    if isinstance(error, DomainError):
+        text = str(error)
+    else:
+        text = "Something went wrong on our side; nothing was recorded (you have a message with the error id)."
+    if block is None:
+        await ack()  # nowhere in the form to say it: the form closes and the message explains
+    else:
+        await ack(response_action="errors", errors={block: text[:300]})
 
 
 def guarded(listener: Listener) -> Listener:
@@ -90,7 +112,9 @@ def guarded(listener: Listener) -> Listener:
             log.info("%s was already handled elsewhere; not applied again", request_name(kwargs.get("body") or {}))
             return None
         except Exception as error:
-            await reply_error(error, kwargs.get("body") or {}, kwargs.get("respond"), kwargs.get("client"))
+            body = kwargs.get("body") or {}
+            await _answer_form(error, body, kwargs.get("ack"))
+            await reply_error(error, body, kwargs.get("respond"), kwargs.get("client"))
             return None
         finally:
             finish = (kwargs.get("context") or {}).get(FINISH_REQUEST)

@@ -10,7 +10,7 @@ from typing import Any
 from bot.app import Runtime
 from bot.domain import Vote
 from messages.vote_cards import no_go_modal
-from tests.conftest import Clock, SlackDriver
+from tests.conftest import Clock, SlackDriver, sign
 from tests.fake_slack import FakeSlack
 from tests.test_gonogo_handlers import OPEN_AT, submission
 from tests.test_inbox import group_runtime
@@ -77,3 +77,33 @@ async def test_a_no_go_reason_is_answered_in_time_while_slack_rate_limits_the_us
         assert not answer or "errors" not in answer
         [ballot] = (await runtime.service.get("r1")).ballots
         assert (ballot.voter, ballot.vote, ballot.reason) == ("U0QA", Vote.NO_GO, "backups not verified")
+
+
+async def test_an_unexpected_error_in_a_form_is_shown_in_the_form_and_sent_to_the_person(
+    slack: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    form = view_submission("issue_modal", {"release": "r1"}, {}, "U0QA")
+    form["view"]["state"] = {"values": {"impact": {"impact": "not an element"}}}  # nothing the handler expects
+    form["view"]["blocks"] = [{"type": "input", "block_id": "impact", "label": {"type": "plain_text", "text": "x"}}]
+    answer = await slack.action(form)
+    assert answer["response_action"] == "errors" and "error id" in answer["errors"]["impact"]
+    [dm] = await fake_slack.wait_for("chat.postMessage", 1)
+    assert dm["channel"] == "U0QA" and "Something went wrong" in dm["text"]
+
+
+async def test_an_app_home_that_cannot_be_shown_is_explained_to_the_person(
+    slack: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    fake_slack.fail["views.publish"] = [(200, {"ok": False, "error": "internal_error"})]
+    event = {
+        "token": "verification_token", "team_id": "T111", "api_app_id": "A111", "type": "event_callback",
+        "event_id": "Ev111", "event_time": 1700000000,
+        "event": {"type": "app_home_opened", "user": "U0QA", "channel": "D0QA", "tab": "home", "event_ts": "1.2"},
+    }  # fmt: skip
+    body = json.dumps(event)
+    response = await slack.client.post(
+        "/slack/events", data=body, headers={**sign(body), "Content-Type": "application/json"}
+    )
+    assert response.status == 200
+    [dm] = await fake_slack.wait_for("chat.postMessage", 1)
+    assert dm["channel"] == "U0QA" and "Something went wrong" in dm["text"]
