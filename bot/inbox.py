@@ -338,7 +338,10 @@ class Inbox:
                 log.warning("the request inbox sweep failed; it runs again in %ss", SWEEP_SECONDS, exc_info=True)
 
     async def stop(self) -> None:
+        """Stop sweeping, and write what is waiting (a finish not written would repeat its reply at start)."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
