@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.metrics import METRICS
 from bot.service import CURRENT_REQUEST, RequestSlot
 from handlers.errors import FINISH_REQUEST, reply_privately, request_name
 from storage import repo
@@ -183,6 +184,7 @@ class Inbox:
             return None
         identity = identify(req)
         if identity is None:
+            CURRENT_REQUEST.set(None)  # nothing recorded: no change may be marked as this request's
             await next()
             return None
         key, kind = identity
@@ -190,6 +192,7 @@ class Inbox:
         user, channel = _who(req.body)
         request = InboundRequest(key, kind, request_name(req.body), req.body, user, channel, now, now, 1)
         if not await self._record(request):
+            METRICS.command(request.name, "replayed")
             log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])
             return BoltResponse(status=200, body="")
         self._attach(context, key)
@@ -287,6 +290,7 @@ class Inbox:
             body=request.payload, mode="socket_mode", context={_RECOVERED: request, "inbox_done": done}
         )
         response = await self.app.async_dispatch(bolt_request)
+        CURRENT_REQUEST.set(None)  # its listener has its own copy; the next one here gets its own slot
         if response.status == 404:  # nothing listens to it (a link button): there is nothing to finish
             await self.finish(request.key)
             return

@@ -49,6 +49,8 @@ async def test_the_same_signed_request_sent_twice_files_one_issue_and_the_copy_g
     assert [i.impact for i in (await runtime.service.get("r1")).issues] == ["replayed by an attacker"]
     assert len(fake_slack.responses()) == 1
     assert len([p for p in fake_slack.posts("C0WAR") if "replayed by an attacker" in str(p.get("blocks"))]) == 1
+    metrics = await (await slack.client.get("/metrics")).text()
+    assert 'warroom_commands_total{command="/issue",result="replayed"}' in metrics
 
 
 async def test_a_request_sent_to_two_replicas_on_postgresql_is_acted_on_once(
