@@ -18,11 +18,15 @@ from slack_sdk.errors import SlackApiError
 from bot.domain import DomainError
 from bot.metrics import METRICS
 from bot.service import AlreadyHandled
+from bot.slack import api_error
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[..., Awaitable[Any]]
 _EXTRA = ("respond", "body", "client", "context", "ack")
+
+EXPIRED_TRIGGER = {"expired_trigger_id", "exchanged_trigger_id"}
+"""views.open refusals for a trigger_id used too late or twice: a recovered request that opens a form."""
 
 FINISH_REQUEST = "finish_request"
 """Context key of the callback that marks the request finished in the inbox once its listener is done."""
@@ -58,6 +62,13 @@ async def reply_error(error: Exception, body: dict[str, Any], respond: Any, clie
     if isinstance(error, DomainError):
         METRICS.command(name, "refused")
         text = str(error)
+    elif isinstance(error, SlackApiError) and api_error(error) in EXPIRED_TRIGGER:
+        METRICS.command(name, "refused")
+        log.info("%s: the form could not be opened (%s)", name, api_error(error))
+        text = (
+            "The form could not be opened: Slack allows 3 seconds for that, and they had passed (Warroom may have "
+            "been restarting). Run the command or click the button again."
+        )
     else:
         METRICS.command(name, "error")
         error_id = uuid.uuid4().hex[:8]

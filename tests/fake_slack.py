@@ -31,6 +31,8 @@ class FakeSlack:
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fail: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
     retry_after: dict[str, int] = field(default_factory=dict)
+    expired_triggers: set[str] = field(default_factory=set)
+    """trigger_ids views.open refuses with expired_trigger_id (Slack accepts one for 3 s after the interaction)."""
     """The Retry-After (seconds) a queued 429 of that method carries, as Slack's rate limits do; else 0."""
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
     url: str = ""
@@ -169,6 +171,8 @@ class FakeSlack:
             if group is None:
                 return {"ok": False, "error": "paid_teams_only"}
             return {"ok": True, "users": group}
+        if method in {"views.open", "views.push"} and args.get("trigger_id") in self.expired_triggers:
+            return {"ok": False, "error": "expired_trigger_id"}
         if method in {"views.open", "views.publish", "views.update", "views.push"}:
             return {"ok": True, "view": {"id": "V123", **(args.get("view") or {})}}
         if method == "chat.postEphemeral":

@@ -231,6 +231,24 @@ async def test_a_request_recovered_after_its_response_url_expired_is_answered_pr
     assert await inbox_rows(runtime) == []
 
 
+async def test_a_recovered_command_whose_form_can_no_longer_open_tells_the_person_to_run_it_again(
+    runtime: Runtime, fake_slack: FakeSlack, clock: Clock
+) -> None:
+    from storage.repo import InboundRequest
+
+    body = {**dict(parse_qsl(issue_form(fake_slack, 5))), "text": ""}  # `/issue` alone opens the form
+    fake_slack.expired_triggers.add(body["trigger_id"])  # long expired by the time the bot is back
+    left = InboundRequest("sig:v0=form-command", "command", "/issue", body, "U0QA", "C0WAR", clock(), clock(), 1)
+    async with runtime.inbox.inbox_sessions() as session, session.begin():
+        await repo.record_requests(session=session, requests=[left])
+
+    assert await runtime.inbox.recover(received_before=clock() + timedelta(seconds=1)) == 1
+
+    [reply] = fake_slack.responses()
+    assert "could not be opened" in reply["text"] and "again" in reply["text"]
+    assert "Something went wrong" not in reply["text"]
+
+
 async def test_finished_requests_are_forgotten_after_the_replay_window_and_unfinished_ones_kept(
     runtime: Runtime, slack: SlackDriver, clock: Clock
 ) -> None:
