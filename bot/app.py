@@ -32,6 +32,7 @@ from bot.core.signature import refusal
 from bot.core.slack_request import body_problem
 from bot.core.window import ended_before_start
 from bot.domain import Outcome, Release
+from bot.inbox import Inbox
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
@@ -47,7 +48,7 @@ from schedules.planned import load_as_history, sync_schedule
 from schedules.timekeeper import Timekeeper
 from schedules.timers import arm_plan_timers
 from storage import repo
-from storage.db import create_engine, migrate, ping, sessionmaker
+from storage.db import create_engine, inbox_url, is_sqlite, migrate, ping, sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,14 @@ class _UnusedTokenWarning(logging.Filter):
 _UNUSED_TOKEN_WARNING = _UnusedTokenWarning()
 
 
-def build_app(settings: Settings, client: AsyncWebClient, deps: Deps, identity: BotIdentity | None = None) -> AsyncApp:
-    """The Bolt app with the deps middleware, every listener and the error handler.
+def build_app(
+    settings: Settings,
+    client: AsyncWebClient,
+    deps: Deps,
+    identity: BotIdentity | None = None,
+    inbox: Inbox | None = None,
+) -> AsyncApp:
+    """The Bolt app with the request inbox and deps middleware, every listener and the error handler.
 
     Bolt would call `auth.test` on the first request, before its ack — with Slack down, that command is lost.
     `authorize` answers from `identity` (the start-up auth.test) instead, so no request waits on Slack.
@@ -122,6 +129,10 @@ def build_app(settings: Settings, client: AsyncWebClient, deps: Deps, identity: 
         request_verification_enabled=not settings.socket_mode,
         raise_error_for_unhandled_request=False,
     )
+    if inbox is not None:
+        # after Bolt's own verification, before any listener acks: what is acknowledged is recorded
+        app.middleware(inbox.middleware)
+        inbox.app = app
 
     @app.middleware
     async def inject_deps(context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Any]) -> None:
@@ -146,6 +157,8 @@ class Runtime:
     app: AsyncApp
     http: ClientSession
     """One pooled, kept-alive HTTP session for the Slack Web API and PagerDuty, closed at shutdown."""
+    inbox: Inbox
+    inbox_engine: AsyncEngine
     identity: BotIdentity = field(default_factory=BotIdentity)
     socket: SocketLink | None = None
     exit_code: int = 0
@@ -169,11 +182,14 @@ class Runtime:
     async def close(self) -> None:
         # Drain first: stopping the scheduler cancels the pass it started, between a send and its record.
         await self.dispatcher.drain()
+        await self.inbox.stop()
         self.timekeeper.stop()
         await self.timekeeper.finish()
         await self.settle()
         await self.http.close()
         await self.engine.dispose()
+        if self.inbox_engine is not self.engine:
+            await self.inbox_engine.dispose()
 
 
 async def build_runtime(
@@ -199,8 +215,21 @@ async def build_runtime(
     delivery = delivery_client(token, settings.slack_api_url, session=http)
     dispatcher = Dispatcher(service, delivery, directory, clock, pace=pace or Pace())
     timekeeper = Timekeeper(dispatcher, clock)
-    app = build_app(settings, client, Deps(service, directory, clock), identity)
-    runtime = Runtime(settings, engine, service, client, directory, dispatcher, timekeeper, app, http, identity)
+    # Its own engine (on SQLite its own file), so recording a request before the ack never waits for the work
+    inbox_database = inbox_url(settings.database_url)
+    if ":memory:" in inbox_database:
+        inbox_engine = engine  # a second engine would open a second, empty in-memory database
+    else:
+        inbox_engine = create_engine(inbox_database)
+        if inbox_database != settings.database_url:
+            await migrate(inbox_engine)
+    inbox = Inbox(
+        service.sessions, sessionmaker(inbox_engine), client, clock, one_writer=is_sqlite(settings.database_url)
+    )
+    app = build_app(settings, client, Deps(service, directory, clock), identity, inbox)
+    runtime = Runtime(
+        settings, engine, service, client, directory, dispatcher, timekeeper, app, http, inbox, inbox_engine, identity
+    )
     service.after_commit.append(runtime._changed)
     # PagerDuty runs in the background (tracked with the runtime's tasks) so it never delays a Slack page
     service.externals["pagerduty"] = PagerDuty(service, runtime._tasks, wake=dispatcher.run_due, http=http).submit
@@ -314,6 +343,7 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
     Returns the exit code: 0, or 2 when Slack refused a token meanwhile.
     """
     settings = runtime.settings
+    started_at = runtime.service.clock()  # requests recorded before this are finished by the inbox
 
     def fatal(message: str) -> None:
         log.error("%s", message)
@@ -340,6 +370,7 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
     await runtime.timekeeper.start(deliver=False)
     # what fell due while the bot was down goes out in the background: a slow Slack must not hold the start
     runtime.background(runtime.timekeeper.catch_up())
+    runtime.inbox.start(started_at)
     mode = (
         "Socket Mode"
         if settings.socket_mode

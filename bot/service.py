@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -33,6 +34,22 @@ def plan_secrets(plan: Plan) -> list[str]:
     """What in a plan must never be logged: its PagerDuty routing key."""
     pagerduty = plan.integrations.pagerduty
     return [pagerduty.routing_key] if pagerduty is not None else []
+
+
+@dataclass
+class RequestSlot:
+    """The Slack request the current unit of work answers; the first `Service.run` under it applies it."""
+
+    key: str
+    used: bool = False
+
+
+CURRENT_REQUEST: ContextVar[RequestSlot | None] = ContextVar("warroom_current_request", default=None)
+"""Set by the request inbox before a listener runs (the listener's task inherits it)."""
+
+
+class AlreadyHandled(Exception):
+    """This request's change was committed before: by another replica, or before a restart."""
 
 
 @dataclass
@@ -134,13 +151,23 @@ class Service:
         """Load the release, let the rule decide, save it all in one transaction, then deliver."""
         plan = self.plan(release_id)
         now = self.clock()
+        request = CURRENT_REQUEST.get()
+        if request is not None and request.used:
+            request = None  # one request, one change: later runs (and work it started) are on their own
+        if request is not None:
+            request.used = True
         try:
             async with self.sessions() as session, session.begin():
                 before = await repo.get_release(session=session, release_id=release_id, lock=True)
                 if before is None:
                     raise NotFound(f"Release {release_id!r} is not in the database; run `warroom run` with its plan.")
+                # under the release's lock: whoever processes the same request second sees the first one's mark
+                if request is not None and await repo.handled_reply(session=session, key=request.key) is not None:
+                    raise AlreadyHandled(request.key)
                 outcome = decide(before, plan, now)
                 outcome = replace(outcome, effects=one_post_per_channel(outcome.effects, plan))
+                if request is not None:
+                    await repo.mark_handled(session=session, key=request.key, reply=outcome.reply, now=now)
                 changed = outcome.release is not before and outcome.release != before
                 if changed:
                     await repo.save_release(session=session, before=before, after=outcome.release, now=now)

@@ -13,14 +13,24 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
+
 from bot.core.text import slack_escape
 from bot.domain import DomainError, NotSaved
 from bot.metrics import METRICS
+from bot.service import AlreadyHandled
+from bot.slack import api_error
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[..., Awaitable[Any]]
-_EXTRA = ("respond", "body", "client")
+_EXTRA = ("respond", "body", "client", "context", "ack")
+
+EXPIRED_TRIGGER = {"expired_trigger_id", "exchanged_trigger_id"}
+"""views.open refusals for a trigger_id used too late or twice: a recovered request that opens a form."""
+
+FINISH_REQUEST = "finish_request"
+"""Context key of the callback that marks the request finished in the inbox once its listener is done."""
 
 
 def request_name(body: dict[str, Any]) -> str:
@@ -34,6 +44,19 @@ def request_name(body: dict[str, Any]) -> str:
     return str(body.get("type") or (body.get("event") or {}).get("type") or "unknown")
 
 
+async def reply_privately(client: Any, *, user: str, channel: str, text: str, blocks: Any = None) -> None:
+    """An ephemeral message in `channel`, or a DM when there is no channel or the bot cannot post there."""
+    if not user:
+        raise ValueError("nobody to reply to")
+    if channel and not channel.startswith("D"):
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
+            return
+        except SlackApiError as exc:  # not in that channel, or it is archived: a DM still reaches them
+            log.info("ephemeral reply to %s in %s failed (%s); sending a DM", user, channel, exc.response.get("error"))
+    await client.chat_postMessage(channel=user, text=text, blocks=blocks)
+
+
 async def reply_error(error: Exception, body: dict[str, Any], respond: Any, client: Any) -> None:
     """Tell the person what went wrong, privately; log unexpected errors with an id they can quote."""
     name = request_name(body)
@@ -43,6 +66,13 @@ async def reply_error(error: Exception, body: dict[str, Any], respond: Any, clie
     elif isinstance(error, DomainError):
         METRICS.command(name, "refused")
         text = str(error)
+    elif isinstance(error, SlackApiError) and api_error(error) in EXPIRED_TRIGGER:
+        METRICS.command(name, "refused")
+        log.info("%s: the form could not be opened (%s)", name, api_error(error))
+        text = (
+            "The form could not be opened: Slack allows 3 seconds for that, and they had passed (Warroom may have "
+            "been restarting). Run the command or click the button again."
+        )
     else:
         METRICS.command(name, "error")
         error_id = uuid.uuid4().hex[:8]
@@ -50,18 +80,40 @@ async def reply_error(error: Exception, body: dict[str, Any], respond: Any, clie
         text = f"Something went wrong on our side (error id `{error_id}`). Try again, or tell the release manager."
     text = slack_escape(text)  # refusals quote what was typed
     try:
-        if respond is not None:
+        # Bolt always passes a `respond`, but it only works when the request carried a response_url
+        # (commands, message buttons); modals and App Home have none and are answered privately instead.
+        if respond is not None and getattr(respond, "response_url", None):
             respond = getattr(respond, "unescaped", respond)
             await respond(text=text, response_type="ephemeral", replace_original=False)
             return
-        user = (body.get("user") or {}).get("id") or body.get("user_id")
-        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-        if client is not None and user and channel:
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
-        elif client is not None and user:
-            await client.chat_postMessage(channel=user, text=text)
+        user = (body.get("user") or {}).get("id") or body.get("user_id") or (body.get("event") or {}).get("user")
+        channel = (body.get("channel") or {}).get("id") or body.get("channel_id") or ""
+        if client is not None and user:
+            await reply_privately(client, user=str(user), channel=str(channel), text=text)
     except Exception:
-        log.warning("could not deliver the error reply for %s", name)
+        log.warning("could not deliver the error reply for %s", name, exc_info=True)
+
+
+async def _answer_form(error: Exception, body: dict[str, Any], ack: Any) -> None:
+    """A form whose listener failed before acknowledging it still gets its answer in time, in the form."""
+    if body.get("type") != "view_submission" or ack is None or getattr(ack, "response", None) is not None:
+        return
+    block = next(
+        (
+            str(b["block_id"])
+            for b in (body.get("view") or {}).get("blocks") or []
+            if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")
+        ),
+        None,
+    )
+    if isinstance(error, DomainError):
+        text = str(error)
+    else:
+        text = "Something went wrong on our side; nothing was recorded (you have a message with the error id)."
+    if block is None:
+        await ack()  # nowhere in the form to say it: the form closes and the message explains
+    else:
+        await ack(response_action="errors", errors={block: text[:300]})
 
 
 class EscapingRespond:
@@ -71,6 +123,11 @@ class EscapingRespond:
 
     def __init__(self, respond: Any) -> None:
         self.unescaped = respond
+
+    @property
+    def response_url(self) -> str | None:
+        """The request's response_url (None for forms and App Home), as Bolt's `respond` has it."""
+        return getattr(self.unescaped, "response_url", None)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not kwargs.get("blocks"):
@@ -91,9 +148,19 @@ def guarded(listener: Listener) -> Listener:
             kwargs = {**kwargs, "respond": EscapingRespond(kwargs["respond"])}
         try:
             return await listener(**{n: kwargs[n] for n in own})
-        except Exception as error:
-            await reply_error(error, kwargs.get("body") or {}, kwargs.get("respond"), kwargs.get("client"))
+        except AlreadyHandled:
+            # processed meanwhile by a replica or by recovery, which replied: nothing more to say
+            log.info("%s was already handled elsewhere; not applied again", request_name(kwargs.get("body") or {}))
             return None
+        except Exception as error:
+            body = kwargs.get("body") or {}
+            await _answer_form(error, body, kwargs.get("ack"))
+            await reply_error(error, body, kwargs.get("respond"), kwargs.get("client"))
+            return None
+        finally:
+            finish = (kwargs.get("context") or {}).get(FINISH_REQUEST)
+            if finish is not None:
+                await finish()
 
     wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]

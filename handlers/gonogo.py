@@ -30,6 +30,8 @@ from bot.votes import (
     require_vote,
 )
 from handlers.deps import Deps
+from handlers.errors import reply_privately
+from handlers.forms import actor_in_time, form_metadata
 from messages.blocks import submitted_values
 from messages.render import compose
 from messages.vote_cards import decide_modal, no_go_modal, read_metadata
@@ -118,20 +120,21 @@ async def _submit(
     command: CastVote | DecideVote,
 ) -> None:
     """Run the rule before acking, so a refusal shows inside the modal instead of vanishing with it."""
-    release_id, channel, attempt = read_metadata(view)
-    command = replace(command, attempt=attempt)
     user = body["user"]["id"]
     try:
+        form_metadata(view)  # refused in the form when it cannot be read
+        release_id, channel, attempt = read_metadata(view)
+        command = replace(command, attempt=attempt)
         plan = deps.service.plan(release_id)
-        actor = await deps.actor(plan, user)
+        actor = await actor_in_time(deps, plan, user)  # answered within Slack's 3 s even while it rate-limits
         rule = RULES[type(command)]
         outcome = await deps.service.run(release_id, lambda r, p, now: rule(r, p, actor, command, now))
     except DomainError as error:
         await ack(response_action="errors", errors={BlockId.REASON: error.message[:300]})
         return
     await ack()
-    if channel:
-        await client.chat_postEphemeral(channel=channel, user=user, text=slack_escape(outcome.reply))
+    if outcome.reply:  # in the vote's channel; by DM when the bot cannot post there
+        await reply_privately(client, user=user, channel=channel, text=slack_escape(outcome.reply))
 
 
 async def on_no_go_submitted(

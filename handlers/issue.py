@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import split_release_option
 from bot.core.text import slack_escape
-from bot.domain import DomainError, Outcome
+from bot.domain import DomainError, Outcome, UsageError
 from bot.ids import ActionId, BlockId, CallbackId, Command
 from bot.issues import (
     EscalateIssue,
@@ -29,10 +26,10 @@ from bot.issues import (
     parse_ref,
 )
 from handlers.deps import Deps
+from handlers.errors import reply_privately
+from handlers.forms import actor_in_time, form_metadata
 from messages.blocks import submitted_values
 from messages.issue_cards import issue_list, issue_modal, resolve_modal
-
-log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp) -> None:
@@ -66,8 +63,10 @@ async def on_issue(
     await respond(response_type="ephemeral", text=outcome.reply)
 
 
-async def _run(deps: Deps, release_id: str, user_id: str, parsed: IssueCommand) -> Outcome:
-    actor = await deps.actor(deps.service.plan(release_id), user_id)
+async def _run(deps: Deps, release_id: str, user_id: str, parsed: IssueCommand, *, form: bool = False) -> Outcome:
+    plan = deps.service.plan(release_id)
+    # a form is answered within Slack's 3 seconds: a slow user-group look-up is a refusal shown in it
+    actor = await (actor_in_time(deps, plan, user_id) if form else deps.actor(plan, user_id))
     return await deps.service.run(release_id, lambda r, p, now: decide_issue(r, p, actor, parsed, now))
 
 
@@ -117,8 +116,12 @@ async def on_issue_submitted(
     ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient, deps: Deps
 ) -> None:
     """The `/issue` form: invalid fields are shown inline; a valid one reports like the quick form."""
-    meta = json.loads(view.get("private_metadata") or "{}")
-    plan = deps.service.plan(str(meta.get("release", "")))
+    try:
+        meta = form_metadata(view)
+        plan = deps.service.plan(str(meta.get("release", "")))
+    except DomainError as exc:
+        await ack(response_action="errors", errors={BlockId.IMPACT: exc.message[:300]})
+        return
     values = submitted_values(view)
     report, problems = form_report(
         plan,
@@ -138,9 +141,15 @@ async def on_resolve_submitted(
     ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient, deps: Deps
 ) -> None:
     """The resolve form: resolve with the note; a refusal is shown in the form."""
-    meta = json.loads(view.get("private_metadata") or "{}")
-    note = submitted_values(view).get(BlockId.NOTE) or ""
-    command = ResolveIssue(int(meta.get("issue", 0)), note)
+    try:
+        meta = form_metadata(view)
+        number = meta.get("issue")
+        if not isinstance(number, int):
+            raise UsageError(f"This form names no issue ({number!r}); close it and click *Resolve* on the card again.")
+    except DomainError as exc:
+        await ack(response_action="errors", errors={BlockId.NOTE: exc.message[:300]})
+        return
+    command = ResolveIssue(number, submitted_values(view).get(BlockId.NOTE) or "")
     await _submit(ack, client, deps, meta, body["user"]["id"], command, BlockId.NOTE)
 
 
@@ -155,13 +164,11 @@ async def _submit(
 ) -> None:
     # run before ack: a refusal (the issue was resolved meanwhile) can then be shown in the form itself
     try:
-        outcome = await _run(deps, str(meta.get("release", "")), user_id, command)
+        outcome = await _run(deps, str(meta.get("release", "")), user_id, command, form=True)
     except DomainError as exc:
         await ack(response_action="errors", errors={error_block: exc.message[:300]})
         return
     await ack()
-    if meta.get("channel") and outcome.reply:
-        try:
-            await client.chat_postEphemeral(channel=meta["channel"], user=user_id, text=slack_escape(outcome.reply))
-        except SlackApiError as exc:  # the bot may not be in that channel; the card is posted regardless
-            log.info("could not confirm to %s in %s: %s", user_id, meta["channel"], exc.response.get("error"))
+    if outcome.reply:  # in the channel the form came from; by DM when the bot cannot post there
+        channel = str(meta.get("channel") or "")
+        await reply_privately(client, user=user_id, channel=channel, text=slack_escape(outcome.reply))

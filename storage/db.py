@@ -11,7 +11,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -87,6 +87,22 @@ class WriteHealth:
         if self.failure is not None:
             log.info("the database saves again (after: %s)", self.failure)
         self.failure = None
+
+
+def inbox_url(url: str) -> str:
+    """Where the request inbox lives: on SQLite a file of its own beside the database, else the database.
+
+    SQLite has one writer per file: an inbox row written before the ack would queue behind every
+    transaction the work holds (and SQLite's busy handler polls with sleeps), so the ack would wait for
+    the work it is meant to come before. A second file has a lock of its own.
+    """
+    if not is_sqlite(url) or ":memory:" in url:
+        return url
+    parsed = make_url(url)
+    path = Path(parsed.database or "warroom.db")
+    return parsed.set(database=str(path.with_name(f"{path.stem}.inbox{path.suffix or '.db'}"))).render_as_string(
+        hide_password=False
+    )
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -203,3 +203,31 @@ class TimelineRow(Base):
     actor: Mapped[str | None] = mapped_column(String(32))
     subject: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[dict[str, Any]]
+
+
+class InboxRow(Base):
+    """A request from Slack, recorded before it is acknowledged; finished once its listener has replied."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_finished_received", "finished_at", "received_at"),)
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]]
+    user_id: Mapped[str] = mapped_column(String(32), default="")
+    channel_id: Mapped[str] = mapped_column(String(32), default="")
+    received_at: Mapped[datetime]
+    claimed_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    finished_at: Mapped[datetime | None]
+
+
+class HandledRequestRow(Base):
+    """A request whose change was committed: written in the same transaction as the change itself."""
+
+    __tablename__ = "handled_requests"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    reply: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import (
@@ -31,6 +33,8 @@ from bot.domain import (
 from storage.models import (
     Base,
     DecisionRow,
+    HandledRequestRow,
+    InboxRow,
     IssueRow,
     OutboxRow,
     PageRow,
@@ -646,3 +650,119 @@ async def timers(*, session: AsyncSession, release_id: str) -> list[Timer]:
         )
     ).all()
     return [Timer(r.release_id, r.key, r.rule, dict(r.data or {}), r.at) for r in rows]
+
+
+# --- the request inbox ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRequest:
+    """A Slack request as the inbox recorded it (`payload` is the parsed body Bolt dispatches)."""
+
+    key: str
+    kind: str
+    name: str
+    payload: dict[str, Any]
+    user_id: str
+    channel_id: str
+    received_at: datetime
+    claimed_at: datetime
+    attempts: int
+    finished_at: datetime | None = None
+
+
+def _request(row: InboxRow) -> InboundRequest:
+    return InboundRequest(
+        row.key,
+        row.kind,
+        row.name,
+        dict(row.payload or {}),
+        row.user_id,
+        row.channel_id,
+        row.received_at,
+        row.claimed_at,
+        row.attempts,
+        row.finished_at,
+    )
+
+
+async def record_requests(*, session: AsyncSession, requests: list[InboundRequest]) -> set[str]:
+    """Record requests before they are acknowledged (one statement); returns the keys not recorded before."""
+    rows = [
+        {
+            "key": r.key,
+            "kind": r.kind,
+            "name": r.name[:100],
+            "payload": r.payload,
+            "user_id": r.user_id[:32],
+            "channel_id": r.channel_id[:32],
+            "received_at": r.received_at,
+            "claimed_at": r.claimed_at,
+            "attempts": r.attempts,
+        }
+        for r in {r.key: r for r in reversed(requests)}.values()
+    ]
+    # ON CONFLICT DO NOTHING (both databases have it): a replay must not abort the others in this statement
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(InboxRow).values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(InboxRow.key)
+    return set((await session.execute(statement)).scalars())
+
+
+async def finish_requests(*, session: AsyncSession, keys: Iterable[str], now: datetime) -> None:
+    """The requests' listeners are done (they replied, or said why not)."""
+    await session.execute(
+        update(InboxRow).where(InboxRow.key.in_(list(keys)), InboxRow.finished_at.is_(None)).values(finished_at=now)
+    )
+
+
+async def unfinished_requests(
+    *, session: AsyncSession, received_before: datetime | None = None, claimed_before: datetime | None = None
+) -> list[InboundRequest]:
+    """Requests recorded but not finished, oldest first, received or last claimed before the given times."""
+    query = select(InboxRow).where(InboxRow.finished_at.is_(None))
+    if received_before is not None:
+        query = query.where(InboxRow.received_at < received_before)
+    if claimed_before is not None:
+        query = query.where(InboxRow.claimed_at < claimed_before)
+    rows = (await session.scalars(query.order_by(InboxRow.received_at, InboxRow.key))).all()
+    return [_request(r) for r in rows]
+
+
+async def claim_request(*, session: AsyncSession, request: InboundRequest, now: datetime) -> bool:
+    """Take an unfinished request over for processing; False when another process took it first."""
+    result = await session.execute(
+        update(InboxRow)
+        .where(
+            InboxRow.key == request.key,
+            InboxRow.finished_at.is_(None),
+            InboxRow.claimed_at == request.claimed_at,
+        )
+        .values(claimed_at=now, attempts=InboxRow.attempts + 1)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def expire_requests(*, session: AsyncSession, received_before: datetime) -> int:
+    """Forget finished requests received before `received_before`; returns how many."""
+    result = await session.execute(
+        delete(InboxRow).where(InboxRow.finished_at.is_not(None), InboxRow.received_at < received_before)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def expire_handled(*, session: AsyncSession, before: datetime) -> int:
+    """Forget which requests were applied before `before` (long after they can be recovered); how many."""
+    result = await session.execute(delete(HandledRequestRow).where(HandledRequestRow.at < before))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def handled_reply(*, session: AsyncSession, key: str) -> str | None:
+    """The reply of a request whose change was committed, or None when it was never applied."""
+    row = await session.get(HandledRequestRow, key)
+    return None if row is None else row.reply
+
+
+async def mark_handled(*, session: AsyncSession, key: str, reply: str, now: datetime) -> None:
+    """In the change's own transaction: this request has been applied (with the reply it gave)."""
+    session.add(HandledRequestRow(key=key, reply=reply, at=now))
+    await session.flush()

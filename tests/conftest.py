@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import time
@@ -176,6 +177,16 @@ class SlackDriver:
         self.client = client
         self.fake = fake
         self.runtime = runtime
+        self._triggers = itertools.count(1)
+        self._sent_triggers: set[str] = set()
+
+    def _fresh_trigger(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Slack gives every interaction its own trigger_id (so no two requests have the same signature)."""
+        trigger = str(payload.get("trigger_id") or "")
+        if trigger and trigger in self._sent_triggers:
+            payload = {**payload, "trigger_id": f"{trigger}.{next(self._triggers)}"}
+        self._sent_triggers.add(str(payload.get("trigger_id") or ""))
+        return payload
 
     async def command(
         self,
@@ -211,7 +222,7 @@ class SlackDriver:
             "text": text,
             "api_app_id": "A111",
             "response_url": self.fake.webhook_url,
-            "trigger_id": "111.111.xxx",
+            "trigger_id": f"111.{next(self._triggers)}.xxx",
         }
         body = urlencode(form)
         response = await self.client.post("/slack/events", data=body, headers=sign(body))
@@ -222,7 +233,7 @@ class SlackDriver:
         return replies[before]
 
     async def action(self, payload: dict[str, Any], *, settle: bool = True) -> Any:
-        body = urlencode({"payload": json.dumps(payload)})
+        body = urlencode({"payload": json.dumps(self._fresh_trigger(payload))})
         response = await self.client.post("/slack/events", data=body, headers=sign(body))
         assert response.status == 200, await response.text()
         text = await response.text()

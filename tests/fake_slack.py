@@ -170,6 +170,10 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fail: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+    retry_after: dict[str, int] = field(default_factory=dict)
+    expired_triggers: set[str] = field(default_factory=set)
+    """trigger_ids views.open refuses with expired_trigger_id (Slack accepts one for 3 s after the interaction)."""
+    """The Retry-After (seconds) a queued 429 of that method carries, as Slack's rate limits do; else 0."""
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
     url: str = ""
     _runner: web.AppRunner | None = None
@@ -347,7 +351,7 @@ class FakeSlack:
         if queued:
             status, body = queued.pop(0)
             await self._record(method + ":failed", args)
-            headers = {"Retry-After": "0"} if status == 429 else {}
+            headers = {"Retry-After": str(self.retry_after.get(method, 0))} if status == 429 else {}
             return web.json_response(body, status=status, headers=headers)
         if refused := refusal(method, args):
             await self._record(method + ":refused", args)
@@ -444,6 +448,8 @@ class FakeSlack:
             if group is None:
                 return {"ok": False, "error": "paid_teams_only"}
             return {"ok": True, "users": group}
+        if method in {"views.open", "views.push"} and args.get("trigger_id") in self.expired_triggers:
+            return {"ok": False, "error": "expired_trigger_id"}
         if method in {"views.open", "views.publish", "views.update", "views.push"}:
             return {"ok": True, "view": {"id": "V123", **(args.get("view") or {})}}
         if method == "chat.postEphemeral":

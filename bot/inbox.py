@@ -1,0 +1,351 @@
+"""The request inbox: a command, click or form submission is recorded before Slack gets its acknowledgement.
+
+A Bolt middleware, so HTTP mode and Socket Mode share it. Each request is one small insert keyed by its
+identity (the `X-Slack-Signature` over HTTP, the `trigger_id` over Socket Mode); a key seen before is a
+replay and is answered without acting again. The change a request makes is marked in its own transaction
+(`Service.run`), so processing the same request twice applies it once. At start, and on a periodic sweep,
+whatever was recorded but not finished is processed from the stored payload: its reply goes through the
+`response_url` while Slack still accepts it (30 minutes) and privately (ephemeral, else a DM) after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.metrics import METRICS
+from bot.service import CURRENT_REQUEST, RequestSlot
+from handlers.errors import FINISH_REQUEST, reply_privately, request_name
+from storage import repo
+from storage.repo import InboundRequest
+
+log = logging.getLogger(__name__)
+
+RESPONSE_URL_VALID = timedelta(minutes=29)
+"""Slack accepts replies to a `response_url` for 30 minutes; a minute is kept for clock drift."""
+KEEP = timedelta(minutes=15)
+"""Finished requests are kept this long: Slack accepts a signature within 5 minutes of its timestamp."""
+STALE_CLAIM = timedelta(minutes=1)
+"""A request another process claimed this long ago and did not finish is taken over by the sweep."""
+START_GRACE = timedelta(seconds=5)
+"""At start, a request recorded just before is left this long to a replica that may still be processing it."""
+RECOVER_WITHIN = timedelta(hours=24)
+"""A request left unfinished longer than this is not applied any more (the go-live it was for is over)."""
+KEEP_HANDLED = timedelta(days=2)
+"""Which requests were applied is kept past RECOVER_WITHIN, so none is applied twice."""
+MAX_ATTEMPTS = 3
+SWEEP_SECONDS = 60.0
+FINISH_WITHIN = 60.0
+"""How long recovery waits for one request's listener before it moves on to the next."""
+
+_RECOVERED = "inbox_recovered"
+_KINDS = {"block_actions": "action", "view_submission": "view"}
+
+Clock = Callable[[], datetime]
+
+
+def identify(request: AsyncBoltRequest) -> tuple[str, str] | None:
+    """The request's inbox key and kind, or None for what is not recorded (events, view_closed, options)."""
+    body = request.body
+    kind = "command" if body.get("command") else _KINDS.get(str(body.get("type")))
+    if kind is None:
+        return None
+    signature = (request.headers.get("x-slack-signature") or [""])[0]
+    if request.mode == "http" and signature:
+        return f"sig:{signature}", kind
+    trigger = body.get("trigger_id")
+    if trigger:
+        return f"trigger:{trigger}", kind
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return f"body:{digest}", kind
+
+
+def _who(body: dict[str, Any]) -> tuple[str, str]:
+    """The person who sent the request and the channel it came from (empty when it has none)."""
+    user = body.get("user_id") or (body.get("user") or {}).get("id") or ""
+    channel = (
+        body.get("channel_id")
+        or (body.get("channel") or {}).get("id")
+        or (body.get("container") or {}).get("channel_id")
+        or ""
+    )
+    return str(user), str(channel)
+
+
+@dataclass
+class PrivateReply:
+    """`respond` for a recovered request whose `response_url` has expired: ephemeral in its channel, else a DM."""
+
+    client: AsyncWebClient
+    user: str
+    channel: str
+    response_url: None = None
+
+    async def __call__(self, text: str = "", blocks: Any = None, **_ignored: Any) -> None:
+        await reply_privately(self.client, user=self.user, channel=self.channel, text=text, blocks=blocks)
+
+
+class Inbox:
+    """Records requests before their ack, and finishes the ones a crash or a dead replica left behind."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        inbox_sessions: async_sessionmaker[AsyncSession],
+        client: AsyncWebClient,
+        clock: Clock,
+        *,
+        one_writer: bool = False,
+    ) -> None:
+        self.sessions = sessions
+        self.inbox_sessions = inbox_sessions
+        # SQLite: take turns here rather than in SQLite's busy handler, which sleeps between its tries
+        self._turn: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if one_writer else contextlib.nullcontext()
+        )
+        self.client = client
+        self.clock = clock
+        self.app: AsyncApp | None = None
+        self._in_flight: set[str] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._records: list[tuple[InboundRequest, asyncio.Future[bool]]] = []
+        self._finishes: list[tuple[str, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """One short write transaction on the inbox."""
+        async with self._turn, self.inbox_sessions() as session, session.begin():
+            yield session
+
+    async def _record(self, request: InboundRequest) -> bool:
+        """Record `request`; False when it was recorded before. Requests arriving together share one commit."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._records.append((request, future))
+        self._write_soon()
+        return await future
+
+    def _write_soon(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        """Write what is waiting in one transaction; what arrives meanwhile goes into the next one."""
+        while self._records or self._finishes:
+            records, self._records = self._records, []
+            finishes, self._finishes = self._finishes, []
+            try:
+                async with self._writing() as session:
+                    inserted: set[str] = set()
+                    if records:
+                        inserted = await repo.record_requests(session=session, requests=[r for r, _ in records])
+                    if finishes:
+                        await repo.finish_requests(session=session, keys={k for k, _ in finishes}, now=self.clock())
+            except Exception as exc:
+                waiters: list[asyncio.Future[Any]] = [f for _, f in records] + [f for _, f in finishes]
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                continue
+            for request, recorded in records:
+                if not recorded.done():
+                    recorded.set_result(request.key in inserted)
+                    inserted.discard(request.key)  # the same request twice at once: the second is a replay
+            for _, finished in finishes:
+                if not finished.done():
+                    finished.set_result(None)
+
+    # --- before the ack -----------------------------------------------------------------------------------
+
+    async def middleware(
+        self, req: AsyncBoltRequest, context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """Record the request (a replay is answered 200 and goes no further), then let the listeners run."""
+        recovered: InboundRequest | None = context.get(_RECOVERED)
+        if recovered is not None:
+            self._attach(context, recovered.key)
+            if self.clock() - recovered.received_at > RESPONSE_URL_VALID:
+                context["respond"] = PrivateReply(self.client, recovered.user_id, recovered.channel_id)
+            await next()
+            return None
+        identity = identify(req)
+        if identity is None:
+            CURRENT_REQUEST.set(None)  # nothing recorded: no change may be marked as this request's
+            await next()
+            return None
+        key, kind = identity
+        now = self.clock()
+        user, channel = _who(req.body)
+        request = InboundRequest(key, kind, request_name(req.body), req.body, user, channel, now, now, 1)
+        if not await self._record(request):
+            METRICS.command(request.name, "replayed")
+            log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])
+            return BoltResponse(status=200, body="")
+        self._attach(context, key)
+        await next()
+        return None
+
+    def _attach(self, context: AsyncBoltContext, key: str) -> None:
+        # the listener's task is created after the middleware returns, so it inherits this value
+        CURRENT_REQUEST.set(RequestSlot(key))
+        self._in_flight.add(key)
+        done: asyncio.Event | None = context.get("inbox_done")
+
+        async def finish() -> None:
+            try:
+                await self.finish(key)
+            finally:
+                self._in_flight.discard(key)
+                if done is not None:
+                    done.set()
+
+        context[FINISH_REQUEST] = finish
+
+    async def finish(self, key: str) -> None:
+        """Mark the request finished: its listener replied, or said why not."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finishes.append((key, future))
+        self._write_soon()
+        try:
+            await future
+        except Exception:  # it stays unfinished: recovery finds its change applied and repeats only the reply
+            log.warning("could not mark request %s finished", key[:16], exc_info=True)
+
+    # --- after a crash ------------------------------------------------------------------------------------
+
+    async def recover(self, *, received_before: datetime | None = None, claimed_before: datetime | None = None) -> int:
+        """Finish what was recorded and not finished; returns how many requests were taken over.
+
+        At start: what was received before this process started. On the sweep: what another process
+        claimed over a minute ago and left unfinished.
+        """
+        async with self.inbox_sessions() as session:
+            waiting = await repo.unfinished_requests(
+                session=session, received_before=received_before, claimed_before=claimed_before
+            )
+        taken = 0
+        for request in waiting:
+            if request.key in self._in_flight:
+                continue
+            async with self._writing() as session:
+                claimed = await repo.claim_request(session=session, request=request, now=self.clock())
+            if not claimed:
+                continue  # another replica took it first
+            taken += 1
+            try:
+                await self._complete(request)
+            except Exception:
+                log.exception("could not finish the recorded %s from %s", request.name, request.user_id)
+        if taken:
+            log.info("finished %d request(s) recorded before a restart", taken)
+        return taken
+
+    async def _complete(self, request: InboundRequest) -> None:
+        async with self.sessions() as session:
+            reply = await repo.handled_reply(session=session, key=request.key)
+        if reply is not None:  # the change was committed; only the reply may not have gone out
+            if reply:
+                await self._reply(request, reply)
+            await self.finish(request.key)
+            return
+        if self.clock() - request.received_at > RECOVER_WITHIN:
+            log.error(
+                "not applying %s from %s: it was received more than %s ago",
+                request.name,
+                request.user_id,
+                RECOVER_WITHIN,
+            )
+            await self.finish(request.key)
+            return
+        if request.attempts >= MAX_ATTEMPTS:
+            log.error("giving up on %s from %s after %d attempts", request.name, request.user_id, request.attempts)
+            await self.finish(request.key)
+            return
+        if request.kind == "view":
+            # a form is acknowledged only after its change is saved: Slack told the person it failed
+            log.info("not applying a form %s from %s that was never acknowledged", request.name, request.user_id)
+            await self.finish(request.key)
+            return
+        await self._replay(request)
+
+    async def _replay(self, request: InboundRequest) -> None:
+        assert self.app is not None, "Inbox.app is set when the Bolt app is built"
+        done = asyncio.Event()
+        # mode socket_mode: the payload was verified when it was recorded, and its signature has expired since
+        bolt_request = AsyncBoltRequest(
+            body=request.payload, mode="socket_mode", context={_RECOVERED: request, "inbox_done": done}
+        )
+        response = await self.app.async_dispatch(bolt_request)
+        CURRENT_REQUEST.set(None)  # its listener has its own copy; the next one here gets its own slot
+        if response.status == 404:  # nothing listens to it (a link button): there is nothing to finish
+            await self.finish(request.key)
+            return
+        try:
+            async with asyncio.timeout(FINISH_WITHIN):
+                await done.wait()
+        except TimeoutError:
+            log.warning(
+                "the recorded %s from %s is still running; the sweep will look again", request.name, request.user_id
+            )
+
+    async def _reply(self, request: InboundRequest, text: str) -> None:
+        url = request.payload.get("response_url")
+        if url and self.clock() - request.received_at <= RESPONSE_URL_VALID:
+            await AsyncWebhookClient(str(url)).send(text=text, response_type="ephemeral", replace_original=False)
+            return
+        await reply_privately(self.client, user=request.user_id, channel=request.channel_id, text=text)
+
+    # --- housekeeping -------------------------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """Take over requests a dead replica left unfinished, and forget finished ones past the replay window."""
+        await self.recover(claimed_before=self.clock() - STALE_CLAIM)
+        async with self._writing() as session:
+            expired = await repo.expire_requests(session=session, received_before=self.clock() - KEEP)
+        async with self.sessions() as session, session.begin():
+            await repo.expire_handled(session=session, before=self.clock() - KEEP_HANDLED)
+        if expired:
+            log.debug("forgot %d finished requests older than %s", expired, KEEP)
+
+    def start(self, started_at: datetime) -> None:
+        """Finish what was left before `started_at`, then sweep every minute until `stop`."""
+        self._sweeper = asyncio.get_running_loop().create_task(self._run(started_at))
+
+    async def _run(self, started_at: datetime) -> None:
+        # At once what is clearly abandoned; after a short grace also what was recorded just before the
+        # start, which another replica may still be answering (a crash a moment ago looks the same).
+        for wait in (0.0, START_GRACE.total_seconds()):
+            await asyncio.sleep(wait)
+            try:
+                await self.recover(received_before=started_at, claimed_before=self.clock() - START_GRACE)
+            except Exception:
+                log.exception("recovering recorded requests failed; the sweep tries again")
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.sweep()
+            except Exception:
+                log.warning("the request inbox sweep failed; it runs again in %ss", SWEEP_SECONDS, exc_info=True)
+
+    async def stop(self) -> None:
+        """Stop sweeping, and write what is waiting (a finish not written would repeat its reply at start)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
