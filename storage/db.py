@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
+POOL_WAIT_S = 120.0
+"""How long a unit of work waits for SQLite's one connection in this process (queued, in order, not polling)."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -31,9 +33,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     pysqlite (and so aiosqlite) opens a transaction lazily at the first write, so a read-modify-write
     reads outside any transaction and two of them silently overwrite each other. Taking the write lock
     at BEGIN serializes them; the busy timeout makes the second one wait instead of failing.
+
+    Within one process every transaction takes that lock, so a file database gets a pool of one
+    connection: units of work queue for it in order, instead of each holding a connection while
+    SQLite's busy handler polls for the lock. A burst of commands then waits its turn rather than
+    exhausting the pool ("QueuePool limit … reached") or the busy timeout ("database is locked").
     """
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **kwargs)
+        one_at_a_time = {"pool_size": 1, "max_overflow": 0, "pool_timeout": POOL_WAIT_S}
+        options: dict[str, Any] = {**({} if ":memory:" in url else one_at_a_time), **kwargs}
+        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **options)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -151,3 +151,41 @@ def test_naive_datetimes_are_refused_by_storage() -> None:
 
     with pytest.raises(ValueError, match="naive"):
         UTCDateTime().process_bind_param(datetime(2026, 1, 1), None)  # type: ignore[arg-type]  # noqa: DTZ001 - the point of the test
+
+
+async def test_a_burst_of_work_on_sqlite_queues_for_one_connection_instead_of_polling_the_lock(
+    database_url: str, clock: Clock
+) -> None:
+    """Every SQLite transaction takes the write lock; units of work that each held a connection while
+    SQLite's busy handler polled for it exhausted the pool under a burst ("QueuePool limit … reached")."""
+    from sqlalchemy import event
+
+    plan = plan_with_phases(MANY_PHASES)
+    service, engine = await _service(database_url, clock)
+    in_use, peak = 0, 0
+
+    def checked_out(*_args: Any) -> None:
+        nonlocal in_use, peak
+        in_use += 1
+        peak = max(peak, in_use)
+
+    def checked_in(*_args: Any) -> None:
+        nonlocal in_use
+        in_use -= 1
+
+    event.listen(engine.sync_engine.pool, "checkout", checked_out)
+    event.listen(engine.sync_engine.pool, "checkin", checked_in)
+    try:
+        await service.load(LoadedPlan(plan, "", "many.yml"))
+        actor = Actor("U0DBA", frozenset({"dba"}))
+
+        async def finish(i: int) -> None:
+            cmd = ChangePhase(PhaseVerb.DONE, f"step-{i:02d}", f"done {i}")
+            await service.run(plan.id, lambda r, p, now: change_phase(r, p, actor, cmd, now))
+
+        await asyncio.gather(*(finish(i) for i in range(MANY_PHASES)), *(service.get(plan.id) for _ in range(20)))
+        release = await service.get(plan.id)
+        assert [p.status for p in release.phases] == [PhaseStatus.DONE] * MANY_PHASES
+        assert peak == 1, f"{peak} connections were in use at once: all but one waited on SQLite's lock"
+    finally:
+        await engine.dispose()
