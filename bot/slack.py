@@ -64,8 +64,9 @@ def _repeatable(request: HttpRequest) -> bool:
     return not request.url.rstrip("/").endswith(tuple(f"/{method}" for method in NOT_REPEATED))
 
 
-class _ConnectionErrorsExceptPosts(AsyncConnectionErrorRetryHandler):
-    """Retries a reset connection, except for a post (the dispatcher looks it up before sending again)."""
+class _NotForPosts(AsyncRetryHandler):
+    """Retries as the handler it is mixed into does, except a post: Slack may have posted before the
+    connection broke or it failed to answer, and the dispatcher looks the post up before sending again."""
 
     async def _can_retry_async(
         self,
@@ -80,20 +81,12 @@ class _ConnectionErrorsExceptPosts(AsyncConnectionErrorRetryHandler):
         )
 
 
-class _ServerErrorsExceptPosts(AsyncServerErrorRetryHandler):
-    """Retries a 500 or 503, except for a post: Slack may have posted before it failed to answer."""
+class _ConnectionErrorsExceptPosts(_NotForPosts, AsyncConnectionErrorRetryHandler):
+    """Retries a reset connection, except for a post."""
 
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return _repeatable(request) and await super()._can_retry_async(
-            state=state, request=request, response=response, error=error
-        )
+
+class _ServerErrorsExceptPosts(_NotForPosts, AsyncServerErrorRetryHandler):
+    """Retries a 500 or 503, except for a post."""
 
 
 def delivery_client(
