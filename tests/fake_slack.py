@@ -327,7 +327,8 @@ class FakeSlack:
         if refused := refusal("respond", body):
             await self._record("respond:refused", body)
             return web.Response(status=400, text=refused)
-        await self._record("respond", body)
+        hook = request.match_info["hook"]  # `webhook_url` is "respond"; other names tell replies apart
+        await self._record("respond" if hook == "respond" else f"respond:{hook}", body)
         return web.Response(text="ok")
 
     async def _handle(self, request: web.Request) -> web.Response:
