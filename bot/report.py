@@ -225,6 +225,22 @@ def _posted(e: Event, release: Release) -> str:
     return f"posted {name}{lateness}" + (" (marked delayed)" if e.data.get("delayed") else "")
 
 
+def _plan_updated(e: Event, release: Release) -> str:
+    """`the plan was updated: the window moved from … to … EST; version v1 → v2; phases added: smoke`."""
+    parts = []
+    for key, value in e.data.items():
+        if key == "window_start" and isinstance(value, list) and len(value) == 2:
+            tz = zone(release.timezone)
+            before, after = (datetime.fromisoformat(str(v)).astimezone(tz) for v in value)
+            first = f"{before:%a %d %b %Y %H:%M}" + (f" {before:%Z}" if before.tzname() != after.tzname() else "")
+            parts.append(f"the window moved from {first} to {after:%a %d %b %Y %H:%M %Z}")
+        elif key == "version" and isinstance(value, list) and len(value) == 2:
+            parts.append(f"version {value[0]} → {value[1]}")
+        else:
+            parts.append(f"{_words(key)}: {_words(value)}")
+    return "the plan was updated: " + "; ".join(parts)
+
+
 def _completed(e: Event, release: Release) -> str:
     """`completed the release`, and with a forced completion what was left and why."""
     left = [
@@ -256,9 +272,7 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
         f"the plan was loaded: version {e.data.get('version')}, {e.data.get('phases')} phases"
     ),
     "release.loaded_as_history": lambda e, r: f"loaded as history: {e.data.get('reason')}; nothing was sent",
-    "release.plan_updated": lambda e, r: (
-        "the plan was updated: " + "; ".join(f"{_words(k)}: {_words(v)}" for k, v in e.data.items())
-    ),
+    "release.plan_updated": _plan_updated,
     "release.started": lambda e, r: (
         "started the release"
         + (" at T0" if e.data.get("at") == "T0" else "")

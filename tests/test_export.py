@@ -179,6 +179,18 @@ def _ny_release() -> Release:
             "completed the release with Deploy Region 2 left unfinished and Deploy Region 1 failed: region2 next week",
         ),
         ("release.completed", None, {"forced": None, "failed": [], "unfinished": []}, "completed the release"),
+        (
+            "release.plan_updated",
+            None,
+            {
+                "window_start": ["2026-12-05T22:00:00+00:00", "2026-12-12T22:00:00+00:00"],
+                "version": ["v1.2.3", "v1.2.4"],
+                "phases_added": ["smoke"],
+                "phases_removed": ["deploy-region2"],
+            },
+            "the plan was updated: the window moved from Sat 05 Dec 2026 17:00 to Sat 12 Dec 2026 17:00 EST; "
+            "version v1.2.3 → v1.2.4; phases added: smoke; phases removed: deploy-region2",
+        ),
         ("page.renotified", "page:2", {"level": None, "targets": ["U0RM", "U0VP"]}, "page #2 went to U0RM, U0VP again"),
         ("page.renotified", "page:1", {"level": 3, "targets": ["U0CTO"]}, "page #1 went to Level 3 again"),
         (
