@@ -149,3 +149,16 @@ def test_check_names_a_reserved_role_and_an_unknown_one_plainly(
         "phase owner 'dbas' is not a role in people (roles: cto, dba, devops_lead, oncall, "
         "qa_lead, release_manager, system, vp_engineering)"
     ), unknown
+
+
+def test_check_names_an_undefined_name_under_an_index_as_it_was_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = UNIFIED.read_text().replace("Pre-deployment ready: {{ release.name }}", "Ready: {{ phases[0].nam }}")
+    path = tmp_path / "plan.yml"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 1
+    line = _line_of(text, "- id: pre-deployment-ready")
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}:{line}: announcement 'pre-deployment-ready': 'phases[0].nam' is undefined"
+    ]
