@@ -157,6 +157,11 @@ def _words(value: object) -> str:
     return str(value).replace("_", " ")
 
 
+def vote_name(vote: object) -> str:
+    """`Go` or `No-Go`, as the vote's buttons say it."""
+    return {"go": "Go", "no_go": "No-Go"}.get(str(vote), _words(vote))
+
+
 def _number(subject: str | None) -> str:
     return f"#{subject.split(':', 1)[1]}" if subject and ":" in subject else f"#{subject}"
 
@@ -290,11 +295,11 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
     "phase.skipped": _phase_change("skipped"),
     "vote.opened": lambda e, r: f"opened the go/no-go vote for {_words(e.data.get('voters', []))}",
     "vote.cast": lambda e, r: (
-        f"voted {_words(e.data.get('vote', ''))} as {_words(e.subject)}"
+        f"voted {vote_name(e.data.get('vote'))} as {_words(e.subject)}"
         + (f": {e.data['reason']}" if e.data.get("reason") else "")
     ),
     "vote.changed": lambda e, r: (
-        f"changed their vote to {_words(e.data.get('vote', ''))} as {_words(e.subject)}"
+        f"changed their vote to {vote_name(e.data.get('vote'))} as {_words(e.subject)}"
         + (f": {e.data['reason']}" if e.data.get("reason") else "")
     ),
     "vote.reminded": lambda e, r: f"reminded the missing voters ({_words(e.data.get('missing', []))})",
@@ -487,7 +492,7 @@ def to_markdown(data: dict[str, Any]) -> str:
         (
             "Votes",
             ["voter", "role", "vote", "reason", "at"],
-            [[v["voter"], _words(v["role"]), _words(v["vote"]), v["reason"], clock(v["at"])] for v in data["votes"]],
+            [[v["voter"], _words(v["role"]), vote_name(v["vote"]), v["reason"], clock(v["at"])] for v in data["votes"]],
         ),
         (
             "Decisions",

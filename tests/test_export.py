@@ -200,6 +200,8 @@ def _ny_release() -> Release:
             "page #2 had no acknowledgement within 15m; a page to a role or a person does not climb, so it stops here",
         ),
         ("page.exhausted", "page:1", {"level": 3, "waited": "15m"}, "page #1 reached the top of the ladder unanswered"),
+        ("vote.cast", "dba", {"vote": "no_go", "reason": "replica lag"}, "voted No-Go as dba: replica lag"),
+        ("vote.changed", "qa_lead", {"vote": "go"}, "changed their vote to Go as qa lead"),
         ("message.posted", "status:20261205T221500Z", {}, "posted the status update of 17:15"),
         (
             "message.posted",
