@@ -162,3 +162,11 @@ def test_check_names_an_undefined_name_under_an_index_as_it_was_written(
     assert capsys.readouterr().err.splitlines() == [
         f"{path}:{line}: announcement 'pre-deployment-ready': 'phases[0].nam' is undefined"
     ]
+
+
+def test_check_gives_t0_in_the_plans_zone_as_its_warnings_do(capsys: pytest.CaptureFixture[str]) -> None:
+    interactive = ROOT / "examples" / "interactive-examples.yml"
+    assert main(["check", str(interactive), str(UNIFIED)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("T0 Fri 25 Jul 2025 20:00 EDT (2025-07-26 00:00 UTC)"), out
+    assert out[1].endswith("T0 Sat 05 Dec 2026 22:00 UTC"), out
