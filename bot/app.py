@@ -115,8 +115,12 @@ def build_app(
             user_id=user_id,
         )
 
-    logging.getLogger("slack_bolt.AsyncApp").addFilter(_UNUSED_TOKEN_WARNING)
+    bolt_log = logging.getLogger("slack_bolt.AsyncApp")
+    bolt_log.addFilter(_UNUSED_TOKEN_WARNING)
     app = AsyncApp(
+        # given its logger, Bolt leaves its level alone; left to itself it copies the root's level onto it,
+        # and its Socket Mode session lines would show at INFO although `slack_bolt` is set to WARNING
+        logger=bolt_log,
         # the token arrives through `authorize` (given both, Bolt warns that one is ignored)
         client=AsyncWebClient(
             base_url=client.base_url,

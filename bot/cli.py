@@ -9,14 +9,14 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.core.window import schedule_warnings
 from bot.plan import Plan, PlanError, line_for, source_lines, utcnow
 from bot.settings import Settings, SettingsError, load_settings
-from bot.timeparse import format_duration
+from bot.timeparse import format_duration, zone
 from bot.validate import load_checked
 
 if TYPE_CHECKING:
@@ -72,9 +72,16 @@ def check(paths: Sequence[str], now: datetime | None = None) -> int:
         print(
             f"{path}: ok — {plan.release.name} {plan.release.version}, {len(plan.phases)} phases, "
             f"{len(plan.announcements)} announcements, {len(plan.status_update_times())} status updates, "
-            f"T0 {plan.t0:%Y-%m-%d %H:%M} UTC"
+            f"T0 {_local_t0(plan)}"
         )
     return status
+
+
+def _local_t0(plan: Plan) -> str:
+    """`Fri 25 Jul 2025 20:00 EDT (2025-07-26 00:00 UTC)`: the plan's zone, as its warnings give times."""
+    local = plan.t0.astimezone(zone(plan.release.timezone))
+    utc = "" if local.utcoffset() == timedelta(0) and local.tzname() == "UTC" else f" ({plan.t0:%Y-%m-%d %H:%M} UTC)"
+    return f"{local:%a %d %b %Y %H:%M %Z}{utc}"
 
 
 def cmd_preview(args: argparse.Namespace) -> int:

@@ -168,9 +168,10 @@ def complete(release: Release, plan: Plan, actor: Actor, now: datetime, *, force
     if final is ReleaseStatus.COMPLETED and open_phases:
         if force_reason is None:
             listed = ", ".join(f"{p.name} ({p.status.value.replace('_', ' ')})" for p in open_phases)
+            one = len(open_phases) == 1
             raise Conflict(
-                f"{len(open_phases)} of {len(release.phases)} phases are not finished: {listed}. "
-                "Finish them with `/phase done|skip ID`, or complete anyway and say why: "
+                f"{len(open_phases)} of {len(release.phases)} phases {'is' if one else 'are'} not finished: {listed}. "
+                f"Finish {'it' if one else 'them'} with `/phase done|skip ID`, or complete anyway and say why: "
                 "`/release complete --force REASON`."
             )
         if not force_reason.strip():

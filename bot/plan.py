@@ -423,6 +423,8 @@ def line_for(lines: dict[Path_, int], loc: Path_) -> int:
 def _describe(loc: Path_) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for a mapping's key: the key itself is already named
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -464,7 +466,7 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
         for i, name in enumerate(names):
             if isinstance(name, str) and name not in roles:
                 p = path if isinstance(value, str) else (*path, i)
-                add(p, f"{what} {name!r} is not a role in people: (roles: {role_hint})")
+                add(p, f"{what} {name!r} is not a role in people (roles: {role_hint})")
 
     def check_channel(value: object, path: Path_) -> None:
         if isinstance(value, str) and value not in channels and not CHANNEL.match(value):

@@ -157,6 +157,11 @@ def _words(value: object) -> str:
     return str(value).replace("_", " ")
 
 
+def vote_name(vote: object) -> str:
+    """`Go` or `No-Go`, as the vote's buttons say it."""
+    return {"go": "Go", "no_go": "No-Go"}.get(str(vote), _words(vote))
+
+
 def _number(subject: str | None) -> str:
     return f"#{subject.split(':', 1)[1]}" if subject and ":" in subject else f"#{subject}"
 
@@ -191,9 +196,29 @@ def _decided(e: Event, release: Release) -> str:
     return f"decided **{outcome}**{how}" + (f": {rationale}" if rationale else "") + override
 
 
+_STATUS_KEY = re.compile(r"status:(?:(?P<channel>[^:]+):)?(?P<at>\d{8}T\d{6}Z)")
+_ANNOUNCEMENT_KEY = re.compile(r"announcement:(?P<id>.+?)")
+_ATTEMPT = re.compile(r"(?P<key>.+):attempt(?P<attempt>\d+)")
+
+
+def message_name(subject: str | None, release: Release) -> str:
+    """A scheduled message as people name it: `the status update of 17:15` (the plan's zone), `the
+    announcement advance`; any other message by its key."""
+    key, attempt = subject or "", ""
+    if m := _ATTEMPT.fullmatch(key):
+        key, attempt = m["key"], f" (attempt {m['attempt']})"
+    if m := _STATUS_KEY.fullmatch(key):
+        at = datetime.strptime(m["at"], "%Y%m%dT%H%M%SZ").replace(tzinfo=ZoneInfo("UTC"))
+        to = f" to #{m['channel']}" if m["channel"] else ""
+        return f"the status update{to} of {at.astimezone(zone(release.timezone)):%H:%M}{attempt}"
+    if m := _ANNOUNCEMENT_KEY.fullmatch(key):
+        return f"the announcement {m['id']}{attempt}"
+    return f"the message {subject}"
+
+
 def _skipped_message(e: Event, release: Release) -> str:
     reason = humane_seconds(str(e.data.get("reason", "")))
-    return f"the message {e.subject} was skipped" + (f": {reason}" if reason else "")
+    return f"{message_name(e.subject, release)} was skipped" + (f": {reason}" if reason else "")
 
 
 def _posted(e: Event, release: Release) -> str:
@@ -201,7 +226,50 @@ def _posted(e: Event, release: Release) -> str:
     lateness = ""
     if isinstance(late, int | float) and late >= 60:
         lateness = f", {format_duration(timedelta(seconds=late))} late"
-    return f"posted {e.subject}{lateness}" + (" (marked delayed)" if e.data.get("delayed") else "")
+    name = message_name(e.subject, release).removeprefix("the message ")
+    return f"posted {name}{lateness}" + (" (marked delayed)" if e.data.get("delayed") else "")
+
+
+def _plan_updated(e: Event, release: Release) -> str:
+    """`the plan was updated: the window moved from … to … EST; version v1 → v2; phases added: smoke`."""
+    parts = []
+    for key, value in e.data.items():
+        if key == "window_start" and isinstance(value, list) and len(value) == 2:
+            tz = zone(release.timezone)
+            before, after = (datetime.fromisoformat(str(v)).astimezone(tz) for v in value)
+            first = f"{before:%a %d %b %Y %H:%M}" + (f" {before:%Z}" if before.tzname() != after.tzname() else "")
+            parts.append(f"the window moved from {first} to {after:%a %d %b %Y %H:%M %Z}")
+        elif key == "version" and isinstance(value, list) and len(value) == 2:
+            parts.append(f"version {value[0]} → {value[1]}")
+        else:
+            parts.append(f"{_words(key)}: {_words(value)}")
+    return "the plan was updated: " + "; ".join(parts)
+
+
+def _completed(e: Event, release: Release) -> str:
+    """`completed the release`, and with a forced completion what was left and why."""
+    left = [
+        f"{', '.join(_phase_name(release, p) for p in e.data[field])} {what}"
+        for field, what in (("unfinished", "left unfinished"), ("failed", "failed"))
+        if e.data.get(field)
+    ]
+    forced = e.data.get("forced")
+    return "completed the release" + (f" with {' and '.join(left)}" if left else "") + (f": {forced}" if forced else "")
+
+
+def _page_again(e: Event, release: Release) -> str:
+    level = e.data.get("level")
+    to = f"Level {level}" if level is not None else _words(e.data.get("targets", []))
+    return f"page {_number(e.subject)} went to {to} again"
+
+
+def _page_exhausted(e: Event, release: Release) -> str:
+    if e.data.get("level") is not None:
+        return f"page {_number(e.subject)} reached the top of the ladder unanswered"
+    return (
+        f"page {_number(e.subject)} had no acknowledgement within {e.data.get('waited')}; "
+        "a page to a role or a person does not climb, so it stops here"
+    )
 
 
 SENTENCES: dict[str, Callable[[Event, Release], str]] = {
@@ -209,16 +277,14 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
         f"the plan was loaded: version {e.data.get('version')}, {e.data.get('phases')} phases"
     ),
     "release.loaded_as_history": lambda e, r: f"loaded as history: {e.data.get('reason')}; nothing was sent",
-    "release.plan_updated": lambda e, r: (
-        "the plan was updated: " + "; ".join(f"{_words(k)}: {_words(v)}" for k, v in e.data.items())
-    ),
+    "release.plan_updated": _plan_updated,
     "release.started": lambda e, r: (
         "started the release"
         + (" at T0" if e.data.get("at") == "T0" else "")
         + (f" without a Go decision: {e.data['forced']}" if e.data.get("forced") else "")
     ),
     "release.not_started": lambda e, r: f"the release did not start: {e.data.get('reason')}",
-    "release.completed": lambda e, r: "completed the release",
+    "release.completed": _completed,
     "release.rolled_back": lambda e, r: "ended the rollback: the release is rolled back",
     "release.aborted": lambda e, r: f"aborted the release: {e.data.get('reason')}",
     "release.rollback_started": lambda e, r: f"started a rollback: {e.data.get('reason')}",
@@ -229,11 +295,11 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
     "phase.skipped": _phase_change("skipped"),
     "vote.opened": lambda e, r: f"opened the go/no-go vote for {_words(e.data.get('voters', []))}",
     "vote.cast": lambda e, r: (
-        f"voted {_words(e.data.get('vote', ''))} as {_words(e.subject)}"
+        f"voted {vote_name(e.data.get('vote'))} as {_words(e.subject)}"
         + (f": {e.data['reason']}" if e.data.get("reason") else "")
     ),
     "vote.changed": lambda e, r: (
-        f"changed their vote to {_words(e.data.get('vote', ''))} as {_words(e.subject)}"
+        f"changed their vote to {vote_name(e.data.get('vote'))} as {_words(e.subject)}"
         + (f": {e.data['reason']}" if e.data.get("reason") else "")
     ),
     "vote.reminded": lambda e, r: f"reminded the missing voters ({_words(e.data.get('missing', []))})",
@@ -258,8 +324,8 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
         + (f" after {_duration(e.data['seconds_to_ack'])}" if e.data.get("seconds_to_ack") is not None else "")
     ),
     "page.escalated": lambda e, r: f"page {_number(e.subject)} climbed to Level {e.data.get('level')}",
-    "page.renotified": lambda e, r: f"page {_number(e.subject)} went to Level {e.data.get('level')} again",
-    "page.exhausted": lambda e, r: f"page {_number(e.subject)} reached the top of the ladder unanswered",
+    "page.renotified": _page_again,
+    "page.exhausted": _page_exhausted,
     "page.level_empty": lambda e, r: f"page {_number(e.subject)}: Level {e.data.get('level')} has nobody to page",
     "page.stopped": lambda e, r: f"page {_number(e.subject)} stopped: {e.data.get('reason')}",
     "pagerduty.failed": lambda e, r: f"PagerDuty did not take page {_number(e.subject)}",
@@ -275,8 +341,8 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
     ),
     "message.posted": _posted,
     "message.skipped": _skipped_message,
-    "message.failed": lambda e, r: f"the message {e.subject} could not be posted: {e.data.get('error')}",
-    "message.retrying": lambda e, r: f"the message {e.subject} is being retried: {e.data.get('error')}",
+    "message.failed": lambda e, r: f"{message_name(e.subject, r)} could not be posted: {e.data.get('error')}",
+    "message.retrying": lambda e, r: f"{message_name(e.subject, r)} is being retried: {e.data.get('error')}",
 }
 
 
@@ -291,6 +357,20 @@ def describe(event: Event, release: Release) -> str:
 
 
 # --- markdown ----------------------------------------------------------------------------------------------
+
+
+DECISIONS = {
+    "go_no_go": "go/no-go",
+    "rollback_point": "rollback decision point",
+    "forced_start": "start without a Go",
+}
+
+
+def decision_name(kind: str) -> str:
+    """A decision's kind as people say it: `go/no-go`, `roll back after issue #3?`."""
+    if kind.startswith("rollback_eval:"):
+        return f"roll back after issue #{kind.split(':', 1)[1]}?"
+    return DECISIONS.get(kind, _words(kind))
 
 
 def _md(value: object) -> str:
@@ -412,14 +492,14 @@ def to_markdown(data: dict[str, Any]) -> str:
         (
             "Votes",
             ["voter", "role", "vote", "reason", "at"],
-            [[v["voter"], _words(v["role"]), _words(v["vote"]), v["reason"], clock(v["at"])] for v in data["votes"]],
+            [[v["voter"], _words(v["role"]), vote_name(v["vote"]), v["reason"], clock(v["at"])] for v in data["votes"]],
         ),
         (
             "Decisions",
             ["what", "outcome", "rationale", "by", "at", "note"],
             [
                 [
-                    _words(d["kind"]).replace("go no go", "go/no-go"),
+                    decision_name(d["kind"]),
                     _words(d["outcome"]),
                     d["rationale"],
                     d["decided_by"],

@@ -209,5 +209,7 @@ def _dotted(node: nodes.Node) -> str | None:
     if isinstance(node, nodes.Getattr | nodes.Getitem):
         inner = _dotted(node.node)
         key = _key(node)
-        return None if inner is None or key is None else f"{inner}.{key}"
+        if inner is None or key is None:
+            return None
+        return f"{inner}[{key}]" if isinstance(key, int) else f"{inner}.{key}"
     return None

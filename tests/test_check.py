@@ -129,3 +129,44 @@ def test_check_points_a_local_window_time_that_dst_makes_wrong_at_the_window_lin
     assert main(["check", str(path)]) == 1
     line = _line_of(text, "window:")
     assert capsys.readouterr().err.splitlines() == [f"{path}:{line}: release.window.start: {start} {says}"]
+
+
+def test_check_names_a_reserved_role_and_an_unknown_one_plainly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        plan_text()
+        .replace("  cto: [U0CTO]\n", "  cto: [U0CTO]\n  system: [U0SYS]\n")
+        .replace("owner: dba}", "owner: dbas}")
+    )
+    path = tmp_path / "plan.yml"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert f"{path}:{_line_of(text, 'system: [U0SYS]')}: people.system: 'system' is a reserved name" in " ".join(err)
+    [unknown] = [line for line in err if "'dbas'" in line]
+    assert unknown.endswith(
+        "phase owner 'dbas' is not a role in people (roles: cto, dba, devops_lead, oncall, "
+        "qa_lead, release_manager, system, vp_engineering)"
+    ), unknown
+
+
+def test_check_names_an_undefined_name_under_an_index_as_it_was_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = UNIFIED.read_text().replace("Pre-deployment ready: {{ release.name }}", "Ready: {{ phases[0].nam }}")
+    path = tmp_path / "plan.yml"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 1
+    line = _line_of(text, "- id: pre-deployment-ready")
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}:{line}: announcement 'pre-deployment-ready': 'phases[0].nam' is undefined"
+    ]
+
+
+def test_check_gives_t0_in_the_plans_zone_as_its_warnings_do(capsys: pytest.CaptureFixture[str]) -> None:
+    interactive = ROOT / "examples" / "interactive-examples.yml"
+    assert main(["check", str(interactive), str(UNIFIED)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("T0 Fri 25 Jul 2025 20:00 EDT (2025-07-26 00:00 UTC)"), out
+    assert out[1].endswith("T0 Sat 05 Dec 2026 22:00 UTC"), out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,6 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_export_reads_like_a_document_in_the_plans_zone(recorded: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "r1"]) == 0
     markdown = capsys.readouterr().out
-    Path("/tmp/truth-check").mkdir(exist_ok=True)
     lines = markdown.splitlines()
     assert lines[:6] == [
         "# Test Platform v1.2.3 — post-mortem report",
@@ -108,7 +108,6 @@ def test_export_reads_like_a_document_in_the_plans_zone(recorded: str, capsys: p
     assert "- 17:40 EST — U0DEV skipped Deploy Region 1: region1 is frozen" in timeline
     assert "- 18:35 EST — U0RM completed the release" in timeline
     assert not [line for line in lines if "{" in line or "['" in line or "late_seconds" in line], markdown
-    (Path("/tmp/truth-check") / "after-export.md").write_text(markdown)
 
 
 def test_export_json_gives_times_with_the_plans_offset(recorded: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -151,7 +150,7 @@ def test_skip_reasons_read_in_minutes_and_hours(reason: str, expected: str) -> N
 
     release = release_from_plan(parse_plan(plan_text(), "t.yml"))
     event = Event("message.skipped", T0, subject="announcement:advance", data={"reason": reason})
-    assert describe(event, release) == f"the message announcement:advance was skipped: {expected}"
+    assert describe(event, release) == f"the announcement advance was skipped: {expected}"
 
 
 def test_an_event_without_a_sentence_of_its_own_still_reads_as_one() -> None:
@@ -162,3 +161,83 @@ def test_an_event_without_a_sentence_of_its_own_still_reads_as_one() -> None:
     release = release_from_plan(parse_plan(plan_text(), "t.yml"))
     event = Event("checklist.ticked", T0, subject="backup", data={"items": ["a", "b"], "waited": "600s"})
     assert describe(event, release) == "checklist ticked backup (items: a, b; waited: 10m)"
+
+
+def _ny_release() -> Release:
+    from bot.rules import release_from_plan
+
+    return release_from_plan(parse_plan(plan_text().replace("timezone: UTC", "timezone: America/New_York"), "t.yml"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "subject", "data", "expected"),
+    [
+        (
+            "release.completed",
+            None,
+            {"forced": "region2 next week", "failed": ["deploy-region1"], "unfinished": ["deploy-region2"]},
+            "completed the release with Deploy Region 2 left unfinished and Deploy Region 1 failed: region2 next week",
+        ),
+        ("release.completed", None, {"forced": None, "failed": [], "unfinished": []}, "completed the release"),
+        (
+            "release.plan_updated",
+            None,
+            {
+                "window_start": ["2026-12-05T22:00:00+00:00", "2026-12-12T22:00:00+00:00"],
+                "version": ["v1.2.3", "v1.2.4"],
+                "phases_added": ["smoke"],
+                "phases_removed": ["deploy-region2"],
+            },
+            "the plan was updated: the window moved from Sat 05 Dec 2026 17:00 to Sat 12 Dec 2026 17:00 EST; "
+            "version v1.2.3 → v1.2.4; phases added: smoke; phases removed: deploy-region2",
+        ),
+        ("page.renotified", "page:2", {"level": None, "targets": ["U0RM", "U0VP"]}, "page #2 went to U0RM, U0VP again"),
+        ("page.renotified", "page:1", {"level": 3, "targets": ["U0CTO"]}, "page #1 went to Level 3 again"),
+        (
+            "page.exhausted",
+            "page:2",
+            {"level": None, "waited": "15m"},
+            "page #2 had no acknowledgement within 15m; a page to a role or a person does not climb, so it stops here",
+        ),
+        ("page.exhausted", "page:1", {"level": 3, "waited": "15m"}, "page #1 reached the top of the ladder unanswered"),
+        ("vote.cast", "dba", {"vote": "no_go", "reason": "replica lag"}, "voted No-Go as dba: replica lag"),
+        ("vote.changed", "qa_lead", {"vote": "go"}, "changed their vote to Go as qa lead"),
+        ("message.posted", "status:20261205T221500Z", {}, "posted the status update of 17:15"),
+        (
+            "message.posted",
+            "status:deployments:20261205T221500Z",
+            {},
+            "posted the status update to #deployments of 17:15",
+        ),
+        ("message.posted", "announcement:advance", {}, "posted the announcement advance"),
+        ("message.posted", "announcement:0:attempt2", {}, "posted the announcement 0 (attempt 2)"),
+    ],
+)
+def test_timeline_entries_read_as_sentences_in_the_plans_zone(
+    kind: str, subject: str | None, data: dict[str, Any], expected: str
+) -> None:
+    from bot.domain import Event
+    from bot.report import describe
+
+    assert describe(Event(kind, T0, subject=subject, data=data), _ny_release()) == expected
+
+
+def test_decisions_are_named_as_people_say_them() -> None:
+    from bot.domain import Decision
+    from bot.report import report, to_markdown
+
+    release = _ny_release()
+    decisions = (
+        Decision("go_no_go", "go", "Every voter voted Go.", "warroom", T0),
+        Decision("rollback_eval:1", "asked", "", "warroom", T0),
+        Decision("rollback_eval:1", "continue", "fix forward", "U0RM", T0),
+        Decision("rollback_point", "continue", "", "U0RM", T0),
+        Decision("forced_start", "start", "vendor window", "U0VP", T0, True),
+    )
+    markdown = to_markdown(report(replace(release, decisions=decisions), []))
+    rows = markdown.split("## Decisions", 1)[1].split("## Timeline", 1)[0]
+    assert "rollback eval" not in rows and "rollback_point" not in rows and "forced start" not in rows, rows
+    assert "| go/no-go | go |" in rows
+    assert "| roll back after issue #1? | asked |" in rows and "| roll back after issue #1? | continue |" in rows
+    assert "| rollback decision point | continue |" in rows
+    assert "| start without a Go | start |" in rows

@@ -14,6 +14,7 @@ from bot.domain import (
     CancelTimer,
     Conflict,
     NotAllowed,
+    PhaseStatus,
     Post,
     Refresh,
     Release,
@@ -125,6 +126,17 @@ def test_complete_stops_status_updates_and_announces(plan: Plan) -> None:
     assert any(isinstance(e, Post) and e.template == "deployment_complete" for e in outcome.effects)
     with pytest.raises(Conflict):
         run(outcome.release, plan, "U0RM", "complete")
+
+
+@pytest.mark.parametrize(
+    ("done", "expected"),
+    [(3, "1 of 4 phases is not finished: .*Finish it "), (2, "2 of 4 phases are not finished: .*Finish them ")],
+)
+def test_completing_with_phases_open_counts_them_in_plain_english(plan: Plan, done: int, expected: str) -> None:
+    release = in_progress(plan)
+    finished = tuple(replace(p, status=PhaseStatus.DONE) if i < done else p for i, p in enumerate(release.phases))
+    with pytest.raises(Conflict, match=expected):
+        run(replace(release, phases=finished), plan, "U0RM", "complete")
 
 
 def test_completing_a_rollback_ends_rolled_back(plan: Plan) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -171,3 +172,13 @@ def test_the_schedule_card_is_valid_empty_and_when_long(plan: Plan) -> None:
     assert_valid(long)
     text = str(long.blocks)
     assert "… and 15 more." in text and "going out now" in text and "<!here>" not in text
+
+
+@pytest.mark.parametrize("name", BUILTIN_TEMPLATES)
+def test_a_channel_given_by_id_is_shown_as_a_link_never_as_its_bare_id(plan: Plan, name: str) -> None:
+    """The plan names its channels by ID (C0WAR): every message that points people to one links it."""
+    release = busy_release(plan)
+    data = {"by": "U0RM", "region": "region1", "reason": "why", "previous_start": (T0 - timedelta(days=7)).isoformat()}
+    message = render(plan, name, release, T0 + timedelta(minutes=45), data)
+    body = message.text + repr(message.blocks)
+    assert not re.search(r"(?<!<#)\bC0(WAR|ANN|INC)\b", body), body

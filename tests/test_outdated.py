@@ -77,3 +77,12 @@ def test_moments() -> None:
     assert moment_of("status", "anything") is Moment.RUNNING
     assert moment_of("announcement", "advance_notice") is Moment.BEFORE_START
     assert moment_of("post", "team_assembly") is Moment.ANY
+
+
+def test_a_reason_gives_its_times_in_the_plans_zone() -> None:
+    """The reason goes on the timeline and into the export, which speak the plan's zone."""
+    new_york = replace(release(S.COMPLETED, EARLY, DONE_EARLY), timezone="America/New_York")
+    reason = out_of_date(new_york, "announcement", "deployment_start", T0)
+    assert reason is not None and "completed at 2026-12-05 16:00 EST" in reason, reason
+    waiting = out_of_date(replace(release(S.SCHEDULED), timezone="America/New_York"), "announcement", "reminder", T0)
+    assert waiting is not None and "window began at 2026-12-05 17:00 EST" in waiting, waiting

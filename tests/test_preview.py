@@ -9,6 +9,7 @@ from tests.conftest import ROOT
 
 UNIFIED = ROOT / "examples" / "unifiedhealth-golive.yml"
 INTERACTIVE = ROOT / "examples" / "interactive-examples.yml"
+DEMO = ROOT / "examples" / "demo.yml"
 
 
 def _sections(out: str) -> dict[str, str]:
@@ -55,6 +56,16 @@ def test_preview_renders_messages_after_the_window_as_if_the_release_completed_o
         final = next(text for head, text in sections.items() if "final-status" in head or "complete-new" in head)
         assert "Status: *COMPLETED*" in final, final
         assert "still running" not in final and "IN PROGRESS" not in final
+
+
+def test_a_final_status_due_at_the_windows_end_reports_the_release_completed_then(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The demo posts its final status at +1h, the window's end: as planned, the release completed then."""
+    sections = _preview(DEMO, capsys)
+    [final] = [text for head, text in sections.items() if "19:00 CET | #warroom-demo | announcement:3" in head]
+    assert "Status: *COMPLETED*" in final and "End: Tue 01 Dec 2026 19:00 CET" in final, final
+    assert "still running" not in final and "IN PROGRESS" not in final
 
 
 def test_preview_names_the_status_updates_first_and_last_time_and_shows_the_first(

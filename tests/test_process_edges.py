@@ -408,3 +408,5 @@ async def test_socket_mode_connects_once_slack_lets_it_and_serves_commands(
         assert "Pre-Deployment: done" in reply["text"], reply
     assert "Socket Mode could not connect (attempt 1" in bot.output()
     assert "Traceback" not in bot.output()
+    for line in bot.output().splitlines():  # Bolt's session bookkeeping shows only at DEBUG, as over HTTP
+        assert line.split(" ", 3)[-1].startswith(OWN_LOGGERS), line

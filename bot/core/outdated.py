@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from bot.domain import Release, ReleaseStatus
+from bot.timeparse import zone
 
 
 class Moment(StrEnum):
@@ -54,17 +55,19 @@ def moment_of(kind: str, template: str) -> Moment:
     return Moment.ANY
 
 
-def _when(at: datetime | None) -> str:
-    return f" at {at:%Y-%m-%d %H:%M} UTC" if at is not None else ""
+def _when(at: datetime | None, tz: str) -> str:
+    """` at 2026-12-05 17:00 EST`: in the plan's zone, as the timeline and the export speak it."""
+    return f" at {at.astimezone(zone(tz)):%Y-%m-%d %H:%M %Z}" if at is not None else ""
 
 
 def _state(release: Release) -> str:
     status = release.status
     text = status.value.replace("_", " ")
     if status in FINISHED:
-        return f"the release {'was ' if status is ReleaseStatus.ABORTED else ''}{text}{_when(release.ended_at)}"
+        was = "was " if status is ReleaseStatus.ABORTED else ""
+        return f"the release {was}{text}{_when(release.ended_at, release.timezone)}"
     if status is ReleaseStatus.IN_PROGRESS:
-        return f"the release started{_when(release.started_at)}"
+        return f"the release started{_when(release.started_at, release.timezone)}"
     return f"the release is {text}"
 
 
@@ -78,11 +81,11 @@ def out_of_date(release: Release, kind: str, template: str, now: datetime) -> st
         case Moment.BEFORE_START if status in STARTED or status is ReleaseStatus.ABORTED:
             return f"{_state(release)}; this notice was for before the start"
         case Moment.BEFORE_START if now >= release.window_start:
-            return f"the window began{_when(release.window_start)}; this notice was for before it"
+            return f"the window began{_when(release.window_start, release.timezone)}; this notice was for before it"
         case Moment.ASSEMBLY if status in FINISHED:
             return f"{_state(release)}; there is no team to assemble"
         case Moment.ASSEMBLY if now >= release.window_end:
-            return f"the window ended{_when(release.window_end)}; there is no team to assemble"
+            return f"the window ended{_when(release.window_end, release.timezone)}; there is no team to assemble"
         case Moment.START if status in FINISHED:
             return f"{_state(release)}; a start notice now would be out of date"
         case Moment.START if status is ReleaseStatus.POSTPONED:
