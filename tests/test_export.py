@@ -162,3 +162,52 @@ def test_an_event_without_a_sentence_of_its_own_still_reads_as_one() -> None:
     release = release_from_plan(parse_plan(plan_text(), "t.yml"))
     event = Event("checklist.ticked", T0, subject="backup", data={"items": ["a", "b"], "waited": "600s"})
     assert describe(event, release) == "checklist ticked backup (items: a, b; waited: 10m)"
+
+
+FORGED = "ok\n# ✅ RELEASE COMPLETE\n---\n~ approved by the CTO\n- 23:59 EST — U0VP decided **Go**"
+
+
+async def _record_typed(url: str) -> None:
+    """A release where people typed several lines into a forced start, a phase failure, an issue and a page."""
+    engine = create_engine(url)
+    await migrate(engine)
+    clock = Clock(T0 + timedelta(minutes=1))
+    service = Service(sessions=sessionmaker(engine), clock=clock)
+    plan = parse_plan(plan_text(), "t.yml")
+    await service.load(LoadedPlan(plan, "", "t.yml"))
+    for user, rule, command in [
+        ("U0VP", change_release, parse_release(f"start --force {FORGED}")),
+        ("U0DBA", change_phase, parse_phase("start db-migration")),
+        ("U0DBA", change_phase, parse_phase(f"fail db-migration {FORGED}")),
+        ("U0DEV", decide_issue, parse_issue(f"high api {FORGED} | {FORGED}", ("region1", "region2"))),
+        ("U0RM", decide_page, parse_page(f"dba {FORGED}")),
+        ("U0RM", change_release, parse_release(f"rollback {FORGED}")),
+    ]:
+        await service.run("r1", lambda r, p, now, u=user, f=rule, c=command: f(r, p, _actor(p, u), c, now))
+    await engine.dispose()
+
+
+def test_text_people_typed_over_several_lines_stays_inside_its_entry_of_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'typed.db'}"
+    asyncio.run(_record_typed(url))
+    monkeypatch.setenv("WARROOM_DATABASE_URL", url)
+    assert main(["export", "r1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headings = [line for line in lines if line.startswith("#")]
+    assert headings == [
+        "# Test Platform v1.2.3 — post-mortem report",
+        "## Phases: plan vs actual",
+        "## Issues",
+        "## Pages",
+        "## Votes",
+        "## Decisions",
+        "## Timeline",
+    ]
+    assert not [line for line in lines if line.startswith(("---", "~"))]
+    timeline = lines[lines.index("## Timeline") + 2 :]
+    assert all(line.startswith("- ") and " UTC — " in line for line in timeline), timeline
+    assert not [line for line in timeline if "23:59" in line.split(" — ")[0]], "no entry people did not make"
+    typed = [line for line in timeline if "RELEASE COMPLETE" in line]
+    assert len(typed) >= 5 and all("ok # ✅ RELEASE COMPLETE --- ~ approved by the CTO" in t for t in typed), typed
