@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -109,6 +110,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+"""What --demo-user takes: one person (a user group would give every role to all its members)."""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload asked for during start-up must not kill it
@@ -128,6 +133,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     if args.demo_user and not args.demo:
         print("--demo-user only goes with --demo", file=sys.stderr)
+        return 2
+    if args.demo_user is not None and not MEMBER_ID.fullmatch(args.demo_user):
+        print(
+            f"--demo-user {args.demo_user[:40]!r} is not a member ID: give your own (U… or W…; Slack profile → ⋮ → "
+            "Copy member ID), since that one person holds every role",
+            file=sys.stderr,
+        )
         return 2
     return asyncio.run(_run(settings, plans, args.plans, demo=args.demo, demo_user=args.demo_user))
 

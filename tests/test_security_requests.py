@@ -494,6 +494,35 @@ def test_http_mode_with_a_blank_signing_secret_does_not_start(tmp_path: Path, se
     assert not (tmp_path / "warroom.db").exists(), "nothing was started"
 
 
+@pytest.mark.parametrize("member", ["S0ALLSTAFF", "alice", "u0me", "<@U0ME|me>"])
+def test_demo_user_must_be_one_member_id_or_the_demo_does_not_start(tmp_path: Path, member: str) -> None:
+    """`--demo-user` gives every role: a user group would give it to all its members, a typo to nobody."""
+    plan = tmp_path / "plan.yml"
+    plan.write_text(plan_text())
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_"))},
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        "WARROOM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'warroom.db'}",
+        "WARROOM_HOST": "127.0.0.1",
+        "WARROOM_PORT": str(free_port()),
+    }
+    # a build that starts anyway serves until killed: the timeout turns that into a failure
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", "--demo", "--demo-user", member, str(plan)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=20,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "--demo-user" in result.stderr and "member ID" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "warroom.db").exists(), "nothing was started"
+
+
 # --- no back door -------------------------------------------------------------------------------------------
 
 RESERVED = ["system", "warroom", "anyone", "everyone", "here", "channel"]
