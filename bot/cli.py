@@ -259,7 +259,8 @@ async def _export(args: argparse.Namespace) -> int:
             if release is None:
                 known = [r.id for r in await repo.list_releases(session=session)]
                 print(
-                    f"no release {args.release!r} in {settings.database_url} (releases: {', '.join(known) or 'none'})",
+                    f"no release {args.release!r} in {_shown(settings.database_url)} "
+                    f"(releases: {', '.join(known) or 'none'})",
                     file=sys.stderr,
                 )
                 return 1
@@ -269,6 +270,13 @@ async def _export(args: argparse.Namespace) -> int:
     data = report(release, timeline)
     print(to_json(data) if args.format == "json" else to_markdown(data), end="")
     return 0
+
+
+def _shown(url: str) -> str:
+    """A database URL as it may be printed: its password, if any, as ***."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _missing_sqlite_file(url: str) -> Path | None:

@@ -24,6 +24,7 @@ from bot.service import LoadedPlan, Service
 from bot.votes import decide
 from storage.db import create_engine, migrate, sessionmaker
 from tests.conftest import T0, Clock, plan_text
+from tests.test_replicas import postgres_database  # noqa: F401 - the fixture
 
 Rule = Callable[[Release, Plan, datetime], Outcome]
 
@@ -211,3 +212,18 @@ def test_text_people_typed_over_several_lines_stays_inside_its_entry_of_the_expo
     assert not [line for line in timeline if "23:59" in line.split(" — ")[0]], "no entry people did not make"
     typed = [line for line in timeline if "RELEASE COMPLETE" in line]
     assert len(typed) >= 5 and all("ok # ✅ RELEASE COMPLETE --- ~ approved by the CTO" in t for t in typed), typed
+
+
+async def test_export_never_prints_the_database_password(
+    postgres_database: str,  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_database).set(password="s3cret-db-password").render_as_string(hide_password=False)
+    monkeypatch.setenv("WARROOM_DATABASE_URL", url)
+    assert await asyncio.to_thread(main, ["export", "nope"]) == 1
+    output = capsys.readouterr()
+    assert "no release 'nope'" in output.err and "releases: none" in output.err, output.err
+    assert "s3cret-db-password" not in output.err + output.out, output.err
