@@ -38,8 +38,8 @@ MAX_DEPTH = 4
 REQUIRED: dict[str, tuple[str, ...]] = {
     "command": ("command", "text", "user_id", "channel_id"),
     "block_actions": ("user.id", "actions"),
-    "view_submission": ("user.id", "view.callback_id"),
-    "view_closed": ("user.id", "view.callback_id"),
+    "view_submission": ("user.id", "view.callback_id", "view.type"),
+    "view_closed": ("user.id", "view.callback_id", "view.type"),
     "event_callback": ("event.type",),
     "url_verification": ("challenge",),
 }
@@ -94,4 +94,10 @@ def body_problem(body: object) -> str | None:
     missing = [path for path in REQUIRED.get(kind, ()) if not _present(body, path)]
     if missing:
         return f"a {kind} request without {', '.join(missing)}"
+    view = body.get("view")
+    step = kind == "workflow_step_edit" or (
+        kind == "view_submission" and isinstance(view, Mapping) and view.get("type") == "workflow_step"
+    )
+    if step and not isinstance(body.get("workflow_step"), Mapping):
+        return f"a {kind} request for a workflow step without workflow_step"  # Bolt reads it before any listener
     return None
