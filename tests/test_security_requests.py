@@ -256,14 +256,15 @@ BOLT_INDEXES = {
         "view": {"callback_id": "issue_modal", "type": "workflow_step"},
     },
     "a workflow step edited without the step": {"type": "workflow_step_edit", "callback_id": "x"},
+    "a Home tab opened by nobody": {"type": "event_callback", "event": {"type": "app_home_opened", "tab": "home"}},
 }
 
 
 @pytest.mark.parametrize("payload", list(BOLT_INDEXES.values()), ids=list(BOLT_INDEXES))
-async def test_a_signed_payload_missing_what_bolt_reads_is_400_not_a_5xx(
+async def test_a_signed_payload_missing_what_bolt_or_a_listener_reads_is_400_not_a_5xx_or_a_traceback(
     slack: SlackDriver, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture, payload: dict[str, object]
 ) -> None:
-    """Bolt reads these keys of every request before any listener: missing, it raises outside the app."""
+    """Bolt reads these keys before any listener (missing, it raises outside the app), the Home tab its user."""
     caplog.set_level(logging.INFO)
     before = len(fake_slack.calls)
     full = {"user": {"id": "U0RM", "team_id": "T111"}, "team": {"id": "T111"}, "trigger_id": "1.1.x", **payload}
@@ -510,6 +511,7 @@ def test_signature_refusals(
         ({"type": "view_submission", "user": {"id": "U1"}, "view": "x"}, "view is not an object"),
         ({"type": "event_callback", "event": {"type": "app_home_opened", "user": "U1"}}, None),
         ({"type": "event_callback", "event": {"type": "x", "channel": 5}}, "event.channel is neither"),
+        ({"type": "event_callback", "event": {"type": "app_home_opened"}}, "without event.user"),
         ({"team": 5}, "team is neither"),
         ({"enterprise": None, "team": {"id": "T1", "enterprise_id": None}}, None),
         ({"authorizations": [{"team": 1}]}, "authorizations[0].team is neither"),

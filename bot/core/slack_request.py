@@ -44,6 +44,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "url_verification": ("challenge",),
 }
 """What each kind of request carries that the code relies on (a dotted path to a string or a non-empty list)."""
+EVENTS_REQUIRED: dict[str, tuple[str, ...]] = {"app_home_opened": ("event.user",)}
+"""The same for the events listened to, by event type."""
 
 
 def _problem_in(value: Mapping[str, object], where: str, depth: int) -> str | None:
@@ -91,7 +93,10 @@ def body_problem(body: object) -> str | None:
     if (problem := _problem_in(body, "", 0)) is not None:
         return problem
     kind = "command" if "command" in body else str(body.get("type") or "")
-    missing = [path for path in REQUIRED.get(kind, ()) if not _present(body, path)]
+    required = REQUIRED.get(kind, ())
+    if kind == "event_callback" and isinstance(event := body.get("event"), Mapping):
+        required += EVENTS_REQUIRED.get(str(event.get("type")), ())
+    missing = [path for path in required if not _present(body, path)]
     if missing:
         return f"a {kind} request without {', '.join(missing)}"
     view = body.get("view")
