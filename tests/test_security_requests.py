@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -274,6 +274,23 @@ async def test_a_signed_payload_missing_what_bolt_or_a_listener_reads_is_400_not
     assert_refused_quietly(caplog, fake_slack, before)
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [{"user_id": "", "user": "U0RM"}, {"channel_id": "", "channel": "C0WAR"}, {"channel_id": "", "container": {}}],
+    ids=["user as an id", "channel as an id", "an empty container"],
+)
+async def test_a_signed_command_naming_its_sender_or_channel_another_way_is_never_a_5xx(
+    slack: SlackDriver, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture, extra: dict[str, object]
+) -> None:
+    """Who sent a request and from where is read before any listener: a shape Slack does not send is refused."""
+    caplog.set_level(logging.INFO)
+    body = urlencode({**dict(parse_qsl(command_body(fake_slack, "list"))), **extra})
+    status, _ = await post(slack, body, sign(body))
+    await listeners_finished()
+    assert status < 500
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], caplog.text
+
+
 # --- the same, for arbitrary requests -----------------------------------------------------------------------
 
 SLACK_KEYS = (
@@ -503,7 +520,8 @@ def test_signature_refusals(
         ({"command": 5}, "command is not a string"),
         ({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "a"}]}, None),
         ({"type": "block_actions", "user": {"id": "U1"}, "actions": []}, "without actions"),
-        ({"type": "block_actions", "user": "U1", "actions": [{}]}, "without user.id"),
+        ({"type": "block_actions", "user": "U1", "actions": [{}]}, "user is not an object"),
+        ({"type": "block_actions", "user": {}, "actions": [{}]}, "without user.id"),
         ({"type": "block_actions", "user": {"id": "U1"}, "actions": ["x"]}, "not a list of objects"),
         ({"type": "view_submission", "user": {"id": "U1"}, "view": {"callback_id": "c", "type": "modal"}}, None),
         ({"type": "view_submission", "user": {"id": "U1"}, "view": {"callback_id": "c"}}, "without view.type"),
@@ -513,6 +531,8 @@ def test_signature_refusals(
         ({"type": "event_callback", "event": {"type": "x", "channel": 5}}, "event.channel is neither"),
         ({"type": "event_callback", "event": {"type": "app_home_opened"}}, "without event.user"),
         ({"team": 5}, "team is neither"),
+        ({"command": "/phase", "text": "", "user_id": "", "channel_id": "C1", "user": "U1"}, "user is not an object"),
+        ({"type": "block_actions", "user": {"id": "U1"}, "channel": "C1", "actions": [{}]}, "channel is not an"),
         ({"enterprise": None, "team": {"id": "T1", "enterprise_id": None}}, None),
         ({"authorizations": [{"team": 1}]}, "authorizations[0].team is neither"),
         (
@@ -579,7 +599,7 @@ def test_http_mode_with_a_blank_signing_secret_does_not_start(tmp_path: Path, se
     assert not (tmp_path / "warroom.db").exists(), "nothing was started"
 
 
-@pytest.mark.parametrize("member", ["S0ALLSTAFF", "alice", "u0me", "<@U0ME|me>"])
+@pytest.mark.parametrize("member", ["S0ALLSTAFF", "alice", "<@U0ME|me>"])
 def test_demo_user_must_be_one_member_id_or_the_demo_does_not_start(tmp_path: Path, member: str) -> None:
     """`--demo-user` gives every role: a user group would give it to all its members, a typo to nobody."""
     plan = tmp_path / "plan.yml"

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 
 IDENTITIES = ("user", "team", "enterprise", "channel")
 """An id as a string, an object with an `id`, or null."""
+TOP_LEVEL_OBJECTS = ("user", "channel")
+"""At the top of a request Slack gives these as objects (a command names them `user_id`, `channel_id`)."""
 STRINGS = (  # at the top level
     "type",
     "command",
@@ -49,6 +51,9 @@ EVENTS_REQUIRED: dict[str, tuple[str, ...]] = {"app_home_opened": ("event.user",
 
 
 def _problem_in(value: Mapping[str, object], where: str, depth: int) -> str | None:
+    for key in TOP_LEVEL_OBJECTS if depth == 0 else ():
+        if value.get(key) is not None and not isinstance(value[key], Mapping):
+            return f"{key} is not an object"
     for key in IDENTITIES:
         item = value.get(key)
         if isinstance(item, Mapping):
