@@ -326,7 +326,7 @@ FORM_VALUES = st.text(max_size=30) | JSON_VALUES.map(json.dumps) | st.sampled_fr
 RESPONSE_URL = "RESPONSE_URL"
 """Stands for the fake Slack's response_url in generated bodies; replaced before the body is signed."""
 SLASH_COMMANDS = st.builds(
-    lambda command, text, user: urlencode(
+    lambda command, text, user, extra: urlencode(
         {
             "command": command,
             "text": text,
@@ -336,11 +336,13 @@ SLASH_COMMANDS = st.builds(
             "team_id": "T111",
             "trigger_id": "1.1.x",
             "response_url": RESPONSE_URL,
+            **extra,
         }
     ).encode(),
     st.sampled_from(["/release", "/phase", "/issue", "/page", "/gonogo", "/unknown"]),
     st.text(max_size=40) | st.sampled_from(["list", "status", "start db-migration", "ack", "open", "go"]),
-    st.sampled_from(["U0RM", "U0DBA", "U0NOBODY"]),
+    st.sampled_from(["U0RM", "U0DBA", "U0NOBODY", ""]),
+    st.dictionaries(st.sampled_from(["user", "channel", "container", "channel_id", "team"]), FORM_VALUES, max_size=2),
 )
 BUTTONS = st.builds(
     lambda action_id, value, user: urlencode(
