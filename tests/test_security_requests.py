@@ -257,6 +257,12 @@ BOLT_INDEXES = {
     },
     "a workflow step edited without the step": {"type": "workflow_step_edit", "callback_id": "x"},
     "a Home tab opened by nobody": {"type": "event_callback", "event": {"type": "app_home_opened", "tab": "home"}},
+    "a click on no action": {"type": "block_actions", "actions": [{}]},
+    "a click whose value is a list": {
+        "type": "block_actions",
+        "actions": [{"action_id": "issue_resolve", "value": []}],
+    },
+    "a click whose value is an object": {"type": "block_actions", "actions": [{"action_id": "page_ack", "value": {}}]},
 }
 
 
@@ -525,6 +531,8 @@ def test_signature_refusals(
         ({"type": "block_actions", "user": "U1", "actions": [{}]}, "user is not an object"),
         ({"type": "block_actions", "user": {}, "actions": [{}]}, "without user.id"),
         ({"type": "block_actions", "user": {"id": "U1"}, "actions": ["x"]}, "not a list of objects"),
+        ({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": 1}]}, "actions[0].action_id is"),
+        ({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "a", "value": 1}]}, "value is not"),
         ({"type": "view_submission", "user": {"id": "U1"}, "view": {"callback_id": "c", "type": "modal"}}, None),
         ({"type": "view_submission", "user": {"id": "U1"}, "view": {"callback_id": "c"}}, "without view.type"),
         ({"type": "view_closed", "user": {"id": "U1"}, "view": {"callback_id": "c"}}, "without view.type"),

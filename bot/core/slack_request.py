@@ -35,6 +35,8 @@ STRINGS = (  # at the top level
 )
 OBJECTS = ("view", "event", "container", "state", "message", "previous_message", "item", "assistant_thread")
 LISTS_OF_OBJECTS = ("actions", "authorizations", "response_urls")
+ACTION_STRINGS = ("action_id", "block_id", "value")
+"""In each of a click's `actions` (Bolt matches listeners on `action_id`; the listeners read `value`)."""
 MAX_DEPTH = 4
 
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -104,6 +106,11 @@ def body_problem(body: object) -> str | None:
     missing = [path for path in required if not _present(body, path)]
     if missing:
         return f"a {kind} request without {', '.join(missing)}"
+    if kind == "block_actions":
+        for n, action in enumerate(body["actions"]):
+            for key in ACTION_STRINGS:
+                if (key in action or key == "action_id") and not isinstance(action.get(key), str):
+                    return f"actions[{n}].{key} is not a string"
     view = body.get("view")
     step = kind == "workflow_step_edit" or (
         kind == "view_submission" and isinstance(view, Mapping) and view.get("type") == "workflow_step"
