@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -116,6 +117,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+"""What --demo-user takes: one person (a user group would give every role to all its members)."""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload asked for during start-up must not kill it
@@ -135,6 +140,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     if args.demo_user and not args.demo:
         print("--demo-user only goes with --demo", file=sys.stderr)
+        return 2
+    if args.demo_user is not None and not MEMBER_ID.fullmatch(args.demo_user):
+        print(
+            f"--demo-user {args.demo_user[:40]!r} is not a member ID: give your own (U… or W…; Slack profile → ⋮ → "
+            "Copy member ID), since that one person holds every role",
+            file=sys.stderr,
+        )
         return 2
     return asyncio.run(_run(settings, plans, args.plans, demo=args.demo, demo_user=args.demo_user))
 
@@ -254,7 +266,8 @@ async def _export(args: argparse.Namespace) -> int:
             if release is None:
                 known = [r.id for r in await repo.list_releases(session=session)]
                 print(
-                    f"no release {args.release!r} in {settings.database_url} (releases: {', '.join(known) or 'none'})",
+                    f"no release {args.release!r} in {_shown(settings.database_url)} "
+                    f"(releases: {', '.join(known) or 'none'})",
                     file=sys.stderr,
                 )
                 return 1
@@ -264,6 +277,13 @@ async def _export(args: argparse.Namespace) -> int:
     data = report(release, timeline)
     print(to_json(data) if args.format == "json" else to_markdown(data), end="")
     return 0
+
+
+def _shown(url: str) -> str:
+    """A database URL as it may be printed: its password, if any, as ***."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _missing_sqlite_file(url: str) -> Path | None:

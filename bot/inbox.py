@@ -52,6 +52,10 @@ SWEEP_SECONDS = 60.0
 FINISH_WITHIN = 60.0
 """How long recovery waits for one request's listener before it moves on to the next."""
 
+NOT_KEPT = frozenset({"token"})
+"""Left out of the stored payload: Slack's verification token, which nothing here needs (requests are
+verified by their signature) and which would otherwise sit in the database and in DEBUG logs."""
+
 _RECOVERED = "inbox_recovered"
 _KINDS = {"block_actions": "action", "view_submission": "view"}
 
@@ -190,7 +194,8 @@ class Inbox:
         key, kind = identity
         now = self.clock()
         user, channel = _who(req.body)
-        request = InboundRequest(key, kind, request_name(req.body), req.body, user, channel, now, now, 1)
+        payload = {k: v for k, v in req.body.items() if k not in NOT_KEPT}
+        request = InboundRequest(key, kind, request_name(req.body), payload, user, channel, now, now, 1)
         if not await self._record(request):
             METRICS.command(request.name, "replayed")
             log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])

@@ -373,10 +373,15 @@ def decision_name(kind: str) -> str:
     return DECISIONS.get(kind, _words(kind))
 
 
+def _one_line(value: object) -> str:
+    """Text on one line: what people typed over several lines cannot start a heading, a rule or an entry."""
+    return " ".join(str(value).splitlines())
+
+
 def _md(value: object) -> str:
     if isinstance(value, list | tuple):
         value = ", ".join(str(v) for v in value)
-    return "—" if value in (None, "") else str(value).replace("|", "\\|").replace("\n", " ")
+    return "—" if value in (None, "") else _one_line(value).replace("|", "\\|")
 
 
 class _Clock:
@@ -521,5 +526,5 @@ def to_markdown(data: dict[str, Any]) -> str:
     out += ["", "## Timeline", ""]
     for e in data["timeline"]:
         who = f"{e['actor']} " if e["actor"] and e["actor"] != SYSTEM_ACTOR and e["actor"] != "system" else ""
-        out.append(f"- {clock(e['at'], zone_name=True)} — {who}{e['text']}")
+        out.append(f"- {clock(e['at'], zone_name=True)} — {who}{_one_line(e['text'])}")
     return "\n".join(out) + "\n"

@@ -212,12 +212,19 @@ def message(blocks: list[dict[str, Any]], text: str | None = None, *, keep_last:
 
 def submitted_values(view: dict[str, Any]) -> dict[str, str | None]:
     """A submitted modal's values by block id: the text typed or the option chosen, whatever the
-    element's action_id (each input block here holds one element)."""
+    element's action_id (each input block here holds one element). A block, element or value of another
+    shape than Slack's (a signed body can hold anything) counts as left empty."""
     out: dict[str, str | None] = {}
-    for block_id, elements in ((view.get("state") or {}).get("values") or {}).items():
-        element: dict[str, Any] = next(iter((elements or {}).values()), {}) or {}
+    state = view.get("state")
+    values = state.get("values") if isinstance(state, dict) else None
+    for block_id, elements in (values if isinstance(values, dict) else {}).items():
+        element = next(iter(elements.values()), None) if isinstance(elements, dict) else None
+        if not isinstance(element, dict):
+            out[block_id] = None
+            continue
         selected = element.get("selected_option")
-        out[block_id] = selected.get("value") if isinstance(selected, dict) else element.get("value")
+        value = selected.get("value") if isinstance(selected, dict) else element.get("value")
+        out[block_id] = value if isinstance(value, str) else None
     return out
 
 

@@ -709,9 +709,12 @@ async def record_requests(*, session: AsyncSession, requests: list[InboundReques
 
 
 async def finish_requests(*, session: AsyncSession, keys: Iterable[str], now: datetime) -> None:
-    """The requests' listeners are done (they replied, or said why not)."""
+    """The requests' listeners are done (they replied, or said why not). Only the key is needed from now on
+    (to recognise a replay): the payload, with its `response_url` and what was typed, is dropped."""
     await session.execute(
-        update(InboxRow).where(InboxRow.key.in_(list(keys)), InboxRow.finished_at.is_(None)).values(finished_at=now)
+        update(InboxRow)
+        .where(InboxRow.key.in_(list(keys)), InboxRow.finished_at.is_(None))
+        .values(finished_at=now, payload={})
     )
 
 

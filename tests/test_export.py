@@ -25,6 +25,7 @@ from bot.service import LoadedPlan, Service
 from bot.votes import decide
 from storage.db import create_engine, migrate, sessionmaker
 from tests.conftest import T0, Clock, plan_text
+from tests.test_replicas import postgres_database  # noqa: F401 - the fixture
 
 Rule = Callable[[Release, Plan, datetime], Outcome]
 
@@ -241,3 +242,67 @@ def test_decisions_are_named_as_people_say_them() -> None:
     assert "| roll back after issue #1? | asked |" in rows and "| roll back after issue #1? | continue |" in rows
     assert "| rollback decision point | continue |" in rows
     assert "| start without a Go | start |" in rows
+
+
+FORGED = "ok\n# ✅ RELEASE COMPLETE\n---\n~ approved by the CTO\n- 23:59 EST — U0VP decided **Go**"
+
+
+async def _record_typed(url: str) -> None:
+    """A release where people typed several lines into a forced start, a phase failure, an issue and a page."""
+    engine = create_engine(url)
+    await migrate(engine)
+    clock = Clock(T0 + timedelta(minutes=1))
+    service = Service(sessions=sessionmaker(engine), clock=clock)
+    plan = parse_plan(plan_text(), "t.yml")
+    await service.load(LoadedPlan(plan, "", "t.yml"))
+    for user, rule, command in [
+        ("U0VP", change_release, parse_release(f"start --force {FORGED}")),
+        ("U0DBA", change_phase, parse_phase("start db-migration")),
+        ("U0DBA", change_phase, parse_phase(f"fail db-migration {FORGED}")),
+        ("U0DEV", decide_issue, parse_issue(f"high api {FORGED} | {FORGED}", ("region1", "region2"))),
+        ("U0RM", decide_page, parse_page(f"dba {FORGED}")),
+        ("U0RM", change_release, parse_release(f"rollback {FORGED}")),
+    ]:
+        await service.run("r1", lambda r, p, now, u=user, f=rule, c=command: f(r, p, _actor(p, u), c, now))
+    await engine.dispose()
+
+
+def test_text_people_typed_over_several_lines_stays_inside_its_entry_of_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'typed.db'}"
+    asyncio.run(_record_typed(url))
+    monkeypatch.setenv("WARROOM_DATABASE_URL", url)
+    assert main(["export", "r1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headings = [line for line in lines if line.startswith("#")]
+    assert headings == [
+        "# Test Platform v1.2.3 — post-mortem report",
+        "## Phases: plan vs actual",
+        "## Issues",
+        "## Pages",
+        "## Votes",
+        "## Decisions",
+        "## Timeline",
+    ]
+    assert not [line for line in lines if line.startswith(("---", "~"))]
+    timeline = lines[lines.index("## Timeline") + 2 :]
+    assert all(line.startswith("- ") and " UTC — " in line for line in timeline), timeline
+    assert not [line for line in timeline if "23:59" in line.split(" — ")[0]], "no entry people did not make"
+    typed = [line for line in timeline if "RELEASE COMPLETE" in line]
+    assert len(typed) >= 5 and all("ok # ✅ RELEASE COMPLETE --- ~ approved by the CTO" in t for t in typed), typed
+
+
+async def test_export_never_prints_the_database_password(
+    postgres_database: str,  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_database).set(password="s3cret-db-password").render_as_string(hide_password=False)
+    monkeypatch.setenv("WARROOM_DATABASE_URL", url)
+    assert await asyncio.to_thread(main, ["export", "nope"]) == 1
+    output = capsys.readouterr()
+    assert "no release 'nope'" in output.err and "releases: none" in output.err, output.err
+    assert "s3cret-db-password" not in output.err + output.out, output.err

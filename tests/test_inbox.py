@@ -294,3 +294,34 @@ async def test_socket_mode_requests_are_recorded_by_trigger_id_and_a_redelivery_
     await runtime.settle()
     assert [i.impact for i in (await runtime.service.get("r1")).issues] == ["impact number 4"]
     assert len(fake_slack.responses()) == 1
+
+
+VERIFICATION_TOKEN = "gIkuvaNzQIHg97ATvDxqgjtO"
+"""What Slack puts in every request's `token` field: the app's (deprecated) verification token."""
+
+
+async def stored_payloads(runtime: Runtime) -> list[str]:
+    async with runtime.inbox.inbox_sessions() as session:
+        return [str(p) for p in (await session.execute(sql_text("SELECT payload FROM inbox"))).scalars()]
+
+
+async def test_the_inbox_keeps_no_verification_token_and_forgets_the_response_url_once_answered(
+    runtime: Runtime, slack: SlackDriver, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    form = dict(parse_qsl(issue_form(fake_slack, 5)), token=VERIFICATION_TOKEN)
+    body = urlencode(form)
+    response = await slack.client.post("/slack/events", data=body, headers=sign(body))
+    assert response.status == 200
+    await fake_slack.wait_for("respond", 1)
+    await until_finished(runtime)
+    assert [i.impact for i in (await runtime.service.get("r1")).issues] == ["impact number 5"]
+    [payload] = await stored_payloads(runtime)  # kept for the replay window: the key is what counts
+    assert VERIFICATION_TOKEN not in payload and fake_slack.webhook_url not in payload, payload
+    assert "impact number 5" not in payload, "what was typed is in the release's own records, not here"
+    assert [r for r in caplog.records if r.levelno == logging.DEBUG], "DEBUG was on"
+    assert VERIFICATION_TOKEN not in caplog.text, "the token reached a log line"
+    replay = await slack.client.post("/slack/events", data=body, headers=sign(body))
+    assert replay.status == 200 and await replay.text() == ""
+    await runtime.settle()
+    assert len((await runtime.service.get("r1")).issues) == 1, "a replay is still recognised"

@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -24,7 +24,7 @@ from slack_bolt.request.internals import parse_body
 from bot.core.signature import expected_signature, refusal
 from bot.core.slack_request import body_problem
 from bot.domain import SYSTEM, Actor, PhaseStatus, ReleaseStatus
-from bot.ids import ActionId
+from bot.ids import ActionId, CallbackId
 from bot.permissions import ANYONE, IN_PLAN, Action, may, required
 from bot.plan import Plan, parse_plan
 from bot.service import LoadedPlan
@@ -213,6 +213,90 @@ async def test_the_error_handler_never_answers_a_request_the_app_did_not_verify(
     assert fake_slack.calls[before:] == [], "nothing goes to the response_url of an unverified request"
 
 
+MALFORMED_STATES = {
+    "element not an object": {"reason": {"reason": "go"}, "rationale": {"rationale": "go"}, "impact": {"impact": "x"}},
+    "block not an object": {"reason": "go", "rationale": "go", "impact": "x", "note": "x"},
+    "value a list": {b: {b: {"type": "plain_text_input", "value": ["x"]}} for b in ("reason", "rationale", "note")},
+    "value an object": {b: {b: {"type": "plain_text_input", "value": {"a": 1}}} for b in ("impact", "error", "note")},
+    "option not text": {"severity": {"severity": {"type": "static_select", "selected_option": {"value": 3}}}},
+    "values a list": ["reason"],
+}
+
+
+@pytest.mark.parametrize("callback_id", [str(c) for c in CallbackId])
+@pytest.mark.parametrize("state", list(MALFORMED_STATES.values()), ids=list(MALFORMED_STATES))
+async def test_a_signed_form_whose_values_are_malformed_is_refused_in_the_form_without_a_traceback(
+    slack: SlackDriver, caplog: pytest.LogCaptureFixture, callback_id: str, state: object
+) -> None:
+    caplog.set_level(logging.INFO)
+    meta = json.dumps({"release": "r1", "issue": 1, "channel": "C0WAR"})
+    payload = {
+        "type": "view_submission",
+        "team": {"id": "T111"},
+        "user": {"id": "U0VP", "team_id": "T111"},
+        "api_app_id": "A111",
+        "trigger_id": "1.form.x",
+        "view": {"id": "V1", "type": "modal", "callback_id": callback_id, "private_metadata": meta,
+                 "state": {"values": state}},
+    }  # fmt: skip
+    before = await slack.runtime.service.get("r1")
+    body = urlencode({"payload": json.dumps(payload)})
+    status, _ = await post(slack, body, sign(body))
+    await listeners_finished()
+    assert status < 500
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], caplog.text
+    assert await slack.runtime.service.get("r1") == before, "nothing changed"
+
+
+BOLT_INDEXES = {
+    "a form without its view's type": {"type": "view_submission", "view": {"callback_id": "issue_modal"}},
+    "a form closed without its view's type": {"type": "view_closed", "view": {"callback_id": "issue_modal"}},
+    "a workflow step saved without the step": {
+        "type": "view_submission",
+        "view": {"callback_id": "issue_modal", "type": "workflow_step"},
+    },
+    "a workflow step edited without the step": {"type": "workflow_step_edit", "callback_id": "x"},
+    "a Home tab opened by nobody": {"type": "event_callback", "event": {"type": "app_home_opened", "tab": "home"}},
+    "a click on no action": {"type": "block_actions", "actions": [{}]},
+    "a click whose value is a list": {
+        "type": "block_actions",
+        "actions": [{"action_id": "issue_resolve", "value": []}],
+    },
+    "a click whose value is an object": {"type": "block_actions", "actions": [{"action_id": "page_ack", "value": {}}]},
+}
+
+
+@pytest.mark.parametrize("payload", list(BOLT_INDEXES.values()), ids=list(BOLT_INDEXES))
+async def test_a_signed_payload_missing_what_bolt_or_a_listener_reads_is_400_not_a_5xx_or_a_traceback(
+    slack: SlackDriver, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture, payload: dict[str, object]
+) -> None:
+    """Bolt reads these keys before any listener (missing, it raises outside the app), the Home tab its user."""
+    caplog.set_level(logging.INFO)
+    before = len(fake_slack.calls)
+    full = {"user": {"id": "U0RM", "team_id": "T111"}, "team": {"id": "T111"}, "trigger_id": "1.1.x", **payload}
+    body = urlencode({"payload": json.dumps(full)})
+    status, text = await post(slack, body, sign(body))
+    assert status == 400, text
+    assert_refused_quietly(caplog, fake_slack, before)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"user_id": "", "user": "U0RM"}, {"channel_id": "", "channel": "C0WAR"}, {"channel_id": "", "container": {}}],
+    ids=["user as an id", "channel as an id", "an empty container"],
+)
+async def test_a_signed_command_naming_its_sender_or_channel_another_way_is_never_a_5xx(
+    slack: SlackDriver, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture, extra: dict[str, object]
+) -> None:
+    """Who sent a request and from where is read before any listener: a shape Slack does not send is refused."""
+    caplog.set_level(logging.INFO)
+    body = urlencode({**dict(parse_qsl(command_body(fake_slack, "list"))), **extra})
+    status, _ = await post(slack, body, sign(body))
+    await listeners_finished()
+    assert status < 500
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], caplog.text
+
+
 # --- the same, for arbitrary requests -----------------------------------------------------------------------
 
 SLACK_KEYS = (
@@ -248,7 +332,7 @@ FORM_VALUES = st.text(max_size=30) | JSON_VALUES.map(json.dumps) | st.sampled_fr
 RESPONSE_URL = "RESPONSE_URL"
 """Stands for the fake Slack's response_url in generated bodies; replaced before the body is signed."""
 SLASH_COMMANDS = st.builds(
-    lambda command, text, user: urlencode(
+    lambda command, text, user, extra: urlencode(
         {
             "command": command,
             "text": text,
@@ -258,11 +342,13 @@ SLASH_COMMANDS = st.builds(
             "team_id": "T111",
             "trigger_id": "1.1.x",
             "response_url": RESPONSE_URL,
+            **extra,
         }
     ).encode(),
     st.sampled_from(["/release", "/phase", "/issue", "/page", "/gonogo", "/unknown"]),
     st.text(max_size=40) | st.sampled_from(["list", "status", "start db-migration", "ack", "open", "go"]),
-    st.sampled_from(["U0RM", "U0DBA", "U0NOBODY"]),
+    st.sampled_from(["U0RM", "U0DBA", "U0NOBODY", ""]),
+    st.dictionaries(st.sampled_from(["user", "channel", "container", "channel_id", "team"]), FORM_VALUES, max_size=2),
 )
 BUTTONS = st.builds(
     lambda action_id, value, user: urlencode(
@@ -284,6 +370,25 @@ BUTTONS = st.builds(
     st.text(max_size=20) | st.sampled_from(["r1", "r1#1", "r1#2", "1", "r1#x"]),
     st.sampled_from(["U0RM", "U0VP", "U0NOBODY"]),
 )
+FORMS = st.builds(
+    lambda callback_id, meta, values, user: urlencode(
+        {
+            "payload": json.dumps(
+                {
+                    "type": "view_submission",
+                    "user": {"id": user, "team_id": "T111"},
+                    "team": {"id": "T111"},
+                    "trigger_id": "1.1.x",
+                    "view": {"callback_id": callback_id, "private_metadata": meta, "state": {"values": values}},
+                }
+            )
+        }
+    ).encode(),
+    st.sampled_from([str(c) for c in CallbackId]) | st.text(max_size=10),
+    st.text(max_size=20) | st.sampled_from(['{"release": "r1", "issue": 1}', '{"release": "r1", "issue": "1"}', "[]"]),
+    st.dictionaries(st.sampled_from(["impact", "error", "severity", "note", "reason", "rationale"]), JSON_VALUES),
+    st.sampled_from(["U0RM", "U0VP", "U0NOBODY"]),
+)
 GARBAGE_BODIES = st.one_of(
     st.binary(max_size=200),
     st.text(max_size=200).map(str.encode),
@@ -292,7 +397,9 @@ GARBAGE_BODIES = st.one_of(
     st.dictionaries(st.sampled_from(SLACK_KEYS), FORM_VALUES, max_size=6).map(lambda f: urlencode(f).encode()),
     JSON_OBJECTS.map(lambda o: urlencode({"payload": json.dumps(o)}).encode()),
 )
-BODIES = st.booleans().flatmap(lambda slack_like: st.one_of(SLASH_COMMANDS, BUTTONS) if slack_like else GARBAGE_BODIES)
+BODIES = st.booleans().flatmap(
+    lambda slack_like: st.one_of(SLASH_COMMANDS, BUTTONS, FORMS) if slack_like else GARBAGE_BODIES
+)
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
 CONTENT_TYPES = st.sampled_from(
     [
@@ -421,13 +528,21 @@ def test_signature_refusals(
         ({"command": 5}, "command is not a string"),
         ({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "a"}]}, None),
         ({"type": "block_actions", "user": {"id": "U1"}, "actions": []}, "without actions"),
-        ({"type": "block_actions", "user": "U1", "actions": [{}]}, "without user.id"),
+        ({"type": "block_actions", "user": "U1", "actions": [{}]}, "user is not an object"),
+        ({"type": "block_actions", "user": {}, "actions": [{}]}, "without user.id"),
         ({"type": "block_actions", "user": {"id": "U1"}, "actions": ["x"]}, "not a list of objects"),
-        ({"type": "view_submission", "user": {"id": "U1"}, "view": {"callback_id": "c"}}, None),
+        ({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": 1}]}, "actions[0].action_id is"),
+        ({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "a", "value": 1}]}, "value is not"),
+        ({"type": "view_submission", "user": {"id": "U1"}, "view": {"callback_id": "c", "type": "modal"}}, None),
+        ({"type": "view_submission", "user": {"id": "U1"}, "view": {"callback_id": "c"}}, "without view.type"),
+        ({"type": "view_closed", "user": {"id": "U1"}, "view": {"callback_id": "c"}}, "without view.type"),
         ({"type": "view_submission", "user": {"id": "U1"}, "view": "x"}, "view is not an object"),
         ({"type": "event_callback", "event": {"type": "app_home_opened", "user": "U1"}}, None),
         ({"type": "event_callback", "event": {"type": "x", "channel": 5}}, "event.channel is neither"),
+        ({"type": "event_callback", "event": {"type": "app_home_opened"}}, "without event.user"),
         ({"team": 5}, "team is neither"),
+        ({"command": "/phase", "text": "", "user_id": "", "channel_id": "C1", "user": "U1"}, "user is not an object"),
+        ({"type": "block_actions", "user": {"id": "U1"}, "channel": "C1", "actions": [{}]}, "channel is not an"),
         ({"enterprise": None, "team": {"id": "T1", "enterprise_id": None}}, None),
         ({"authorizations": [{"team": 1}]}, "authorizations[0].team is neither"),
         (
@@ -491,6 +606,35 @@ def test_http_mode_with_a_blank_signing_secret_does_not_start(tmp_path: Path, se
     assert result.stderr.count("\n") == 1, result.stderr
     assert "SLACK_SIGNING_SECRET is blank" in result.stderr or "SLACK_SIGNING_SECRET has spaces" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "warroom.db").exists(), "nothing was started"
+
+
+@pytest.mark.parametrize("member", ["S0ALLSTAFF", "alice", "<@U0ME|me>"])
+def test_demo_user_must_be_one_member_id_or_the_demo_does_not_start(tmp_path: Path, member: str) -> None:
+    """`--demo-user` gives every role: a user group would give it to all its members, a typo to nobody."""
+    plan = tmp_path / "plan.yml"
+    plan.write_text(plan_text())
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_"))},
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        "WARROOM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'warroom.db'}",
+        "WARROOM_HOST": "127.0.0.1",
+        "WARROOM_PORT": str(free_port()),
+    }
+    # a build that starts anyway serves until killed: the timeout turns that into a failure
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", "--demo", "--demo-user", member, str(plan)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=20,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "--demo-user" in result.stderr and "member ID" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "warroom.db").exists(), "nothing was started"
 
 
