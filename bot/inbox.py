@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.metrics import METRICS
 from bot.service import CURRENT_REQUEST, RequestSlot
-from handlers.errors import FINISH_REQUEST, reply_privately, request_name
+from handlers.errors import FINISH_REQUEST, TAKE_TURN, reply_privately, request_name
 from storage import repo
 from storage.repo import InboundRequest
 
@@ -51,6 +51,8 @@ MAX_ATTEMPTS = 3
 SWEEP_SECONDS = 60.0
 FINISH_WITHIN = 60.0
 """How long recovery waits for one request's listener before it moves on to the next."""
+WORKING = 8
+"""Requests whose work (after their ack) runs at once; the rest wait their turn, holding nothing."""
 
 _RECOVERED = "inbox_recovered"
 _KINDS = {"block_actions": "action", "view_submission": "view"}
@@ -121,6 +123,7 @@ class Inbox:
         self.clock = clock
         self.app: AsyncApp | None = None
         self._in_flight: set[str] = set()
+        self._working = asyncio.Semaphore(WORKING)
         self._sweeper: asyncio.Task[None] | None = None
         self._records: list[tuple[InboundRequest, asyncio.Future[bool]]] = []
         self._finishes: list[tuple[str, asyncio.Future[None]]] = []
@@ -204,8 +207,18 @@ class Inbox:
         CURRENT_REQUEST.set(RequestSlot(key))
         self._in_flight.add(key)
         done: asyncio.Event | None = context.get("inbox_done")
+        turn = False
+
+        async def take_turn() -> None:
+            # after the ack: waiting here holds no database connection and no SQLite lock
+            nonlocal turn
+            if not turn:
+                await self._working.acquire()
+                turn = True
 
         async def finish() -> None:
+            if turn:
+                self._working.release()
             try:
                 await self.finish(key)
             finally:
@@ -213,6 +226,7 @@ class Inbox:
                 if done is not None:
                     done.set()
 
+        context[TAKE_TURN] = take_turn
         context[FINISH_REQUEST] = finish
 
     async def finish(self, key: str) -> None:
