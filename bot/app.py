@@ -292,7 +292,7 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
 
     async def healthz(_request: web.Request) -> web.Response:
         ok = await ping(runtime.engine)
-        failure = runtime.service.writes.failure
+        failure = runtime.service.writes.failure or runtime.inbox.writes.failure
         status = "ok" if ok else "database unavailable"
         if ok and failure is not None:  # it answers but cannot save: commands are refused until it can
             ok, status = False, f"database cannot save: {failure}"

@@ -25,12 +25,16 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.core.text import slack_escape
+from bot.domain import NotSaved
 from bot.metrics import METRICS
 from bot.service import CURRENT_REQUEST, RequestSlot
 from handlers.errors import FINISH_REQUEST, TAKE_TURN, reply_privately, request_name
 from storage import repo
+from storage.db import WriteHealth, write_failure
 from storage.repo import InboundRequest
 
 log = logging.getLogger(__name__)
@@ -128,6 +132,9 @@ class Inbox:
         self._records: list[tuple[InboundRequest, asyncio.Future[bool]]] = []
         self._finishes: list[tuple[str, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self.writes = WriteHealth()
+        """Whether the inbox can record (its own file on SQLite): /healthz fails while it cannot."""
+        self._replies: set[asyncio.Task[Any]] = set()
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:
@@ -164,6 +171,7 @@ class Inbox:
                     if not waiter.done():
                         waiter.set_exception(exc)
                 continue
+            self.writes.succeeded()
             for request, recorded in records:
                 if not recorded.done():
                     recorded.set_result(request.key in inserted)
@@ -194,13 +202,38 @@ class Inbox:
         now = self.clock()
         user, channel = _who(req.body)
         request = InboundRequest(key, kind, request_name(req.body), req.body, user, channel, now, now, 1)
-        if not await self._record(request):
+        try:
+            recorded = await self._record(request)
+        except DBAPIError as exc:
+            if (cause := write_failure(exc)) is None:
+                raise
+            self.writes.failed(cause)
+            return self._not_recorded(req.body, kind, str(NotSaved(cause)))
+        if not recorded:
             METRICS.command(request.name, "replayed")
             log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])
             return BoltResponse(status=200, body="")
         self._attach(context, key)
         await next()
         return None
+
+    def _not_recorded(self, body: dict[str, Any], kind: str, text: str) -> BoltResponse:
+        """The ack for a request the inbox could not record: it is not acted on, and the person is told so."""
+        text = slack_escape(text)
+        if kind == "command":
+            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
+        if kind == "view":
+            blocks = (body.get("view") or {}).get("blocks") or []
+            block = next((b.get("block_id") for b in blocks if isinstance(b, dict) and b.get("type") == "input"), None)
+            if block:
+                return BoltResponse(status=200, body={"response_action": "errors", "errors": {block: text[:300]}})
+            return BoltResponse(status=200, body="")
+        if url := body.get("response_url"):  # a click: Slack shows nothing of its ack, so the reply goes after it
+            reply = AsyncWebhookClient(str(url)).send(text=text, response_type="ephemeral", replace_original=False)
+            task = asyncio.get_running_loop().create_task(reply)
+            self._replies.add(task)
+            task.add_done_callback(self._replies.discard)
+        return BoltResponse(status=200, body="")
 
     def _attach(self, context: AsyncBoltContext, key: str) -> None:
         # the listener's task is created after the middleware returns, so it inherits this value
