@@ -251,6 +251,14 @@ def test_a_database_setting_that_cannot_work_is_one_line_exit_2(
     _assert_one_line(result, *expected)
 
 
+def test_a_request_inbox_path_that_cannot_be_a_database_is_one_line_exit_2(tmp_path: Path) -> None:
+    # on SQLite the inbox is a file of its own beside the database: edges.db → edges.inbox.db
+    (tmp_path / "edges.inbox.db").mkdir()
+    result = _run_cli(tmp_path)
+    _assert_one_line(result, "WARROOM_DATABASE_URL", str(tmp_path / "edges.inbox.db"), "request inbox")
+    assert not (tmp_path / "edges.db").exists(), "migrated before checking"
+
+
 def test_a_postgres_database_that_does_not_exist_is_one_line_exit_2(tmp_path: Path) -> None:
     base = os.environ.get("WARROOM_TEST_POSTGRES_URL")
     if not base:
