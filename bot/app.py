@@ -181,8 +181,9 @@ class Runtime:
 
     async def close(self) -> None:
         # Drain first: stopping the scheduler cancels the pass it started, between a send and its record.
-        await self.dispatcher.drain()
-        await self.inbox.stop()
+        # Meanwhile the requests at work finish (or are stopped, left for the next start) before the Slack
+        # session they use closes.
+        await asyncio.gather(self.dispatcher.drain(), self.inbox.stop())
         self.timekeeper.stop()
         await self.timekeeper.finish()
         await self.settle()

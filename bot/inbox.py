@@ -128,6 +128,8 @@ class Inbox:
         self.app: AsyncApp | None = None
         self._in_flight: set[str] = set()
         self._working = asyncio.Semaphore(WORKING)
+        self._at_work: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         self._sweeper: asyncio.Task[None] | None = None
         self._records: list[tuple[InboundRequest, asyncio.Future[bool]]] = []
         self._finishes: list[tuple[str, asyncio.Future[None]]] = []
@@ -245,15 +247,23 @@ class Inbox:
         async def take_turn() -> None:
             # after the ack: waiting here holds no database connection and no SQLite lock
             nonlocal turn
-            if not turn:
-                await self._working.acquire()
-                turn = True
+            if turn:
+                return
+            await self._working.acquire()
+            if self._stopping:  # left recorded and unfinished: the next start processes it
+                self._working.release()
+                raise asyncio.CancelledError
+            turn = True
+            if (task := asyncio.current_task()) is not None:
+                self._at_work.add(task)
 
-        async def finish() -> None:
+        async def finish(completed: bool = True) -> None:
             if turn:
                 self._working.release()
+                self._at_work.discard(asyncio.current_task())
             try:
-                await self.finish(key)
+                if completed:  # a listener the stop cut short stays unfinished, for the next start
+                    await self.finish(key)
             finally:
                 self._in_flight.discard(key)
                 if done is not None:
@@ -388,8 +398,18 @@ class Inbox:
             except Exception:
                 log.warning("the request inbox sweep failed; it runs again in %ss", SWEEP_SECONDS, exc_info=True)
 
-    async def stop(self) -> None:
-        """Stop sweeping, and write what is waiting (a finish not written would repeat its reply at start)."""
+    async def stop(self, within: float = 5.0) -> None:
+        """Start no more requests, give those at work `within` seconds and stop the rest (they stay recorded,
+        for the next start), stop sweeping, and write what is waiting (a finish not written would repeat
+        its reply at start)."""
+        self._stopping = True
+        if self._at_work:
+            _, cut_short = await asyncio.wait(set(self._at_work), timeout=within)
+            for task in cut_short:
+                task.cancel()
+            await asyncio.gather(*cut_short, return_exceptions=True)
+            if cut_short:
+                log.info("stopped %d request(s) still at work; the next start finishes them", len(cut_short))
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

@@ -7,6 +7,7 @@ Listeners are wrapped here rather than relying on `app.error` alone: when a list
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import uuid
@@ -170,8 +171,12 @@ def guarded(listener: Listener) -> Listener:
         take_turn = (kwargs.get("context") or {}).get(TAKE_TURN)
         if take_turn is not None and given.get("ack") is not None:
             given["ack"] = AckThenTakeTurn(given["ack"], take_turn)
+        completed = True
         try:
             return await listener(**given)
+        except asyncio.CancelledError:  # stopped before it was done: not finished, so the next start does it
+            completed = False
+            raise
         except AlreadyHandled:
             # processed meanwhile by a replica or by recovery, which replied: nothing more to say
             log.info("%s was already handled elsewhere; not applied again", request_name(kwargs.get("body") or {}))
@@ -184,7 +189,7 @@ def guarded(listener: Listener) -> Listener:
         finally:
             finish = (kwargs.get("context") or {}).get(FINISH_REQUEST)
             if finish is not None:
-                await finish()
+                await finish(completed)
 
     wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]

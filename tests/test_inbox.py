@@ -114,6 +114,46 @@ async def test_requests_acked_before_a_kill_take_effect_once_after_the_restart(
     assert sorted(b.voter for b in stored.ballots) == sorted(VOTERS)
 
 
+async def test_requests_acked_before_a_sigterm_take_effect_once_after_the_restart(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    # Slack holds the look-up each command makes before its change: at the stop, some are at work, the rest
+    # wait their turn; none may be taken for finished, whatever the stop cut short
+    plan = tmp_path / "plan.yml"
+    plan.write_text(group_plan(datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)))
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'warroom.db'}"
+    fake_slack.groups["S0ONCALL"] = ["U0OC1", "U0OC2"]
+    bodies = [issue_form(fake_slack, n) for n in range(WORKING + 4)]
+    async with aiohttp.ClientSession() as session:
+        async with running_bot(fake_slack, plan, database_url, tmp_path / "first.log") as bot:
+            fake_slack.hold, fake_slack.held = asyncio.Event(), frozenset({"usergroups.users.list"})
+            statuses = await asyncio.gather(*(post(session, bot.base, body) for body in bodies))
+            assert statuses == [200] * len(bodies)
+            await fake_slack.wait_until(lambda: len(fake_slack.waiting) >= WORKING, 10)
+        fake_slack.hold.set()  # running_bot stopped it with SIGTERM and saw it exit 0
+        stopped = bot.output()
+        assert "Traceback" not in stopped, stopped
+        assert fake_slack.responses() == [], "a reply went out before the stop: the test did not catch them in flight"
+
+        async with running_bot(fake_slack, plan, database_url, tmp_path / "second.log") as again:
+            try:
+                await fake_slack.wait_for("respond", len(bodies), within=20)
+            except TimeoutError:
+                pytest.fail(f"replies after the restart: {fake_slack.responses()}\n{stopped}\n{again.output()}")
+            await asyncio.sleep(0.5)  # anything duplicated would arrive now
+
+    replies = [r["text"] for r in fake_slack.responses()]
+    assert len(replies) == len(bodies), replies
+    assert all(re.match(r"Issue #\d+ \(high\) is posted", r) for r in replies), replies
+    db = await build_runtime(make_settings(fake_slack, database_url))
+    try:
+        stored = await db.service.get("r1")
+    finally:
+        await db.close()
+    impacts = Counter(i.impact for i in stored.issues)
+    assert impacts == Counter(f"impact number {n}" for n in range(len(bodies))), impacts
+
+
 # --- in one process: recovery racing the first processing, replies after a crash, housekeeping ---------------
 
 
