@@ -185,8 +185,9 @@ class Runtime:
 
     async def close(self) -> None:
         # Drain first: stopping the scheduler cancels the pass it started, between a send and its record.
-        await self.dispatcher.drain()
-        await self.inbox.stop()
+        # Meanwhile the requests at work finish (or are stopped, left for the next start) before the Slack
+        # session they use closes.
+        await asyncio.gather(self.dispatcher.drain(), self.inbox.stop())
         self.timekeeper.stop()
         await self.timekeeper.finish()
         await self.settle()
@@ -296,7 +297,7 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
 
     async def healthz(_request: web.Request) -> web.Response:
         ok = await ping(runtime.engine)
-        failure = runtime.service.writes.failure
+        failure = runtime.service.writes.failure or runtime.inbox.writes.failure
         status = "ok" if ok else "database unavailable"
         if ok and failure is not None:  # it answers but cannot save: commands are refused until it can
             ok, status = False, f"database cannot save: {failure}"

@@ -25,12 +25,16 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.core.text import slack_escape
+from bot.domain import NotSaved
 from bot.metrics import METRICS
 from bot.service import CURRENT_REQUEST, RequestSlot
-from handlers.errors import FINISH_REQUEST, reply_privately, request_name
+from handlers.errors import FINISH_REQUEST, TAKE_TURN, reply_privately, request_name
 from storage import repo
+from storage.db import WriteHealth, write_failure
 from storage.repo import InboundRequest
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,8 @@ MAX_ATTEMPTS = 3
 SWEEP_SECONDS = 60.0
 FINISH_WITHIN = 60.0
 """How long recovery waits for one request's listener before it moves on to the next."""
+WORKING = 8
+"""Requests whose work (after their ack) runs at once; the rest wait their turn, holding nothing."""
 
 NOT_KEPT = frozenset({"token"})
 """Left out of the stored payload: Slack's verification token, which nothing here needs (requests are
@@ -125,10 +131,16 @@ class Inbox:
         self.clock = clock
         self.app: AsyncApp | None = None
         self._in_flight: set[str] = set()
+        self._working = asyncio.Semaphore(WORKING)
+        self._at_work: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         self._sweeper: asyncio.Task[None] | None = None
         self._records: list[tuple[InboundRequest, asyncio.Future[bool]]] = []
         self._finishes: list[tuple[str, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self.writes = WriteHealth()
+        """Whether the inbox can record (its own file on SQLite): /healthz fails while it cannot."""
+        self._replies: set[asyncio.Task[Any]] = set()
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:
@@ -165,6 +177,7 @@ class Inbox:
                     if not waiter.done():
                         waiter.set_exception(exc)
                 continue
+            self.writes.succeeded()
             for request, recorded in records:
                 if not recorded.done():
                     recorded.set_result(request.key in inserted)
@@ -196,7 +209,14 @@ class Inbox:
         user, channel = _who(req.body)
         payload = {k: v for k, v in req.body.items() if k not in NOT_KEPT}
         request = InboundRequest(key, kind, request_name(req.body), payload, user, channel, now, now, 1)
-        if not await self._record(request):
+        try:
+            recorded = await self._record(request)
+        except DBAPIError as exc:
+            if (cause := write_failure(exc)) is None:
+                raise
+            self.writes.failed(cause)
+            return self._not_recorded(req.body, kind, str(NotSaved(cause)))
+        if not recorded:
             METRICS.command(request.name, "replayed")
             log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])
             return BoltResponse(status=200, body="")
@@ -204,20 +224,57 @@ class Inbox:
         await next()
         return None
 
+    def _not_recorded(self, body: dict[str, Any], kind: str, text: str) -> BoltResponse:
+        """The ack for a request the inbox could not record: it is not acted on, and the person is told so."""
+        text = slack_escape(text)
+        if kind == "command":
+            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
+        if kind == "view":
+            blocks = (body.get("view") or {}).get("blocks") or []
+            block = next((b.get("block_id") for b in blocks if isinstance(b, dict) and b.get("type") == "input"), None)
+            if block:
+                return BoltResponse(status=200, body={"response_action": "errors", "errors": {block: text[:300]}})
+            return BoltResponse(status=200, body="")
+        if url := body.get("response_url"):  # a click: Slack shows nothing of its ack, so the reply goes after it
+            reply = AsyncWebhookClient(str(url)).send(text=text, response_type="ephemeral", replace_original=False)
+            task = asyncio.get_running_loop().create_task(reply)
+            self._replies.add(task)
+            task.add_done_callback(self._replies.discard)
+        return BoltResponse(status=200, body="")
+
     def _attach(self, context: AsyncBoltContext, key: str) -> None:
         # the listener's task is created after the middleware returns, so it inherits this value
         CURRENT_REQUEST.set(RequestSlot(key))
         self._in_flight.add(key)
         done: asyncio.Event | None = context.get("inbox_done")
+        turn = False
 
-        async def finish() -> None:
+        async def take_turn() -> None:
+            # after the ack: waiting here holds no database connection and no SQLite lock
+            nonlocal turn
+            if turn:
+                return
+            await self._working.acquire()
+            if self._stopping:  # left recorded and unfinished: the next start processes it
+                self._working.release()
+                raise asyncio.CancelledError
+            turn = True
+            if (task := asyncio.current_task()) is not None:
+                self._at_work.add(task)
+
+        async def finish(completed: bool = True) -> None:
+            if turn:
+                self._working.release()
+                self._at_work.discard(asyncio.current_task())
             try:
-                await self.finish(key)
+                if completed:  # a listener the stop cut short stays unfinished, for the next start
+                    await self.finish(key)
             finally:
                 self._in_flight.discard(key)
                 if done is not None:
                     done.set()
 
+        context[TAKE_TURN] = take_turn
         context[FINISH_REQUEST] = finish
 
     async def finish(self, key: str) -> None:
@@ -346,8 +403,18 @@ class Inbox:
             except Exception:
                 log.warning("the request inbox sweep failed; it runs again in %ss", SWEEP_SECONDS, exc_info=True)
 
-    async def stop(self) -> None:
-        """Stop sweeping, and write what is waiting (a finish not written would repeat its reply at start)."""
+    async def stop(self, within: float = 5.0) -> None:
+        """Start no more requests, give those at work `within` seconds and stop the rest (they stay recorded,
+        for the next start), stop sweeping, and write what is waiting (a finish not written would repeat
+        its reply at start)."""
+        self._stopping = True
+        if self._at_work:
+            _, cut_short = await asyncio.wait(set(self._at_work), timeout=within)
+            for task in cut_short:
+                task.cancel()
+            await asyncio.gather(*cut_short, return_exceptions=True)
+            if cut_short:
+                log.info("stopped %d request(s) still at work; the next start finishes them", len(cut_short))
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

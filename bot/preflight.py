@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.settings import Settings, SettingsError
+from storage.db import inbox_url
 
 CONNECT_SECONDS = 10
 
@@ -89,16 +90,23 @@ def check_sqlite(url: URL) -> None:
         )
     if path.is_dir():
         raise SettingsError(f"WARROOM_DATABASE_URL: {path} is a directory: name a file in it, e.g. {path}/warroom.db")
+    inbox = Path(make_url(inbox_url(url.render_as_string(hide_password=False))).database or "").expanduser()
+    if inbox.is_dir():
+        raise SettingsError(
+            f"WARROOM_DATABASE_URL: {inbox}, where the request inbox is kept beside the database, is a directory: "
+            "move it away or choose another database path"
+        )
     try:
         with tempfile.TemporaryFile(dir=directory):
             pass
-        if path.exists():
-            with path.open("ab"):
-                pass
+        for file in (path, inbox):
+            if file.exists():
+                with file.open("ab"):
+                    pass
     except OSError as exc:
         raise SettingsError(
             f"WARROOM_DATABASE_URL: cannot write in {directory} ({exc.strerror or exc}): "
-            "SQLite needs to write the file and its journal next to it"
+            "SQLite needs to write the database, the request inbox beside it and their journals"
         ) from None
 
 

@@ -7,6 +7,7 @@ Listeners are wrapped here rather than relying on `app.error` alone: when a list
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import uuid
@@ -31,6 +32,8 @@ EXPIRED_TRIGGER = {"expired_trigger_id", "exchanged_trigger_id"}
 
 FINISH_REQUEST = "finish_request"
 """Context key of the callback that marks the request finished in the inbox once its listener is done."""
+TAKE_TURN = "take_turn"
+"""Context key of the wait for the request's turn to work, taken once Slack has its acknowledgement."""
 
 
 def request_name(body: dict[str, Any]) -> str:
@@ -116,6 +119,24 @@ async def _answer_form(error: Exception, body: dict[str, Any], ack: Any) -> None
         await ack(response_action="errors", errors={block: text[:300]})
 
 
+class AckThenTakeTurn:
+    """`ack` for listeners: once Slack has its answer, the listener goes on only when it is its turn, so a
+    burst of acknowledged requests is worked off a few at a time instead of all at once."""
+
+    def __init__(self, ack: Any, take_turn: Callable[[], Awaitable[None]]) -> None:
+        self.ack = ack
+        self.take_turn = take_turn
+
+    @property
+    def response(self) -> Any:
+        return self.ack.response
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        answered = await self.ack(*args, **kwargs)
+        await self.take_turn()
+        return answered
+
+
 class EscapingRespond:
     """`respond` for listeners: a reply of text alone (a rule's answer, which may quote what was typed)
     goes through `slack_escape`, like every other text the bot shows; a message with blocks was built
@@ -146,8 +167,16 @@ def guarded(listener: Listener) -> Listener:
     async def wrapper(**kwargs: Any) -> Any:
         if kwargs.get("respond") is not None:
             kwargs = {**kwargs, "respond": EscapingRespond(kwargs["respond"])}
+        given = {n: kwargs[n] for n in own}
+        take_turn = (kwargs.get("context") or {}).get(TAKE_TURN)
+        if take_turn is not None and given.get("ack") is not None:
+            given["ack"] = AckThenTakeTurn(given["ack"], take_turn)
+        completed = True
         try:
-            return await listener(**{n: kwargs[n] for n in own})
+            return await listener(**given)
+        except asyncio.CancelledError:  # stopped before it was done: not finished, so the next start does it
+            completed = False
+            raise
         except AlreadyHandled:
             # processed meanwhile by a replica or by recovery, which replied: nothing more to say
             log.info("%s was already handled elsewhere; not applied again", request_name(kwargs.get("body") or {}))
@@ -160,7 +189,7 @@ def guarded(listener: Listener) -> Listener:
         finally:
             finish = (kwargs.get("context") or {}).get(FINISH_REQUEST)
             if finish is not None:
-                await finish()
+                await finish(completed)
 
     wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]

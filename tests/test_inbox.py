@@ -27,6 +27,7 @@ from sqlalchemy import text as sql_text
 
 from bot.app import Runtime, build_runtime, web_app
 from bot.ids import ActionId
+from bot.inbox import WORKING
 from bot.plan import parse_plan
 from bot.service import LoadedPlan
 from storage import repo
@@ -81,7 +82,8 @@ async def test_requests_acked_before_a_kill_take_effect_once_after_the_restart(
         bodies = [issue_form(fake_slack, n) for n in range(ISSUES)] + [vote_form(fake_slack, u) for u in VOTERS]
         statuses = await asyncio.gather(*(post(session, bot.base, body) for body in bodies))
         assert statuses == [200] * len(bodies)  # every request was acknowledged
-        await fake_slack.wait_until(lambda: len(fake_slack.waiting) >= len(bodies), 10)
+        # as many as may work at once are waiting on Slack, the rest for their turn: none is saved yet
+        await fake_slack.wait_until(lambda: len(fake_slack.waiting) >= min(len(bodies), WORKING), 10)
         bot.process.kill()  # SIGKILL: nothing is cleaned up
         await bot.process.wait()
         with pytest.raises(AssertionError):  # running_bot insists on a clean exit; this one was killed
@@ -110,6 +112,46 @@ async def test_requests_acked_before_a_kill_take_effect_once_after_the_restart(
     impacts = Counter(i.impact for i in stored.issues)
     assert impacts == Counter(f"impact number {n}" for n in range(ISSUES)), impacts
     assert sorted(b.voter for b in stored.ballots) == sorted(VOTERS)
+
+
+async def test_requests_acked_before_a_sigterm_take_effect_once_after_the_restart(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    # Slack holds the look-up each command makes before its change: at the stop, some are at work, the rest
+    # wait their turn; none may be taken for finished, whatever the stop cut short
+    plan = tmp_path / "plan.yml"
+    plan.write_text(group_plan(datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)))
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'warroom.db'}"
+    fake_slack.groups["S0ONCALL"] = ["U0OC1", "U0OC2"]
+    bodies = [issue_form(fake_slack, n) for n in range(WORKING + 4)]
+    async with aiohttp.ClientSession() as session:
+        async with running_bot(fake_slack, plan, database_url, tmp_path / "first.log") as bot:
+            fake_slack.hold, fake_slack.held = asyncio.Event(), frozenset({"usergroups.users.list"})
+            statuses = await asyncio.gather(*(post(session, bot.base, body) for body in bodies))
+            assert statuses == [200] * len(bodies)
+            await fake_slack.wait_until(lambda: len(fake_slack.waiting) >= WORKING, 10)
+        fake_slack.hold.set()  # running_bot stopped it with SIGTERM and saw it exit 0
+        stopped = bot.output()
+        assert "Traceback" not in stopped, stopped
+        assert fake_slack.responses() == [], "a reply went out before the stop: the test did not catch them in flight"
+
+        async with running_bot(fake_slack, plan, database_url, tmp_path / "second.log") as again:
+            try:
+                await fake_slack.wait_for("respond", len(bodies), within=20)
+            except TimeoutError:
+                pytest.fail(f"replies after the restart: {fake_slack.responses()}\n{stopped}\n{again.output()}")
+            await asyncio.sleep(0.5)  # anything duplicated would arrive now
+
+    replies = [r["text"] for r in fake_slack.responses()]
+    assert len(replies) == len(bodies), replies
+    assert all(re.match(r"Issue #\d+ \(high\) is posted", r) for r in replies), replies
+    db = await build_runtime(make_settings(fake_slack, database_url))
+    try:
+        stored = await db.service.get("r1")
+    finally:
+        await db.close()
+    impacts = Counter(i.impact for i in stored.issues)
+    assert impacts == Counter(f"impact number {n}" for n in range(len(bodies))), impacts
 
 
 # --- in one process: recovery racing the first processing, replies after a crash, housekeeping ---------------
@@ -325,3 +367,32 @@ async def test_the_inbox_keeps_no_verification_token_and_forgets_the_response_ur
     assert replay.status == 200 and await replay.text() == ""
     await runtime.settle()
     assert len((await runtime.service.get("r1")).issues) == 1, "a replay is still recognised"
+
+
+BURST = 200
+
+
+async def test_a_burst_of_acked_commands_is_worked_off_a_few_at_a_time_and_every_one_is_applied(
+    fake_slack: FakeSlack, database_url: str, clock: Clock
+) -> None:
+    # Every command waits on Slack (the user-group look-up) after its ack: unbounded, each would hold a
+    # database connection or SQLite's lock meanwhile, and the pool runs dry after its 30 s timeout.
+    fake_slack.groups["S0ONCALL"] = ["U0OC1", "U0OC2"]
+    async with group_runtime(fake_slack, database_url, clock) as (runtime, client):
+        fake_slack.hold, fake_slack.held = asyncio.Event(), frozenset({"usergroups.users.list"})
+        bodies = [issue_form(fake_slack, n) for n in range(BURST)]
+        try:
+            responses = await asyncio.gather(*(client.post("/slack/events", data=b, headers=sign(b)) for b in bodies))
+            assert [r.status for r in responses] == [200] * BURST  # all acknowledged while Slack holds the look-ups
+            await fake_slack.wait_until(lambda: len(fake_slack.waiting) >= WORKING)
+            await asyncio.sleep(0.5)  # the rest, if they were let through, would be waiting on Slack by now
+            assert len(fake_slack.waiting) == WORKING
+        finally:
+            fake_slack.hold.set()
+        await fake_slack.wait_for("respond", BURST, within=12)
+        await runtime.settle()
+        release = await runtime.service.get("r1")
+
+    replies = [r["text"] for r in fake_slack.responses()]
+    assert sum(1 for r in replies if re.fullmatch(r"Issue #\d+ \(high\) is posted in the war room\.", r)) == BURST
+    assert Counter(i.impact for i in release.issues) == Counter(f"impact number {n}" for n in range(BURST))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -20,9 +21,11 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from bot.app import Runtime
+from bot.ids import ActionId
 from tests.bot_process import BotProcess, free_port, running_bot
 from tests.conftest import ROOT, SIGNING_SECRET, T0, Clock, SlackDriver, plan_text, sign
 from tests.fake_slack import FakeSlack, OutageKind
+from tests.test_gonogo_handlers import click
 
 SOCKET_MODE = {"SLACK_APP_TOKEN": "xapp-e2e"}
 
@@ -248,6 +251,14 @@ def test_a_database_setting_that_cannot_work_is_one_line_exit_2(
     _assert_one_line(result, *expected)
 
 
+def test_a_request_inbox_path_that_cannot_be_a_database_is_one_line_exit_2(tmp_path: Path) -> None:
+    # on SQLite the inbox is a file of its own beside the database: edges.db → edges.inbox.db
+    (tmp_path / "edges.inbox.db").mkdir()
+    result = _run_cli(tmp_path)
+    _assert_one_line(result, "WARROOM_DATABASE_URL", str(tmp_path / "edges.inbox.db"), "request inbox")
+    assert not (tmp_path / "edges.db").exists(), "migrated before checking"
+
+
 def test_a_postgres_database_that_does_not_exist_is_one_line_exit_2(tmp_path: Path) -> None:
     base = os.environ.get("WARROOM_TEST_POSTGRES_URL")
     if not base:
@@ -339,6 +350,53 @@ async def test_a_full_disk_is_said_and_healthz_fails_until_writes_work_again(
     cards = [t for t in texts if "ISSUE DETECTED" in t]
     assert len(cards) == saved + 1, "an issue card is missing"
     assert not any(f"report {saved + 1} " in t for t in texts), "the refused report was posted"
+
+
+async def test_an_inbox_that_cannot_record_is_said_in_the_ack_and_healthz_fails_until_it_can(
+    slack: SlackDriver, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    disk = DiskFull(slack.runtime.inbox_engine)  # on SQLite the inbox is a file of its own
+    await slack.command("/issue", "low api recorded before the disk filled up")
+    await disk.set(full=True)
+
+    async def issue(attempt: int) -> tuple[int, str]:
+        form = {
+            "command": "/issue", "text": f"low api report {attempt} " + "x" * 1500, "user_id": "U0RM",
+            "channel_id": "C0WAR", "channel_name": "deployment-war-room", "team_id": "T111",
+            "response_url": fake_slack.webhook_url, "trigger_id": f"7.{attempt}.full",
+        }  # fmt: skip
+        body = urlencode(form)
+        response = await slack.client.post("/slack/events", data=body, headers=sign(body))
+        return response.status, await response.text()
+
+    for attempt in range(1, 100):  # the inbox's free pages run out within a few requests
+        status, answer = await issue(attempt)
+        if status != 200 or answer:
+            break
+        await slack.fake.wait_for("respond", attempt + 1)
+    assert status == 200, answer  # an honest answer in the ack, not a failed dispatch
+    reply = json.loads(answer)
+    assert reply["response_type"] == "ephemeral"
+    assert "could not save" in reply["text"] and "nothing was changed" in reply["text"], reply
+    assert "database or disk is full" in reply["text"]
+    health = await slack.client.get("/healthz")
+    assert health.status == 503 and "cannot save" in (await health.json())["status"]
+    before = len(slack.fake.responses())
+    vote = {**click(fake_slack, ActionId.VOTE_GO, "U0RM"), "message": {"text": "x" * 3000}}  # the card clicked
+    assert await slack.action(vote) == ""
+    [answer] = (await slack.fake.wait_for("respond", before + 1))[before:]  # a click's ack shows nothing
+    assert "could not save" in answer["text"] and answer["response_type"] == "ephemeral", answer
+    causes = [r for r in caplog.records if "could not save" in r.getMessage()]
+    assert causes and all(r.exc_info is None for r in causes), "the cause is one line, not a traceback"
+    await slack.runtime.settle()
+    saved = len((await slack.runtime.service.get("r1")).issues)
+    assert saved == attempt, "the refused report was applied"
+
+    await disk.set(full=False)
+    assert (await issue(1000))[0] == 200
+    await slack.fake.wait_for("respond", attempt + 1)
+    assert (await slack.client.get("/healthz")).status == 200
+    assert len((await slack.runtime.service.get("r1")).issues) == saved + 1
 
 
 # --- 6. quiet, honest logs at INFO ---------------------------------------------------------------------------
