@@ -122,8 +122,7 @@ async def _submit(
     """Run the rule before acking, so a refusal shows inside the modal instead of vanishing with it."""
     user = body["user"]["id"]
     try:
-        form_metadata(view)  # refused in the form when it cannot be read
-        release_id, channel, attempt = read_metadata(view)
+        release_id, channel, attempt = read_metadata(form_metadata(view))  # unreadable: refused in the form
         command = replace(command, attempt=attempt)
         plan = deps.service.plan(release_id)
         actor = await actor_in_time(deps, plan, user)  # answered within Slack's 3 s even while it rate-limits

@@ -338,9 +338,8 @@ def _metadata(release: Release, channel: str | None, attempt: int | None = None)
     return json.dumps({"release": release.id, "channel": channel or "", "attempt": attempt or release.attempt})
 
 
-def read_metadata(view: dict[str, Any]) -> tuple[str, str, int | None]:
-    """(release id, channel id, attempt) from a modal this module built."""
-    meta = json.loads(view.get("private_metadata") or "{}")
+def read_metadata(meta: dict[str, Any]) -> tuple[str, str, int | None]:
+    """(release id, channel id, attempt) from the metadata of a modal this module built."""
     attempt = meta.get("attempt")
     return str(meta.get("release", "")), str(meta.get("channel", "")), attempt if isinstance(attempt, int) else None
 
