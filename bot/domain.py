@@ -67,6 +67,15 @@ class PageStatus(StrEnum):
     EXHAUSTED = "exhausted"
 
 
+class SignOffStatus(StrEnum):
+    SIGNED = "signed"
+    REFUSED = "refused"
+
+
+GO_NO_GO_CHECKLIST = "go_no_go"
+"""`TaskCheck.scope` of the go/no-go checklist; phase ids are slugs, so none can be this."""
+
+
 class Vote(StrEnum):
     GO = "go"
     NO_GO = "no_go"
@@ -161,6 +170,29 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskCheck:
+    """A ticked checklist item: task `number` (1-based, as the plan lists them) of `scope`, a phase id or
+    `GO_NO_GO_CHECKLIST`. Unticking removes it; who ticked and when stay on the timeline."""
+
+    scope: str
+    number: int
+    done_by: str
+    at: datetime
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SignOff:
+    """One role's answer to its sign-off (plan `signoffs`): signed, or refused with a reason in `comment`."""
+
+    role: str
+    status: SignOffStatus
+    by: str
+    at: datetime
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Release:
     """The aggregate a command changes; one database transaction loads and saves it."""
 
@@ -182,6 +214,14 @@ class Release:
     vote_opened_at: datetime | None = None
     vote_channel: str | None = None
     vote_ts: str | None = None
+    task_checks: tuple[TaskCheck, ...] = ()
+    signoffs: tuple[SignOff, ...] = ()
+    signoffs_requested_at: datetime | None = None
+    approved_at: datetime | None = None
+    """When the last required sign-off was given: the final approval time."""
+    handoff_posted_at: datetime | None = None
+    handoff_accepted_by: str | None = None
+    handoff_accepted_at: datetime | None = None
 
     def phase(self, phase_id: str) -> Phase | None:
         return next((p for p in self.phases if p.id == phase_id), None)
@@ -195,6 +235,27 @@ class Release:
     @property
     def open_issues(self) -> tuple[Issue, ...]:
         return tuple(i for i in self.issues if i.status is IssueStatus.OPEN)
+
+    def checked(self, scope: str) -> dict[int, TaskCheck]:
+        """The ticked items of a checklist (a phase id or `GO_NO_GO_CHECKLIST`) by task number."""
+        return {c.number: c for c in self.task_checks if c.scope == scope}
+
+    def with_task_check(self, check: TaskCheck) -> Release:
+        """The release with `check` added or replaced (by scope and number), one revision on."""
+        checks = _upsert(self.task_checks, check, lambda c: (c.scope, c.number))
+        return replace(self, task_checks=checks, revision=self.revision + 1)
+
+    def without_task_check(self, scope: str, number: int) -> Release:
+        """The release with task `number` of `scope` unticked, one revision on."""
+        checks = tuple(c for c in self.task_checks if (c.scope, c.number) != (scope, number))
+        return replace(self, task_checks=checks, revision=self.revision + 1)
+
+    def signoff(self, role: str) -> SignOff | None:
+        return next((s for s in self.signoffs if s.role == role), None)
+
+    def with_signoff(self, signoff: SignOff) -> Release:
+        """The release with `signoff` added or replaced (by role), one revision on."""
+        return replace(self, signoffs=_upsert(self.signoffs, signoff, lambda s: s.role), revision=self.revision + 1)
 
     def decision(self, kind: str) -> Decision | None:
         found = [d for d in self.decisions if d.kind == kind]

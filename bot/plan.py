@@ -131,6 +131,10 @@ class ReleaseInfo(_Model):
         return str(value) if isinstance(value, int | float) else value
 
 
+ChecklistItem = Annotated[str, Field(min_length=1, max_length=300)]
+"""One line of a checklist as the plan writes it (a task, a go/no-go item, a success criterion)."""
+
+
 class PhaseSpec(_Model):
     id: Slug
     name: str = Field(min_length=1, max_length=120)
@@ -139,6 +143,12 @@ class PhaseSpec(_Model):
     owner: RoleList = Field(min_length=1)
     region: str | None = None
     description: str = ""
+    tasks: list[ChecklistItem] = Field(default_factory=list, max_length=40)
+    """The phase's checklist, ticked in the war room or with `/phase check ID N`; numbered from 1."""
+    commands: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(default_factory=list, max_length=20)
+    """Commands the phase runs, shown with its checklist (as code, never run by Warroom)."""
+    metrics: list[ChecklistItem] = Field(default_factory=list, max_length=20)
+    """Metrics to watch during the phase, shown with its checklist."""
 
 
 class GoNoGoSpec(_Model):
@@ -146,7 +156,7 @@ class GoNoGoSpec(_Model):
     deadline: Offset
     voters: RoleList = Field(min_length=1)
     final_authority: RoleName
-    checklist: list[str] = Field(
+    checklist: list[ChecklistItem] = Field(
         default_factory=lambda: [
             "All pre-deployment checks passed",
             "No critical incidents in progress",
@@ -221,6 +231,43 @@ class RollbackSpec(_Model):
     triggers: list[str] = Field(default_factory=list)
 
 
+class SignOffSpec(_Model):
+    """A required sign-off (the reference's Go-Live Approval table): who signs, and what they vouch for."""
+
+    role: RoleName
+    criterion: str = Field(min_length=1, max_length=300)
+
+
+class HandoffSpec(_Model):
+    """The day-team handoff: when it is posted, who receives it, and who is on call afterwards."""
+
+    at: Offset
+    to: RoleName
+    """The receiving role: its people accept the handoff."""
+    from_: RoleName = Field(default="release_manager", alias="from")
+    """The handing-over role (the night team's lead)."""
+    oncall: RoleList | None = None
+    """Who escalation level 1 pages once the handoff is accepted; by default the `to` role."""
+    watch: list[ChecklistItem] = Field(default_factory=list, max_length=30)
+    """What the day team should keep an eye on (shown on the handoff)."""
+
+
+class Link(_Model):
+    """A link the plan gives people: dashboards, runbooks, status pages."""
+
+    name: str = Field(min_length=1, max_length=100)
+    url: str = Field(pattern=r"^https?://\S+$", max_length=500)
+
+
+class FollowUp(_Model):
+    """A post-deployment activity (24-hour review, post-mortem) reminded to its owners at its time."""
+
+    at: Offset
+    owner: RoleList = Field(min_length=1)
+    task: str = Field(min_length=1, max_length=300)
+    channel: str = "war_room"
+
+
 class PagerDuty(_Model):
     routing_key: str = Field(min_length=1)
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
@@ -262,6 +309,12 @@ class Plan(_Model):
     templates_dir: str | None = None
     grace: Duration = timedelta(minutes=30)
     integrations: Integrations = Field(default_factory=Integrations)
+    success_criteria: list[ChecklistItem] = Field(default_factory=list, max_length=30)
+    """What must hold for the go-live to count as a success (shown on the sign-off and in the report)."""
+    signoffs: list[SignOffSpec] = Field(default_factory=list, max_length=20)
+    handoff: HandoffSpec | None = None
+    links: list[Link] = Field(default_factory=list, max_length=20)
+    follow_ups: list[FollowUp] = Field(default_factory=list, max_length=20)
     team: RoleList | None = None
     """The deployment team the assembly call mentions; by default phase owners, voters and escalation level 1."""
 
@@ -495,6 +548,28 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
             add(("phases", i, "region"), f"region {region!r} is not in regions: {regions}")
 
     check_roles(data.get("team"), ("team",), "team role")
+
+    raw_signoffs = data.get("signoffs")
+    signed_roles: set[str] = set()
+    for i, signoff in enumerate(raw_signoffs if isinstance(raw_signoffs, list) else []):
+        if isinstance(signoff, dict):
+            check_roles(signoff.get("role"), ("signoffs", i, "role"), "sign-off role")
+            role = signoff.get("role")
+            if isinstance(role, str):
+                if role in signed_roles:
+                    add(("signoffs", i, "role"), f"sign-off role {role!r} is listed twice: give each role one entry")
+                signed_roles.add(role)
+    handoff = data.get("handoff")
+    if isinstance(handoff, dict):
+        check_roles(handoff.get("to"), ("handoff", "to"), "handoff receiver")
+        if "from" in handoff:
+            check_roles(handoff.get("from"), ("handoff", "from"), "handoff giver")
+        check_roles(handoff.get("oncall"), ("handoff", "oncall"), "handoff on-call role")
+    raw_follow_ups = data.get("follow_ups")
+    for i, follow_up in enumerate(raw_follow_ups if isinstance(raw_follow_ups, list) else []):
+        if isinstance(follow_up, dict):
+            check_roles(follow_up.get("owner"), ("follow_ups", i, "owner"), "follow-up owner")
+            check_channel(follow_up.get("channel", "war_room"), ("follow_ups", i, "channel"))
 
     gng = data.get("go_no_go")
     if isinstance(gng, dict):

@@ -57,6 +57,11 @@ class ReleaseRow(Base):
     vote_opened_at: Mapped[datetime | None]
     vote_channel: Mapped[str | None] = mapped_column(String(32))
     vote_ts: Mapped[str | None] = mapped_column(String(32))
+    signoffs_requested_at: Mapped[datetime | None]
+    approved_at: Mapped[datetime | None]
+    handoff_posted_at: Mapped[datetime | None]
+    handoff_accepted_by: Mapped[str | None] = mapped_column(String(32))
+    handoff_accepted_at: Mapped[datetime | None]
     plan_source: Mapped[str] = mapped_column(Text, default="")
     plan_file: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime]
@@ -143,6 +148,28 @@ class DecisionRow(Base):
     decided_by: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]
     overrode_tally: Mapped[bool] = mapped_column(default=False)
+
+
+class TaskCheckRow(Base):
+    __tablename__ = "task_checks"
+
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    done_by: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class SignOffRow(Base):
+    __tablename__ = "signoffs"
+
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    comment: Mapped[str] = mapped_column(Text, default="")
 
 
 class OutboxRow(Base):

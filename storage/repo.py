@@ -29,6 +29,8 @@ from bot.domain import (
     Refresh,
     Release,
     SetTimer,
+    SignOff,
+    TaskCheck,
 )
 from storage.models import (
     Base,
@@ -40,6 +42,8 @@ from storage.models import (
     PageRow,
     PhaseRow,
     ReleaseRow,
+    SignOffRow,
+    TaskCheckRow,
     TimelineRow,
     TimerRow,
     VoteRow,
@@ -104,7 +108,7 @@ def _to_columns(obj: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
     return out
 
 
-_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions")
+_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions", "task_checks", "signoffs")
 
 
 # --- the release aggregate -----------------------------------------------------------------------------------
@@ -131,9 +135,19 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
     decisions = (
         await session.scalars(select(DecisionRow).where(DecisionRow.release_id == release_id).order_by(DecisionRow.id))
     ).all()
+    checks = (
+        await session.scalars(
+            select(TaskCheckRow)
+            .where(TaskCheckRow.release_id == release_id)
+            .order_by(TaskCheckRow.scope, TaskCheckRow.number)
+        )
+    ).all()
+    signoffs = (await session.scalars(select(SignOffRow).where(SignOffRow.release_id == release_id))).all()
     return _from_row(
         Release,
         row,
+        task_checks=tuple(_from_row(TaskCheck, c) for c in checks),
+        signoffs=tuple(sorted((_from_row(SignOff, s) for s in signoffs), key=lambda s: s.at)),
         phases=tuple(_from_row(Phase, p) for p in phases),
         issues=tuple(_from_row(Issue, i) for i in issues),
         pages=tuple(_from_row(Page, p) for p in pages),
@@ -167,9 +181,15 @@ async def save_release(
     await _sync(session, IssueRow, after.id, before.issues if before else (), after.issues, lambda i: i.number)
     await _sync(session, PageRow, after.id, before.pages if before else (), after.pages, lambda p: p.number)
     await _sync(session, VoteRow, after.id, before.ballots if before else (), after.ballots, lambda b: b.voter)
+    await _sync(session, TaskCheckRow, after.id, before.task_checks if before else (), after.task_checks, _check_key)
+    await _sync(session, SignOffRow, after.id, before.signoffs if before else (), after.signoffs, lambda s: s.role)
     old_decisions = len(before.decisions) if before else 0
     for decision in after.decisions[old_decisions:]:
         session.add(DecisionRow(release_id=after.id, **_to_columns(decision)))
+
+
+def _check_key(check: TaskCheck) -> tuple[str, int]:
+    return check.scope, check.number
 
 
 async def _sync(

@@ -274,3 +274,39 @@ def test_a_local_time_that_is_ambiguous_or_skipped_is_refused_at_its_line(field:
 def test_an_ambiguous_local_time_written_with_its_offset_is_accepted() -> None:
     plan = parse_plan(_ny_plan("2026-11-01T01:30:00-05:00", "2026-11-01T04:00:00"), "ny.yml")
     assert plan.t0 == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+
+
+RUNBOOK = """
+signoffs:
+  - {role: release_manager, criterion: All deployment steps complete}
+  - {role: auditor, criterion: Evidence filed}
+  - {role: release_manager, criterion: Twice}
+handoff: {at: +8h, to: day_lead, oncall: [nobody]}
+follow_ups:
+  - {at: +24h, owner: ghost, task: 24-hour post-deployment review}
+"""
+
+
+def test_sign_offs_handoff_and_follow_ups_name_roles_the_plan_has() -> None:
+    with pytest.raises(PlanError) as info:
+        parse_plan(plan_text() + RUNBOOK, "runbook.yml")
+    messages = [p.message for p in info.value.problems]
+    assert any("sign-off role 'auditor' is not a role" in m for m in messages)
+    assert any("'release_manager' is listed twice" in m for m in messages)
+    assert any("handoff receiver 'day_lead' is not a role" in m for m in messages)
+    assert any("handoff on-call role 'nobody' is not a role" in m for m in messages)
+    assert any("follow-up owner 'ghost' is not a role" in m for m in messages)
+    assert all(p.file == "runbook.yml" and p.line > 1 for p in info.value.problems)
+
+
+def test_a_runbook_plan_loads_its_checklists() -> None:
+    text = plan_text().replace(
+        "owner: dba}", "owner: dba, tasks: [Execute database backup (final), Verify schema changes]}", 1
+    )
+    text += "success_criteria: [Error rate < 0.1%]\nsignoffs: [{role: dba, criterion: Schema verified}]\n"
+    text += "handoff: {at: +8h, to: oncall}\nlinks: [{name: Grafana, url: 'https://grafana.example.com/d/api'}]\n"
+    plan = parse_plan(text, "runbook.yml")
+    tasks = [p.tasks for p in plan.phases if p.tasks]
+    assert tasks == [["Execute database backup (final)", "Verify schema changes"]]
+    assert plan.signoffs[0].role == "dba" and plan.handoff is not None and plan.handoff.to == "oncall"
+    assert plan.success_criteria == ["Error rate < 0.1%"] and plan.links[0].name == "Grafana"

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from bot.domain import Actor, PhaseStatus
+from bot.domain import (
+    GO_NO_GO_CHECKLIST,
+    Actor,
+    Outcome,
+    PhaseStatus,
+    Release,
+    SignOff,
+    SignOffStatus,
+    TaskCheck,
+)
 from bot.plan import Plan, parse_plan
 from bot.rules import ChangePhase, PhaseVerb, change_phase
 from bot.service import LoadedPlan, Service
@@ -123,6 +133,36 @@ async def test_release_round_trips_through_the_database(database_url: str, clock
     async with service.sessions() as session:
         source = await repo.get_plan_source(session=session, release_id=plan.id)
     assert source == ("source", "test.yml")
+    await engine.dispose()
+
+
+async def test_ticked_tasks_sign_offs_and_handoff_times_round_trip(database_url: str, clock: Clock, plan: Plan) -> None:
+    service, engine = await _service(database_url, clock)
+    await service.load(LoadedPlan(plan, "source", "test.yml"))
+    at = T0 + timedelta(minutes=5)
+
+    def tick(release: Release, _plan: Plan, now: datetime) -> Outcome:
+        changed = release.with_task_check(TaskCheck("db-migration", 2, "U0DBA", now, "backup ok"))
+        changed = changed.with_task_check(TaskCheck(GO_NO_GO_CHECKLIST, 1, "U0RM", now))
+        changed = changed.with_signoff(SignOff("dba", SignOffStatus.REFUSED, "U0DBA", now, "replica lag"))
+        return Outcome(replace(changed, approved_at=now, handoff_posted_at=now, handoff_accepted_by="U0DAY"))
+
+    clock.set(at)
+    await service.run(plan.id, tick)
+    release = await service.get(plan.id)
+    assert release.checked("db-migration") == {2: TaskCheck("db-migration", 2, "U0DBA", at, "backup ok")}
+    assert set(release.checked(GO_NO_GO_CHECKLIST)) == {1}
+    assert release.signoff("dba") == SignOff("dba", SignOffStatus.REFUSED, "U0DBA", at, "replica lag")
+    assert (release.approved_at, release.handoff_posted_at, release.handoff_accepted_by) == (at, at, "U0DAY")
+
+    def untick(release: Release, _plan: Plan, now: datetime) -> Outcome:
+        signed = release.with_signoff(SignOff("dba", SignOffStatus.SIGNED, "U0DBA", now))
+        return Outcome(signed.without_task_check("db-migration", 2))
+
+    await service.run(plan.id, untick)
+    release = await service.get(plan.id)
+    assert release.checked("db-migration") == {}
+    assert [(s.role, s.status) for s in release.signoffs] == [("dba", SignOffStatus.SIGNED)]
     await engine.dispose()
 
 
