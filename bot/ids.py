@@ -25,6 +25,16 @@ class ActionId(StrEnum):
     ROLLBACK_EXECUTE = "rollback_execute"
     EVALUATION_CONTINUE = "rollback_evaluation_continue"
     EVALUATION_EXECUTE = "rollback_evaluation_execute"
+    TASK_TOGGLE = "task_toggle"
+    """value `RELEASE:SCOPE:N`: tick task N of a phase (SCOPE = phase id) or of the go/no-go checklist, or untick it."""
+    PHASE_DONE_CONFIRM = "phase_done_confirm"
+    """value `RELEASE:PHASE`: finish a phase although tasks are still open (after being asked)."""
+    SIGNOFF_SIGN = "signoff_sign"
+    """value `RELEASE:ROLE`."""
+    SIGNOFF_REFUSE = "signoff_refuse"
+    """value `RELEASE:ROLE`; opens a modal for the reason."""
+    HANDOFF_ACCEPT = "handoff_accept"
+    """value `RELEASE`."""
 
 
 class CallbackId(StrEnum):
