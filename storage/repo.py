@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import (
+    AlertLink,
     Ballot,
     CancelPosts,
     CancelTimer,
@@ -31,6 +32,7 @@ from bot.domain import (
     SetTimer,
 )
 from storage.models import (
+    AlertLinkRow,
     Base,
     DecisionRow,
     HandledRequestRow,
@@ -104,7 +106,7 @@ def _to_columns(obj: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
     return out
 
 
-_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions")
+_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions", "alerts")
 
 
 # --- the release aggregate -----------------------------------------------------------------------------------
@@ -131,9 +133,15 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
     decisions = (
         await session.scalars(select(DecisionRow).where(DecisionRow.release_id == release_id).order_by(DecisionRow.id))
     ).all()
+    alerts = (
+        await session.scalars(
+            select(AlertLinkRow).where(AlertLinkRow.release_id == release_id).order_by(AlertLinkRow.issue_number)
+        )
+    ).all()
     return _from_row(
         Release,
         row,
+        alerts=tuple(_from_row(AlertLink, a) for a in alerts),
         phases=tuple(_from_row(Phase, p) for p in phases),
         issues=tuple(_from_row(Issue, i) for i in issues),
         pages=tuple(_from_row(Page, p) for p in pages),
@@ -167,6 +175,7 @@ async def save_release(
     await _sync(session, IssueRow, after.id, before.issues if before else (), after.issues, lambda i: i.number)
     await _sync(session, PageRow, after.id, before.pages if before else (), after.pages, lambda p: p.number)
     await _sync(session, VoteRow, after.id, before.ballots if before else (), after.ballots, lambda b: b.voter)
+    await _sync(session, AlertLinkRow, after.id, before.alerts if before else (), after.alerts, lambda a: a.fingerprint)
     old_decisions = len(before.decisions) if before else 0
     for decision in after.decisions[old_decisions:]:
         session.add(DecisionRow(release_id=after.id, **_to_columns(decision)))
