@@ -186,10 +186,14 @@ def _authorized(header: str | None, token: str) -> bool:
 
 
 async def _read(request: web.Request) -> bytes:
-    """At most MAX_BODY + 1 bytes (enough to know the body is too large), whatever Content-Length claims."""
+    """The body, refused unread when Content-Length claims more than MAX_BODY, and refused once more than that
+    arrived whatever it claimed (aiohttp stops reading at the application's `client_max_size`, 1 MiB)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise PayloadError(f"the body is larger than {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadError(f"the body is larger than {MAX_BODY} bytes") from None
     if len(raw) > MAX_BODY:
         raise PayloadError(f"the body is larger than {MAX_BODY} bytes")
     return raw
