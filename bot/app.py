@@ -387,6 +387,8 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
         if settings.socket_mode
         else f"HTTP mode on POST http://{settings.host}:{settings.port}/slack/events"
     )
+    if settings.alertmanager_token is not None:
+        mode += f"; Alertmanager hook on POST http://{settings.host}:{settings.port}{ALERTMANAGER_HOOK}"
     log.info("warroom is running (%s); releases: %s", mode, ", ".join(sorted(runtime.service.plans)))
     try:
         await stop.wait()

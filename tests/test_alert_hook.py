@@ -267,3 +267,27 @@ def test_a_malformed_token_stops_the_start_with_one_line(token: str, says: str) 
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "WARROOM_ALERTMANAGER_TOKEN" in result.stderr and says in result.stderr
     assert token.strip() not in result.stderr or len(token.strip()) < 6
+
+
+async def test_in_socket_mode_the_hook_is_served_beside_healthz(alert_runtime: Runtime, fake_slack: FakeSlack) -> None:
+    test_client = TestClient(TestServer(web_app(alert_runtime, serve_slack=False)))
+    await test_client.start_server()
+    try:
+        status, answer = await post(test_client, delivery(FIRING))
+        slack_events = await test_client.post("/slack/events", data="x")
+    finally:
+        await test_client.close()
+    assert status == 200 and answer["releases"] == {"r1": ["alert.firing issue:1"]}
+    assert slack_events.status in {404, 405}, "Socket Mode serves no Slack endpoint"
+
+
+async def test_the_export_tells_what_the_alerts_did(client: TestClient, alert_runtime: Runtime) -> None:
+    from bot.report import describe
+
+    await post(client, delivery(FIRING))
+    await post(client, delivery({**FIRING, "status": "resolved", "endsAt": (NOW + timedelta(minutes=2)).isoformat()}))
+    async with alert_runtime.service.sessions() as session:
+        timeline = await repo.get_timeline(session=session, release_id="r1")
+    release = await alert_runtime.service.get("r1")
+    told = [describe(e, release) for e in timeline if e.kind.startswith("alert.")]
+    assert told == ["alert HighErrorRate fired and opened issue #1", "alert HighErrorRate of issue #1 was resolved"]

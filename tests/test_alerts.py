@@ -292,3 +292,70 @@ def test_text_from_alertmanager_is_shown_literally(plan: Plan) -> None:
     assert release.issue(1).error == "ab"  # type: ignore[union-attr]
     card = compose(plan, "issue_card", release, NOW, {"number": 1})
     assert "<!channel>" not in json.dumps(card.blocks) and "<!channel>" not in card.text
+
+
+BAD_RULES = """
+alerts:
+  - match: {alertname: HighErrorRate}
+    severity: urgent
+    component: api
+  - match: {alertname: ~"(unclosed"}
+    severity: high
+    component: api
+  - match: {alertname: X}
+    severity: low
+    component: billing
+  - match: {alertname: Y}
+    severity: high
+    component: api
+    rollback_trigger: Error rate above 2%
+  - match: {alertname: Z}
+    severity: high
+    component: api
+    sevrity: low
+  - match: {}
+    severity: high
+    component: api
+  - match: {alertname: Z}
+    severity: high
+    component: api
+    resolve: sometimes
+"""
+
+
+def test_check_lists_every_wrong_alert_rule_at_its_line(tmp_path: Any) -> None:
+    from tests.test_cli import run
+
+    path = tmp_path / "plan.yml"
+    text = alert_plan_text().replace("alerts:", "alerts_unused:") + BAD_RULES
+    path.write_text(text)
+    result = run("check", str(path))
+    assert result.returncode == 1, result.stdout
+    lines = text.splitlines()
+
+    def line_of(needle: str, after: int = 0) -> int:
+        return next(n for n, line in enumerate(lines, start=1) if n > after and needle in line)
+
+    start = line_of("alerts:", line_of("alerts_unused:"))
+    expected = [
+        (line_of("severity: urgent", start), "alerts[0].severity: 'urgent' is not a severity"),
+        (line_of("(unclosed", start), "alerts[1].match: alertname: '~\"(unclosed\"' is not a valid regular expression"),
+        (line_of("component: billing", start), "alerts[2].component: 'billing' is not in components"),
+        (line_of("rollback_trigger: Error rate above 2%", start), "is not one of rollback.triggers"),
+        (line_of("sevrity: low", start), "alerts[4].sevrity: unknown field"),
+        (line_of("match: {}", start), "alerts[5].match"),
+        (line_of("resolve: sometimes", start), "alerts[6].resolve"),
+    ]
+    for line, message in expected:
+        assert any(f"plan.yml:{line}: " in got and message in got for got in result.stderr.splitlines()), (
+            f"{line}: {message}\n{result.stderr}"
+        )
+
+
+def test_the_unifiedhealth_plan_maps_its_rollback_triggers_to_alerts() -> None:
+    from tests.conftest import ROOT
+
+    plan = parse_plan((ROOT / "examples" / "unifiedhealth-golive.yml").read_text(), "unifiedhealth-golive.yml")
+    mapped = {rule.rollback_trigger for rule in plan.alerts if rule.rollback_trigger}
+    assert {"Error rate > 1% for 5+ minutes", "API p95 > 500ms for 10+ minutes"} <= mapped
+    assert mapped <= set(plan.rollback.triggers)

@@ -224,6 +224,8 @@ def alertmanager_hook(service: Service, token: SecretStr | None) -> Handler:
             why = _why_ignored(service, alerts)
             log.info("ignored %d alert(s) from %s (group %s): %s", len(alerts), source, group or "—", why)
             return web.json_response({"status": "ignored", "reason": why})
+        recorded = "; ".join(f"{r}: {', '.join(kinds) or 'no change'}" for r, kinds in taken.items())
+        log.info("took %d alert(s) from %s (group %s): %s", len(alerts), source, group or "—", recorded)
         return web.json_response({"status": "ok", "releases": taken})
 
     return hook
