@@ -24,7 +24,7 @@ def _link(link: AlertLink) -> str:
     name = slack_escape(link.name)
     url = link.generator_url
     if url.startswith(("http://", "https://")) and not any(c in url for c in "<>| "):
-        return f"<{url}|{name}>"
+        return f"<{url.replace('&', '&amp;')}|{name}>"  # Slack reads &amp; in a link's address as &
     return name
 
 
