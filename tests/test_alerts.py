@@ -359,3 +359,19 @@ def test_the_unifiedhealth_plan_maps_its_rollback_triggers_to_alerts() -> None:
     mapped = {rule.rollback_trigger for rule in plan.alerts if rule.rollback_trigger}
     assert {"Error rate > 1% for 5+ minutes", "API p95 > 500ms for 10+ minutes"} <= mapped
     assert mapped <= set(plan.rollback.triggers)
+
+
+def test_an_alert_firing_again_while_its_issue_is_open_says_so_in_the_war_room(plan: Plan) -> None:
+    first = receive(in_progress(plan), plan, FIRING).release
+    ended = NOW + timedelta(minutes=2)
+    resolved = receive(first, plan, {**FIRING, "status": "resolved", "endsAt": ended.isoformat()}, now=ended).release
+    again_at = NOW + timedelta(minutes=9)
+    outcome = receive(resolved, plan, {**FIRING, "startsAt": again_at.isoformat()}, now=again_at)
+    assert len(outcome.release.issues) == 1
+    [line] = posts(outcome, "alert_line")
+    assert line.thread_of is None and line.data["what"] == "refired"
+    assert outcome.release.alerts[0].status == "firing" and outcome.release.alerts[0].starts_at == again_at
+    message = compose(plan, "alert_line", outcome.release, again_at, line.data)
+    bk.validate(message.blocks)
+    assert "is firing again since <!date^" in message.text
+    assert [e.kind for e in outcome.events] == ["alert.refired"]
