@@ -33,6 +33,8 @@ from bot.core.slack_request import body_problem
 from bot.core.window import ended_before_start
 from bot.domain import Outcome, Release
 from bot.inbox import Inbox
+from bot.integrations.alertmanager import PATH as ALERTMANAGER_HOOK
+from bot.integrations.alertmanager import alertmanager_hook
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
@@ -268,7 +270,7 @@ def _bolt_request(raw: bytes, request: web.Request) -> AsyncBoltRequest | str:
 
 
 def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
-    """`POST /slack/events` (HTTP mode), `GET /healthz`, `GET /metrics`."""
+    """`POST /slack/events` (HTTP mode), `GET /healthz`, `GET /metrics`, `POST /hooks/alertmanager`."""
 
     secret = runtime.settings.slack_signing_secret
     signing_secret = secret.get_secret_value().encode() if secret else b""
@@ -325,6 +327,10 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
         application.router.add_post("/slack/events", slack_events)
     application.router.add_get("/healthz", healthz)
     application.router.add_get("/metrics", metrics)
+    # in Socket Mode too: Alertmanager reaches Warroom over HTTP whichever way Slack does
+    application.router.add_post(
+        ALERTMANAGER_HOOK, alertmanager_hook(runtime.service, runtime.settings.alertmanager_token)
+    )
     return application
 
 
@@ -381,6 +387,8 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
         if settings.socket_mode
         else f"HTTP mode on POST http://{settings.host}:{settings.port}/slack/events"
     )
+    if settings.alertmanager_token is not None:
+        mode += f"; Alertmanager hook on POST http://{settings.host}:{settings.port}{ALERTMANAGER_HOOK}"
     log.info("warroom is running (%s); releases: %s", mode, ", ".join(sorted(runtime.service.plans)))
     try:
         await stop.wait()

@@ -56,6 +56,16 @@ class Severity(StrEnum):
     LOW = "low"
 
 
+SEVERITY_WORDS: dict[str, Severity] = {
+    **{s.value: s for s in Severity},
+    **{f"sev{n}": s for n, s in enumerate(Severity, start=1)},
+    **{f"p{n}": s for n, s in enumerate(Severity, start=1)},
+    "crit": Severity.CRITICAL,
+    "med": Severity.MEDIUM,
+}
+"""What people (and plans) may write for a severity: the names, sev1-sev4, p1-p4."""
+
+
 class IssueStatus(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
@@ -88,7 +98,8 @@ class Actor:
     user_id: str
     roles: frozenset[str] = frozenset()
     scheduled: bool = False
-    """True only for SYSTEM, the actor timers act as: no plan role and no request can make an actor this."""
+    """True only for Warroom's own actors (SYSTEM, what timers act as; ALERTMANAGER and GRAFANA, what the
+    authenticated alert hook acts as): no plan role and no Slack request can make an actor this."""
 
     @property
     def in_plan(self) -> bool:
@@ -96,6 +107,10 @@ class Actor:
 
 
 SYSTEM = Actor("warroom", scheduled=True)
+ALERTMANAGER = Actor("alertmanager", scheduled=True)
+"""Who reports and resolves issues from an authenticated Alertmanager webhook (no Slack request can be it)."""
+GRAFANA = Actor("grafana", scheduled=True)
+"""The same for Grafana alerting's webhook."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +147,28 @@ class Issue:
     resolution: str = ""
     channel: str | None = None
     ts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertLink:
+    """An alert (by its fingerprint) and the issue it opened: a repeat or regrouped delivery updates that issue."""
+
+    fingerprint: str
+    issue_number: int
+    name: str
+    status: str
+    """`firing` or `resolved`, as Alertmanager last said."""
+    starts_at: datetime
+    ends_at: datetime | None = None
+    summary: str = ""
+    description: str = ""
+    value: str = ""
+    generator_url: str = ""
+    source: str = "alertmanager"
+    trigger: str = ""
+    """The plan's rollback trigger this alert stands for ("" when it is none)."""
+    lines: int = 0
+    """How many update lines were posted about it (their outbox keys count up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +259,7 @@ class Release:
     handoff_posted_at: datetime | None = None
     handoff_accepted_by: str | None = None
     handoff_accepted_at: datetime | None = None
+    alerts: tuple[AlertLink, ...] = ()
 
     def phase(self, phase_id: str) -> Phase | None:
         return next((p for p in self.phases if p.id == phase_id), None)
@@ -264,6 +302,13 @@ class Release:
     def with_issue(self, issue: Issue) -> Release:
         """The release with `issue` added or replaced (by number), one revision on."""
         return replace(self, issues=_upsert(self.issues, issue, lambda i: i.number), revision=self.revision + 1)
+
+    def alert(self, fingerprint: str) -> AlertLink | None:
+        return next((a for a in self.alerts if a.fingerprint == fingerprint), None)
+
+    def with_alert(self, link: AlertLink) -> Release:
+        """The release with `link` added or replaced (by fingerprint), one revision on."""
+        return replace(self, alerts=_upsert(self.alerts, link, lambda a: a.fingerprint), revision=self.revision + 1)
 
     def with_page(self, page: Page) -> Release:
         """The release with `page` added or replaced (by number), one revision on."""

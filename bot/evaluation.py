@@ -15,6 +15,7 @@ from typing import Any
 from bot.domain import (
     SYSTEM,
     Actor,
+    AlertLink,
     CancelTimer,
     Conflict,
     Decision,
@@ -89,10 +90,15 @@ def answer(release: Release, plan: Plan, actor: Actor, command: AnswerEvaluation
         )
     if release.status is not ReleaseStatus.IN_PROGRESS:
         raise Conflict(f"The release is {release.status.value.replace('_', ' ')}; there is nothing to decide.")
-    rollback_reason = f"Critical issue #{number}: {issue.impact}"
-    reason = command.reason.strip() or (
-        rollback_reason if command.choice is PointChoice.ROLLBACK else f"Continue after critical issue #{number}"
-    )
+    trigger = alert_trigger(release, number)
+    if trigger is not None:  # the question an alert raised: the trigger is the reason
+        since = f"{trigger.starts_at:%H:%M} UTC"
+        rollback_reason = f"Rollback trigger “{trigger.trigger}”: {trigger.name} firing since {since} (issue #{number})"
+        continue_reason = f"Continue while {trigger.name} fires (rollback trigger “{trigger.trigger}”, issue #{number})"
+    else:
+        rollback_reason = f"Critical issue #{number}: {issue.impact}"
+        continue_reason = f"Continue after critical issue #{number}"
+    reason = command.reason.strip() or (rollback_reason if command.choice is PointChoice.ROLLBACK else continue_reason)
     decision = Decision(evaluation_kind(number), command.choice.value, reason, actor.user_id, now)
     stopped = stop_pages(  # the page sent because nobody had answered (see `overdue`) has its answer now
         replace(release, decisions=(*release.decisions, decision)),
@@ -115,6 +121,11 @@ def answer(release: Release, plan: Plan, actor: Actor, command: AnswerEvaluation
     updated = replace(marked, revision=release.revision + 1)
     reply = f"Recorded: continue after issue #{number}. The prompt is updated."
     return Outcome(updated, (*stopped.events, event), closing, reply)
+
+
+def alert_trigger(release: Release, issue_number: int) -> AlertLink | None:
+    """The alert that stands for a rollback trigger and opened this issue, if one did."""
+    return next((a for a in release.alerts if a.issue_number == issue_number and a.trigger), None)
 
 
 def is_overdue_page(page: Page, issue_number: int) -> bool:

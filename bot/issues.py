@@ -14,6 +14,7 @@ from datetime import datetime
 from bot import evaluation
 from bot.core.text import check_typed, clip
 from bot.domain import (
+    SEVERITY_WORDS,
     Actor,
     Conflict,
     Effect,
@@ -41,13 +42,7 @@ ISSUE_USAGE = (
     "`/issue` alone opens a form · `/issue list` · `/issue resolve N [note]`. "
     "Severities: critical, high, medium, low (or sev1-sev4, p1-p4)."
 )
-SEVERITIES: dict[str, Severity] = {
-    **{s.value: s for s in Severity},
-    **{f"sev{n}": s for n, s in enumerate(Severity, start=1)},
-    **{f"p{n}": s for n, s in enumerate(Severity, start=1)},
-    "crit": Severity.CRITICAL,
-    "med": Severity.MEDIUM,
-}
+SEVERITIES = SEVERITY_WORDS
 MAX_IMPACT = 2000
 MAX_ERROR = 1000
 MAX_COMPONENT = 100

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.core.alert_rules import AlertRule, alert_problems
 from bot.timeparse import format_offset, localize, parse_duration, parse_offset, shift, zone
 
 # parse_offset keeps how an offset was written (whole days are wall-clock days); PlainValidator keeps its type
@@ -315,6 +316,8 @@ class Plan(_Model):
     handoff: HandoffSpec | None = None
     links: list[Link] = Field(default_factory=list, max_length=20)
     follow_ups: list[FollowUp] = Field(default_factory=list, max_length=20)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    """Alertmanager / Grafana alerts that open issues (see `bot.core.alert_rules`)."""
     team: RoleList | None = None
     """The deployment team the assembly call mentions; by default phase owners, voters and escalation level 1."""
 
@@ -635,6 +638,8 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
             if aid in ids:
                 add(("announcements", i, "id"), f"announcement id {aid!r} is used twice")
             ids.add(aid)
+    for path, message in alert_problems(data):
+        add(path, message)
     return problems
 
 

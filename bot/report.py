@@ -339,6 +339,23 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
     "rollback.evaluation_overdue": lambda e, r: (
         f"no answer on rolling back after issue {_number(e.subject)}; paged {_words(e.data.get('paged', []))}"
     ),
+    "alert.firing": lambda e, r: (
+        f"alert {e.data.get('alertname')} fired and opened issue {_number(e.subject)}"
+        + (f" (value {e.data['value']})" if e.data.get("value") else "")
+    ),
+    "alert.updated": lambda e, r: (
+        f"alert {e.data.get('alertname')} of issue {_number(e.subject)} changed"
+        + (f" (value {e.data['value']})" if e.data.get("value") else "")
+    ),
+    "alert.refired": lambda e, r: f"alert {e.data.get('alertname')} of issue {_number(e.subject)} fired again",
+    "alert.resolved": lambda e, r: (
+        f"alert {e.data.get('alertname')} of issue {_number(e.subject)} was resolved"
+        + (", and with it the issue" if e.data.get("auto") else "")
+    ),
+    "alert.rollback_trigger": lambda e, r: (
+        f"rollback trigger “{e.data.get('trigger')}” fired (issue {_number(e.subject)})"
+        "; the rollback question was asked"
+    ),
     "message.posted": _posted,
     "message.skipped": _skipped_message,
     "message.failed": lambda e, r: f"{message_name(e.subject, r)} could not be posted: {e.data.get('error')}",

@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_API_URL = "https://slack.com/api/"
+MIN_TOKEN = 16
+"""The shortest WARROOM_ALERTMANAGER_TOKEN accepted: anything shorter could be guessed."""
 
 
 class SettingsError(Exception):
@@ -26,6 +28,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite+aiosqlite:///warroom.db", alias="WARROOM_DATABASE_URL")
     host: str = Field(default="0.0.0.0", alias="WARROOM_HOST")
     port: int = Field(default=3000, ge=1, le=65535, alias="WARROOM_PORT")
+    alertmanager_token: SecretStr | None = Field(default=None, alias="WARROOM_ALERTMANAGER_TOKEN")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", alias="WARROOM_LOG_LEVEL"
     )
@@ -58,6 +61,23 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token starting with xapp-")
         return value
 
+    @field_validator("alertmanager_token")
+    @classmethod
+    def _alertmanager_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # unset or empty: the hook answers 404
+        token = value.get_secret_value()
+        if token != token.strip() or any(c.isspace() for c in token):
+            raise ValueError(
+                "has spaces or a line break in it: set it to the token alone, e.g. $(openssl rand -hex 32)"
+            )
+        if len(token) < MIN_TOKEN:
+            raise ValueError(
+                f"is {len(token)} characters long, too short to keep the hook closed: "
+                f"use at least {MIN_TOKEN}, e.g. $(openssl rand -hex 32)"
+            )
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -67,7 +87,7 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[SecretStr]:
         """The values that must never be logged: the tokens and the signing secret that are set."""
-        values = (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret)
+        values = (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret, self.alertmanager_token)
         return [value for value in values if value is not None]
 
     @property

@@ -16,6 +16,7 @@ from bot.paging import level_name, level_spec, wait_for
 from bot.plan import Plan
 from bot.timeparse import format_duration
 from messages import blocks as bk
+from messages.alert_cards import alert_notes
 from messages.blocks import Message
 from messages.render import builder, date_token, mention, mentions, slack_escape
 
@@ -80,6 +81,7 @@ def issue_card(plan: Plan, release: Release, now: datetime, data: dict[str, Any]
         f"Reported by {mention(issue.reporter)} · {date_token(issue.reported_at, tz)} · "
         f"{slack_escape(release.name)} {slack_escape(release.version)}"
     ]
+    notes += alert_notes(release, number)
     if data.get("copy") == "incidents":
         notes.append(f"Follow it in {room_link(plan)}.")
     for page in release.pages:

@@ -14,7 +14,7 @@ import jinja2
 from markupsafe import Markup
 
 from bot.core.text import slack_escape as slack_escape  # the one escaping function, for the builders
-from bot.domain import SYSTEM, IssueStatus, PhaseStatus, Release, ReleaseStatus, Severity
+from bot.domain import ALERTMANAGER, GRAFANA, SYSTEM, IssueStatus, PhaseStatus, Release, ReleaseStatus, Severity
 from bot.lifecycle import pending_evaluations
 from bot.plan import Plan
 from bot.rules import current_phases, next_phase, progress, schedule_delta, status_colour
@@ -63,6 +63,7 @@ def time_token(value: datetime | str | None, tz: str = "UTC") -> Markup:
 
 
 _MEMBER_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+_ALERT_SOURCES = {ALERTMANAGER.user_id: "Alertmanager", GRAFANA.user_id: "Grafana"}
 
 
 def mention(member: str) -> Markup:
@@ -70,6 +71,8 @@ def mention(member: str) -> Markup:
     itself, or text a custom template passes by mistake) is shown as escaped text, never as a token."""
     if member == SYSTEM.user_id:  # what timers act as: a page the bot opens itself
         return Markup("Warroom")
+    if member in _ALERT_SOURCES:  # who reports an issue an alert opened
+        return Markup(_ALERT_SOURCES[member])
     if not _MEMBER_ID.fullmatch(member):
         return Markup(slack_escape(member))
     if member.startswith("S"):

@@ -25,6 +25,7 @@ from bot.votes import (
     vote_state,
 )
 from messages import blocks as bk
+from messages.alert_cards import trigger_blocks, trigger_title
 from messages.blocks import Message
 from messages.render import COLOUR_ICONS, builder, date_token, mention, mentions, slack_escape, time_token
 
@@ -258,8 +259,8 @@ def rollback_evaluation(plan: Plan, release: Release, now: datetime, data: dict[
     issue = release.issue(number)
     decision = release.decision(evaluation_kind(number))
     answered = decision if decision is not None and decision.outcome != ASKED else None
-    title = f"Critical issue #{number}: continue or roll back?"
-    blocks: list[dict[str, Any]] = [bk.header(title)]
+    title = trigger_title(release, number) or f"Critical issue #{number}: continue or roll back?"
+    blocks: list[dict[str, Any]] = [bk.header(title), *trigger_blocks(plan, release, number)]
     if issue is not None:
         where = issue.component + (f" / {issue.region}" if issue.region else "")
         state = (
@@ -274,7 +275,7 @@ def rollback_evaluation(plan: Plan, release: Release, now: datetime, data: dict[
         answered,
         (ActionId.EVALUATION_CONTINUE, ActionId.EVALUATION_EXECUTE),
         f"{release.id}:{number}",
-        f"“critical issue #{number}”",
+        f"“critical issue #{number}”" if trigger_title(release, number) is None else f"the trigger (issue #{number})",
     )
     return bk.message(blocks, f"{title} ({_name(release)})")
 

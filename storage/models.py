@@ -108,6 +108,27 @@ class IssueRow(Base):
     ts: Mapped[str | None] = mapped_column(String(32))
 
 
+class AlertLinkRow(Base):
+    """An alert's fingerprint and the issue it opened: the primary key makes it one issue per fingerprint."""
+
+    __tablename__ = "alert_links"
+
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issue_number: Mapped[int]
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]
+    summary: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    value: Mapped[str] = mapped_column(Text, default="")
+    generator_url: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="alertmanager")
+    trigger: Mapped[str] = mapped_column(Text, default="")
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class PageRow(Base):
     __tablename__ = "pages"
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import (
+    AlertLink,
     Ballot,
     CancelPosts,
     CancelTimer,
@@ -33,6 +34,7 @@ from bot.domain import (
     TaskCheck,
 )
 from storage.models import (
+    AlertLinkRow,
     Base,
     DecisionRow,
     HandledRequestRow,
@@ -108,7 +110,7 @@ def _to_columns(obj: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
     return out
 
 
-_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions", "task_checks", "signoffs")
+_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions", "task_checks", "signoffs", "alerts")
 
 
 # --- the release aggregate -----------------------------------------------------------------------------------
@@ -143,11 +145,17 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
         )
     ).all()
     signoffs = (await session.scalars(select(SignOffRow).where(SignOffRow.release_id == release_id))).all()
+    alerts = (
+        await session.scalars(
+            select(AlertLinkRow).where(AlertLinkRow.release_id == release_id).order_by(AlertLinkRow.issue_number)
+        )
+    ).all()
     return _from_row(
         Release,
         row,
         task_checks=tuple(_from_row(TaskCheck, c) for c in checks),
         signoffs=tuple(sorted((_from_row(SignOff, s) for s in signoffs), key=lambda s: s.at)),
+        alerts=tuple(_from_row(AlertLink, a) for a in alerts),
         phases=tuple(_from_row(Phase, p) for p in phases),
         issues=tuple(_from_row(Issue, i) for i in issues),
         pages=tuple(_from_row(Page, p) for p in pages),
@@ -183,6 +191,7 @@ async def save_release(
     await _sync(session, VoteRow, after.id, before.ballots if before else (), after.ballots, lambda b: b.voter)
     await _sync(session, TaskCheckRow, after.id, before.task_checks if before else (), after.task_checks, _check_key)
     await _sync(session, SignOffRow, after.id, before.signoffs if before else (), after.signoffs, lambda s: s.role)
+    await _sync(session, AlertLinkRow, after.id, before.alerts if before else (), after.alerts, lambda a: a.fingerprint)
     old_decisions = len(before.decisions) if before else 0
     for decision in after.decisions[old_decisions:]:
         session.add(DecisionRow(release_id=after.id, **_to_columns(decision)))

@@ -1,0 +1,1 @@
+"""Adapters to systems other than Slack that drive the release (Alertmanager, Grafana)."""
