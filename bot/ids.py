@@ -25,6 +25,8 @@ class ActionId(StrEnum):
     ROLLBACK_EXECUTE = "rollback_execute"
     EVALUATION_CONTINUE = "rollback_evaluation_continue"
     EVALUATION_EXECUTE = "rollback_evaluation_execute"
+    CHECK_CONTINUE = "rollback_check_continue"
+    CHECK_EXECUTE = "rollback_check_execute"
 
 
 class CallbackId(StrEnum):

@@ -19,6 +19,7 @@ from bot.domain import (
     Ballot,
     CancelPosts,
     CancelTimer,
+    CheckState,
     Decision,
     Effect,
     Event,
@@ -32,6 +33,7 @@ from bot.domain import (
 )
 from storage.models import (
     Base,
+    CheckRow,
     DecisionRow,
     HandledRequestRow,
     InboxRow,
@@ -104,7 +106,7 @@ def _to_columns(obj: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
     return out
 
 
-_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions")
+_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions", "checks")
 
 
 # --- the release aggregate -----------------------------------------------------------------------------------
@@ -131,9 +133,11 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
     decisions = (
         await session.scalars(select(DecisionRow).where(DecisionRow.release_id == release_id).order_by(DecisionRow.id))
     ).all()
+    checks = (await session.scalars(select(CheckRow).where(CheckRow.release_id == release_id))).all()
     return _from_row(
         Release,
         row,
+        checks=tuple(sorted((_from_row(CheckState, c) for c in checks), key=lambda c: c.name)),
         phases=tuple(_from_row(Phase, p) for p in phases),
         issues=tuple(_from_row(Issue, i) for i in issues),
         pages=tuple(_from_row(Page, p) for p in pages),
@@ -167,6 +171,7 @@ async def save_release(
     await _sync(session, IssueRow, after.id, before.issues if before else (), after.issues, lambda i: i.number)
     await _sync(session, PageRow, after.id, before.pages if before else (), after.pages, lambda p: p.number)
     await _sync(session, VoteRow, after.id, before.ballots if before else (), after.ballots, lambda b: b.voter)
+    await _sync(session, CheckRow, after.id, before.checks if before else (), after.checks, lambda c: c.name)
     old_decisions = len(before.decisions) if before else 0
     for decision in after.decisions[old_decisions:]:
         session.add(DecisionRow(release_id=after.id, **_to_columns(decision)))
