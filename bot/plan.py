@@ -269,7 +269,7 @@ class Plan(_Model):
     templates_dir: str | None = None
     grace: Duration = timedelta(minutes=30)
     integrations: Integrations = Field(default_factory=Integrations)
-    checks: list[CheckSpec] = Field(default_factory=list)
+    checks: list[CheckSpec] = Field(default_factory=list, max_length=30)
     """PromQL checks with a threshold, read at the vote, status updates, the decision point (bot/core/checks.py)."""
     team: RoleList | None = None
     """The deployment team the assembly call mentions; by default phase owners, voters and escalation level 1."""

@@ -47,7 +47,7 @@ class Exporter:
         exporter = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            def do_GET(self) -> None:
                 body = exporter.scrape(dict(self.headers.items())).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -55,7 +55,7 @@ class Exporter:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -91,10 +91,13 @@ class Prometheus:
     def query(self, promql: str) -> dict[str, Any]:
         data = urllib.parse.urlencode({"query": promql}).encode()
         try:
-            with urllib.request.urlopen(f"{self.url}/api/v1/query", data=data, timeout=3) as response:  # noqa: S310
+            with urllib.request.urlopen(f"{self.url}/api/v1/query", data=data, timeout=3) as response:
                 return dict(json.loads(response.read()))
         except urllib.error.HTTPError as exc:
-            return dict(json.loads(exc.read()))
+            try:
+                return dict(json.loads(exc.read()))
+            except ValueError:  # "Service Unavailable" while it starts
+                return {}
 
     def value(self, promql: str) -> float | None:
         result = self.query(promql).get("data", {}).get("result", [])
@@ -122,7 +125,7 @@ def _start(exporter: Exporter, folder: Path) -> Prometheus:
         f"    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n"
     )
     log = folder / "prometheus.log"
-    process = subprocess.Popen(  # noqa: S603 - a fixed binary with arguments built here
+    process = subprocess.Popen(
         [
             BINARY,
             f"--config.file={config}",

@@ -245,8 +245,18 @@ def test_the_cards_show_checks_not_read_yet_truthfully_and_validate(checks_plan:
         message.blocks
     )
     asked = _asked(checks_plan)
-    question = rollback_check(checks_plan, asked, T0, {"check": "Error rate", "number": 1, "since": T0.isoformat(),
-                                                       "value": 0.05, "trigger": "Error rate > 1% for 5+ minutes"})
+    question = rollback_check(
+        checks_plan,
+        asked,
+        T0,
+        {
+            "check": "Error rate",
+            "number": 1,
+            "since": T0.isoformat(),
+            "value": 0.05,
+            "trigger": "Error rate > 1% for 5+ minutes",
+        },
+    )
     validate(question.blocks)
     assert "Value when asked: *5%* (&lt; 1%)" in str(question.blocks)
     reply = checks_reply(checks_plan, asked, T0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from bot.app import Runtime, build_runtime
 from bot.core.checks import check_prompt_key
-from bot.domain import ReleaseStatus
+from bot.domain import Outcome, ReleaseStatus
 from bot.integrations.prometheus import PrometheusChecks
 from bot.plan import Plan, parse_plan
 from bot.service import LoadedPlan
@@ -24,7 +25,7 @@ from storage import repo
 from tests.conftest import FAST_PACE, T0, Clock, SlackDriver, make_settings, plan_text
 from tests.fake_slack import FakeSlack
 from tests.prometheus import Prometheus, free_port
-from tests.prometheus import prometheus as prometheus  # noqa: F401 - the fixture, by name
+from tests.prometheus import prometheus as prometheus
 
 OPEN_AT = T0 - timedelta(minutes=30)
 ERROR_RATIO = 'sum(rate(http_requests_total{code=~"5.."}[5s])) / sum(rate(http_requests_total[5s]))'
@@ -159,9 +160,7 @@ async def test_the_bearer_token_is_sent_and_never_logged(caplog: pytest.LogCaptu
         assert {s["time"] for s in seen} == {"1700000000.500"}  # one evaluation time for every check
         assert "app_db_latency_seconds" in {s["query"] for s in seen}
         refused = await reader(plan).read(plan)
-        assert refused["DB latency"].error == (
-            "Prometheus said unauthorized: no (set WARROOM_PROMETHEUS_TOKEN)"
-        )
+        assert refused["DB latency"].error == ("Prometheus said unauthorized: no (set WARROOM_PROMETHEUS_TOKEN)")
     assert TOKEN not in caplog.text
 
 
@@ -250,7 +249,11 @@ async def test_the_vote_shows_live_readings_and_refreshes_them(
     assert "1 of 3 checks failing: Warroom recommends No-Go. Warroom recommends; the voters decide." in card
     [read] = [e for e in await timeline(slack.runtime) if e.kind == "checks.read"]
     assert read.data["shown_on"] == "gonogo_vote"
-    assert {r["name"]: r["ok"] for r in read.data["readings"]} == {"Error rate": True, "API p95": False, "DB latency": True}
+    assert {r["name"]: r["ok"] for r in read.data["readings"]} == {
+        "Error rate": True,
+        "API p95": False,
+        "DB latency": True,
+    }
 
     # a minute later the timer reads again and the card is updated in place with the new value
     prometheus.exporter.set("app_p95_seconds", 0.15)
@@ -364,3 +367,47 @@ async def test_a_failing_rollback_trigger_asks_once_after_its_for(
 async def outbox(rt: Runtime) -> list[Any]:
     async with rt.service.sessions() as session:
         return await repo.outbox(session=session, release_id="r1")
+
+
+async def test_two_replicas_reading_at_once_ask_once_and_a_restart_keeps_the_stretch(
+    runtime: Runtime, fake_slack: FakeSlack, database_url: str, clock: Clock, prometheus: Prometheus
+) -> None:
+    plan, text = checks_plan(prometheus.url)  # the plan the first replica runs: `for: 2m`
+    clock.set(T0 + timedelta(seconds=1))
+    second = await build_runtime(make_settings(fake_slack, database_url), clock=clock, pace=FAST_PACE)
+    await second.service.load(LoadedPlan(plan, text, "checks.yml"))
+    replicas = [runtime, second]
+    try:
+        await runtime.service.run("r1", lambda r, p, now: Outcome(started(r, now)))
+        errors(prometheus)
+        assert runtime.checks is not None and second.checks is not None
+        await runtime.checks.refresh("r1")
+        since = (await runtime.service.get("r1")).check("Error rate").failing_since  # type: ignore[union-attr]
+        clock.advance(minutes=2, seconds=5)
+        await asyncio.gather(*(rt.checks.refresh("r1") for rt in replicas if rt.checks is not None))
+        for rt in replicas:
+            await deliver(rt)
+        events = await timeline(runtime)
+        assert len([e for e in events if e.kind == "rollback.check_asked"]) == 1
+        questions = [p for p in fake_slack.posts("C0WAR") if str(p.get("text", "")).startswith("Rollback trigger:")]
+        assert len(questions) == 1
+    finally:
+        await second.close()
+    # a restart: a new process on the same database reads the stretch back and does not ask again
+    restarted = await build_runtime(make_settings(fake_slack, database_url), clock=clock, pace=FAST_PACE)
+    try:
+        await restarted.service.load(LoadedPlan(plan, text, "checks.yml"))
+        clock.advance(minutes=1)
+        assert restarted.checks is not None
+        await restarted.checks.refresh("r1")
+        await deliver(restarted)
+        state = (await restarted.service.get("r1")).check("Error rate")
+        assert state is not None and state.failing_since == since and state.asked_at is not None
+        asked = [e for e in await timeline(restarted) if e.kind == "rollback.check_asked"]
+        assert len(asked) == 1
+    finally:
+        await restarted.close()
+
+
+def started(release: Any, now: Any) -> Any:
+    return replace(release, status=ReleaseStatus.IN_PROGRESS, started_at=now, revision=release.revision + 1)
