@@ -345,3 +345,28 @@ def test_warroom_check_accepts_a_plan_with_checks(tmp_path: Path, capsys: pytest
     path = tmp_path / "plan.yml"
     path.write_text(plan_text() + CHECKS)
     assert main(["check", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_the_report_tells_the_check_readings_and_the_answers_in_words(checks_plan: Plan) -> None:
+    from bot.domain import Event
+    from bot.report import decision_name, describe
+
+    release = running(checks_plan)
+    read = Event(
+        "checks.read",
+        T0,
+        "warroom",
+        data={
+            "shown_on": "gonogo_vote",
+            "readings": [
+                {"name": "Error rate", "value": 0.0004, "ok": True, "read_at": T0.isoformat(), "error": ""},
+                {"name": "API p95", "value": None, "ok": None, "read_at": T0.isoformat(), "error": "no data"},
+            ],
+        },
+    )
+    assert describe(read, release) == (
+        "read the checks for the go/no-go vote: ✅ Error rate 0.0004; ⚠️ API p95 could not be read: no data"
+    )
+    continued = Event("rollback.continued", T0, "U0RM", "check:Error rate", {"reason": "spike is a bot"})
+    assert describe(continued, release) == "chose to continue despite the failing check Error rate: spike is a bot"
+    assert decision_name(check_kind("Error rate")) == "roll back on a failing check?"
