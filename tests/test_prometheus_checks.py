@@ -411,3 +411,37 @@ async def test_two_replicas_reading_at_once_ask_once_and_a_restart_keeps_the_str
 
 def started(release: Any, now: Any) -> Any:
     return replace(release, status=ReleaseStatus.IN_PROGRESS, started_at=now, revision=release.revision + 1)
+
+
+async def test_the_decision_point_prompt_shows_readings_taken_as_it_is_posted(
+    slack: SlackDriver, clock: Clock, prometheus: Prometheus
+) -> None:
+    rt = slack.runtime
+    clock.set(T0 - timedelta(minutes=1))
+    await slack.command("/release", "start --force checks test", user="U0VP")
+    await deliver(rt)
+    prometheus.exporter.set("app_db_latency_seconds", 0.081)
+    prometheus.wait_for("app_db_latency_seconds", lambda v: v == 0.081)
+    clock.set(T0 + timedelta(hours=1, seconds=1))  # the plan's rollback.decision_point: +1h
+    await deliver(rt)
+    [prompt] = [p for p in slack.fake.posts("C0WAR") if str(p.get("text", "")).startswith("Rollback decision point")]
+    validate(prompt["blocks"])
+    body = text_of(prompt["blocks"])
+    assert "❌ *DB latency* 81ms (&lt; 50ms) · read <!date^" in body
+    assert (
+        "1 of 3 checks failing: Warroom recommends rolling back. Warroom recommends; the release manager decides."
+        in body
+    )
+    shown = [e.data["shown_on"] for e in await timeline(rt) if e.kind == "checks.read"]
+    assert "rollback_prompt" in shown
+
+
+def test_the_prometheus_token_is_a_secret_and_a_malformed_one_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import Settings, SettingsError, load_settings
+
+    settings = Settings(WARROOM_PROMETHEUS_TOKEN=TOKEN)  # type: ignore[call-arg]
+    assert TOKEN in [s.get_secret_value() for s in settings.secrets()]
+    assert TOKEN not in repr(settings)
+    monkeypatch.setenv("WARROOM_PROMETHEUS_TOKEN", f" {TOKEN}\n")
+    with pytest.raises(SettingsError, match=r"^WARROOM_PROMETHEUS_TOKEN is invalid: has spaces or a line break"):
+        load_settings()
