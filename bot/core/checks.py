@@ -326,6 +326,15 @@ def record_readings(
     return Outcome(updated, tuple(events), tuple(effects))
 
 
+def shown_readings(release: Release, plan: Plan, now: datetime, shown_on: str) -> Outcome:
+    """Readings taken moments ago, shown on `shown_on` as they are: the timeline notes where they were shown."""
+    states = [s for s in (release.check(spec.name) for spec in plan.checks) if s is not None]
+    if not states:
+        return Outcome(release)
+    data = {"shown_on": shown_on, "readings": [reading_record(s) for s in states]}
+    return Outcome(release, (Event("checks.read", now, SYSTEM.user_id, data=data),))
+
+
 @dataclass(frozen=True, slots=True)
 class AnswerCheck:
     """*Continue* or *Roll back* on the question a failing check raised (`ref` is its `check_ref`)."""

@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import aiohttp
 
-from bot.core.checks import SHOWN_ON, Answer, parse_answer, record_readings
+from bot.core.checks import SHOWN_ON, Answer, parse_answer, record_readings, shown_readings
 from bot.domain import DomainError, External, Outcome
 from bot.plan import Plan
 from bot.service import Service
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 3.0
 """A check that takes longer is shown as unreadable: a card must not wait on a slow Prometheus."""
+FRESH = timedelta(seconds=15)
+"""Readings this recent are shown as they are: a post retried (a busy channel) does not read again each time."""
 MAX_ANSWER_BYTES = 1 << 20
 """A check's answer is one sample; anything near this size is not one."""
 
@@ -123,13 +126,21 @@ class PrometheusChecks:
     async def before_post(self, item: OutboxItem) -> bool:
         """Before the vote, a status update or the decision prompt is posted: read the checks it shows.
 
-        True when readings were recorded (the dispatcher then renders from the release as it is now).
+        True when the plan has checks: the dispatcher then renders from the release as it is now.
         """
         if item.kind == "update" or (item.template not in SHOWN_ON and item.kind != "status"):
             return False
+        plan = self.service.plans.get(item.release_id)
+        if plan is None or not plan.checks:
+            return False
+        release = await self.service.get(item.release_id)
+        since = self.service.clock() - FRESH
+        fresh = all((c := release.check(s.name)) is not None and c.read_at >= since for s in plan.checks)
         try:
-            outcome = await self.refresh(item.release_id, shown_on=item.template, rendering=item.key)
+            if fresh:  # read moments ago: a post handed back for a busy channel is not held up by reading again
+                await self.service.run(item.release_id, lambda r, p, now: shown_readings(r, p, now, item.template))
+            else:
+                await self.refresh(item.release_id, shown_on=item.template, rendering=item.key)
         except DomainError as exc:
             log.warning("checks for %s/%s not recorded: %s", item.release_id, item.key, exc)
-            return False
-        return outcome is not None
+        return True  # render from the release as it is now, with the readings of the moment
