@@ -35,6 +35,7 @@ from bot.domain import Outcome, Release
 from bot.inbox import Inbox
 from bot.integrations.alertmanager import PATH as ALERTMANAGER_HOOK
 from bot.integrations.alertmanager import alertmanager_hook
+from bot.integrations.prometheus import PrometheusChecks
 from bot.metrics import METRICS
 from bot.pagerduty import PagerDuty
 from bot.plan import Plan, utcnow
@@ -162,11 +163,13 @@ class Runtime:
     timekeeper: Timekeeper
     app: AsyncApp
     http: ClientSession
-    """One pooled, kept-alive HTTP session for the Slack Web API and PagerDuty, closed at shutdown."""
+    """One pooled, kept-alive HTTP session for the Slack Web API, PagerDuty and Prometheus, closed at shutdown."""
     inbox: Inbox
     inbox_engine: AsyncEngine
     identity: BotIdentity = field(default_factory=BotIdentity)
     socket: SocketLink | None = None
+    checks: PrometheusChecks | None = None
+    """Reads the plans' checks from Prometheus (also wired into the dispatcher, the timer and `/release checks`)."""
     exit_code: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -233,13 +236,19 @@ async def build_runtime(
     inbox = Inbox(
         service.sessions, sessionmaker(inbox_engine), client, clock, one_writer=is_sqlite(settings.database_url)
     )
-    app = build_app(settings, client, Deps(service, directory, clock), identity, inbox)
+    prometheus_token = settings.prometheus_token.get_secret_value() if settings.prometheus_token else None
+    checks = PrometheusChecks(service, http=http, token=prometheus_token)
+    dispatcher.before_post = checks.before_post  # the vote, status updates, the decision prompt: read just before
+    app = build_app(settings, client, Deps(service, directory, clock, checks), identity, inbox)
     runtime = Runtime(
         settings, engine, service, client, directory, dispatcher, timekeeper, app, http, inbox, inbox_engine, identity
     )
     service.after_commit.append(runtime._changed)
     # PagerDuty runs in the background (tracked with the runtime's tasks) so it never delays a Slack page
     service.externals["pagerduty"] = PagerDuty(service, runtime._tasks, wake=dispatcher.run_due, http=http).submit
+    runtime.checks = checks
+    checks.tasks = runtime._tasks  # the checks timer reads in the background, like PagerDuty
+    service.externals["prometheus"] = checks.submit
     return runtime
 
 

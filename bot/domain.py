@@ -230,6 +230,23 @@ class SignOff:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckState:
+    """The last reading of one of the plan's checks (SPEC §4 `checks:`), and how long it has been failing.
+
+    `ok` is None when the check could not be read (`error` says why); `failing_since` is when the current
+    stretch of failing readings began, `asked_at` when that stretch raised the rollback question.
+    """
+
+    name: str
+    read_at: datetime
+    value: float | None = None
+    ok: bool | None = None
+    error: str = ""
+    failing_since: datetime | None = None
+    asked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Release:
     """The aggregate a command changes; one database transaction loads and saves it."""
 
@@ -260,6 +277,11 @@ class Release:
     handoff_accepted_by: str | None = None
     handoff_accepted_at: datetime | None = None
     alerts: tuple[AlertLink, ...] = ()
+    checks: tuple[CheckState, ...] = ()
+    """The plan's checks as last read from Prometheus (see bot/core/checks.py)."""
+
+    def check(self, name: str) -> CheckState | None:
+        return next((c for c in self.checks if c.name == name), None)
 
     def phase(self, phase_id: str) -> Phase | None:
         return next((p for p in self.phases if p.id == phase_id), None)

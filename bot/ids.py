@@ -35,6 +35,8 @@ class ActionId(StrEnum):
     """value `RELEASE:ROLE`; opens a modal for the reason."""
     HANDOFF_ACCEPT = "handoff_accept"
     """value `RELEASE`."""
+    CHECK_CONTINUE = "rollback_check_continue"
+    CHECK_EXECUTE = "rollback_check_execute"
 
 
 class CallbackId(StrEnum):

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from bot.core.alert_rules import AlertRule, alert_problems
+from bot.core.check_plan import CheckSpec, check_section_problems, prometheus_url
 from bot.timeparse import format_offset, localize, parse_duration, parse_offset, shift, zone
 
 # parse_offset keeps how an offset was written (whole days are wall-clock days); PlainValidator keeps its type
@@ -274,8 +275,14 @@ class PagerDuty(_Model):
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
 
 
+class PrometheusSpec(_Model):
+    url: Annotated[str, AfterValidator(prometheus_url)]
+    """The server's base URL (`http://prometheus:9090`); checks query `{url}/api/v1/query`."""
+
+
 class Integrations(_Model):
     pagerduty: PagerDuty | None = None
+    prometheus: PrometheusSpec | None = None
 
 
 def _channel_ref(value: str) -> str:
@@ -318,6 +325,8 @@ class Plan(_Model):
     follow_ups: list[FollowUp] = Field(default_factory=list, max_length=20)
     alerts: list[AlertRule] = Field(default_factory=list)
     """Alertmanager / Grafana alerts that open issues (see `bot.core.alert_rules`)."""
+    checks: list[CheckSpec] = Field(default_factory=list, max_length=30)
+    """PromQL checks with a threshold, read at the vote, status updates, the decision point (bot/core/checks.py)."""
     team: RoleList | None = None
     """The deployment team the assembly call mentions; by default phase owners, voters and escalation level 1."""
 
@@ -619,6 +628,8 @@ def _cross_check(data: dict[str, Any], filename: str, lines: dict[Path_, int]) -
         if isinstance(template, str) and template not in known:
             path = ("status_updates",) if isinstance(status, dict) else ("status_updates", i)
             add((*path, "template"), f"template {template!r} is neither built in nor in templates_dir")
+    for path, message in check_section_problems(data):
+        add(path, message)
     raw_anns = data.get("announcements")
     anns: list[Any] = raw_anns if isinstance(raw_anns, list) else []
     ids: set[str] = set()

@@ -1,5 +1,6 @@
-"""Secrets never reach a log (SPEC §8): every log record is scrubbed of the tokens, the signing secret and
-the plans' PagerDuty routing keys when it is created, before any handler (ours or a library's) sees it.
+"""Secrets never reach a log (SPEC §8): every log record is scrubbed of the tokens (Slack's and
+WARROOM_PROMETHEUS_TOKEN, through `Settings.secrets`), the signing secret and the plans' PagerDuty routing
+keys when it is created, before any handler (ours or a library's) sees it.
 
 Libraries log what they send at DEBUG: aiosqlite logs every statement with its parameters, the plan's
 source (and its routing key) among them. Scrubbing the record itself, rather than filtering one handler,

@@ -332,7 +332,7 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
     "rollback.decision_point": lambda e, r: "the rollback decision point was reached; the release manager was asked",
     "rollback.continued": lambda e, r: (
         "chose to continue"
-        + (f" after issue {_number(e.subject)}" if e.subject else "")
+        + (_after(e.subject) if e.subject else "")
         + (f": {e.data['reason']}" if e.data.get("reason") else "")
     ),
     "rollback.evaluation_asked": lambda e, r: f"asked whether to roll back after issue {_number(e.subject)}",
@@ -363,6 +363,44 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
 }
 
 
+def _after(subject: str) -> str:
+    if subject.startswith("check:"):
+        return f" despite the failing check {subject.split(':', 1)[1]}"
+    return f" after issue {_number(subject)}"
+
+
+_SHOWN_ON = {
+    "gonogo_vote": "the go/no-go vote",
+    "status_update": "a status update",
+    "rollback_prompt": "the decision point",
+}
+
+
+def _reading(reading: dict[str, Any]) -> str:
+    icon = "⚠️" if reading.get("ok") is None else "✅" if reading["ok"] else "❌"
+    value = f"could not be read: {reading.get('error')}" if reading.get("ok") is None else reading.get("value")
+    return f"{icon} {reading.get('name')} {value}"
+
+
+def _checks_read(event: Event, release: Release) -> str:
+    shown = str(event.data.get("shown_on"))
+    where = {"command": "with /release checks", "timer": "(a check changed)"}.get(
+        shown, f"for {_SHOWN_ON.get(shown, shown)}"
+    )
+    return f"read the checks {where}: " + "; ".join(_reading(r) for r in event.data.get("readings", []))
+
+
+SENTENCES["checks.read"] = _checks_read
+SENTENCES["rollback.check_asked"] = lambda e, r: (
+    f"the check {e.data.get('check')} failing since {e.data.get('since')} met the rollback trigger "
+    f"“{e.data.get('trigger')}”: the release manager and the final authority were asked"
+)
+SENTENCES["rollback.check_answered"] = lambda e, r: (
+    f"answered the rollback question from the check {e.subject.split(':', 1)[1] if e.subject else ''}: "
+    f"{_words(e.data.get('choice'))}"
+)
+
+
 def describe(event: Event, release: Release) -> str:
     """One timeline entry as a sentence (its actor, when any, goes in front of it)."""
     sentence = SENTENCES.get(event.kind)
@@ -387,6 +425,8 @@ def decision_name(kind: str) -> str:
     """A decision's kind as people say it: `go/no-go`, `roll back after issue #3?`."""
     if kind.startswith("rollback_eval:"):
         return f"roll back after issue #{kind.split(':', 1)[1]}?"
+    if kind.startswith("rollback_check:"):
+        return "roll back on a failing check?"
     return DECISIONS.get(kind, _words(kind))
 
 

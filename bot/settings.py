@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     host: str = Field(default="0.0.0.0", alias="WARROOM_HOST")
     port: int = Field(default=3000, ge=1, le=65535, alias="WARROOM_PORT")
     alertmanager_token: SecretStr | None = Field(default=None, alias="WARROOM_ALERTMANAGER_TOKEN")
+    prometheus_token: SecretStr | None = Field(default=None, alias="WARROOM_PROMETHEUS_TOKEN")
+    """Bearer token sent to the plans' `integrations.prometheus.url` (SPEC §2)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", alias="WARROOM_LOG_LEVEL"
     )
@@ -85,9 +87,25 @@ class Settings(BaseSettings):
             raise ValueError("must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
         return value
 
+    @field_validator("prometheus_token")
+    @classmethod
+    def _prometheus_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        token = value.get_secret_value()
+        if token != token.strip() or any(c in token for c in "\r\n"):
+            raise ValueError("has spaces or a line break in it: set it to the token alone")
+        return value
+
     def secrets(self) -> list[SecretStr]:
         """The values that must never be logged: the tokens and the signing secret that are set."""
-        values = (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret, self.alertmanager_token)
+        values = (
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+            self.alertmanager_token,
+            self.prometheus_token,
+        )
         return [value for value in values if value is not None]
 
     @property

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain import Actor
+from bot.integrations.prometheus import PrometheusChecks
 from bot.plan import Plan
 from bot.service import Service
 from bot.slack import Directory
@@ -18,6 +19,8 @@ class Deps:
     service: Service
     directory: Directory
     clock: Callable[[], datetime]
+    checks: PrometheusChecks | None = None
+    """Reads the plan's checks from Prometheus (`/release checks`)."""
 
     def release_for(self, body: dict[str, Any], requested: str | None = None) -> str:
         """The release a command or action is about (SPEC §5)."""

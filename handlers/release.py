@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.commands import ReleaseVerb, parse_release, split_release_option
 from bot.ids import Command
 from bot.lifecycle import change_release
+from handlers.checks import on_checks
 from handlers.deps import Deps
 from messages.render import render
 from messages.schedule_card import schedule_card
@@ -34,6 +35,9 @@ async def on_release(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespo
         release = await deps.service.get(release_id)
         card = schedule_card(plan, release, await upcoming_for(deps.service, release_id), deps.clock())
         await respond(response_type="ephemeral", **card.kwargs())
+        return
+    if parsed.verb is ReleaseVerb.CHECKS:
+        await on_checks(release_id, command["user_id"], respond, deps)
         return
     actor = await deps.actor(plan, command["user_id"])
     outcome = await deps.service.run(release_id, lambda r, p, now: change_release(r, p, actor, parsed, now))

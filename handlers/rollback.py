@@ -1,5 +1,5 @@
 """The rollback prompts' buttons: *Continue* or *Roll back* (confirmed, default reason) — at the rollback
-decision point, and after a critical issue during the deployment."""
+decision point, after a critical issue during the deployment, and when a rollback-trigger check keeps failing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+import messages.check_cards
 import messages.vote_cards  # noqa: F401 - registers the rollback prompts the dispatcher renders
+from bot.core.checks import AnswerCheck, answer_check
 from bot.evaluation import AnswerEvaluation, answer
 from bot.ids import ActionId
 from bot.issues import parse_ref
@@ -21,6 +23,8 @@ def register(app: AsyncApp) -> None:
     app.action(ActionId.ROLLBACK_EXECUTE)(_button(_answer, PointChoice.ROLLBACK))
     app.action(ActionId.EVALUATION_CONTINUE)(_button(_evaluate, PointChoice.CONTINUE))
     app.action(ActionId.EVALUATION_EXECUTE)(_button(_evaluate, PointChoice.ROLLBACK))
+    app.action(ActionId.CHECK_CONTINUE)(_button(_check, PointChoice.CONTINUE))
+    app.action(ActionId.CHECK_EXECUTE)(_button(_check, PointChoice.ROLLBACK))
 
 
 Answer = Callable[[dict[str, Any], AsyncRespond, Deps, PointChoice], Awaitable[None]]
@@ -56,4 +60,14 @@ async def _evaluate(body: dict[str, Any], respond: AsyncRespond, deps: Deps, cho
     actor = await deps.actor(plan, body["user"]["id"])
     command = AnswerEvaluation(number, choice)
     outcome = await deps.service.run(release_id, lambda r, p, now: answer(r, p, actor, command, now))
+    await respond(response_type="ephemeral", replace_original=False, text=outcome.reply)
+
+
+async def _check(body: dict[str, Any], respond: AsyncRespond, deps: Deps, choice: PointChoice) -> None:
+    release_id, _, ref = _value(body).partition("|")
+    release_id = deps.release_for(body, release_id or None)
+    plan = deps.service.plan(release_id)
+    actor = await deps.actor(plan, body["user"]["id"])
+    command = AnswerCheck(ref, choice)
+    outcome = await deps.service.run(release_id, lambda r, p, now: answer_check(r, p, actor, command, now))
     await respond(response_type="ephemeral", replace_original=False, text=outcome.reply)

@@ -266,10 +266,18 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
         "status_updates": [
             {"every": s.every, "channel": channel_ref(plan.channel(s.channel))} for s in plan.status_updates
         ],
+        "checks": _check_lines(plan, release),
         "now": now,
         "data": data or {},
         "delayed": False,
     }
+
+
+def _check_lines(plan: Plan, release: Release) -> list[Markup]:
+    """The plan's checks as last read, one escaped mrkdwn line each (messages/check_cards.py)."""
+    from messages.check_cards import status_view  # it builds on this module's filters
+
+    return status_view(plan, release)
 
 
 def render_markup(plan: Plan, name: str, context: dict[str, Any]) -> str:

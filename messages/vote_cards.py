@@ -27,6 +27,7 @@ from bot.votes import (
 from messages import blocks as bk
 from messages.alert_cards import trigger_blocks, trigger_title
 from messages.blocks import Message
+from messages.check_cards import check_blocks
 from messages.render import COLOUR_ICONS, builder, date_token, mention, mentions, slack_escape, time_token
 
 VOTE_ICONS = {Vote.GO: "✅", Vote.NO_GO: "⛔"}
@@ -153,6 +154,7 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
         bk.divider(),
         bk.section(f"*Go/No-Go checklist*\n{checklist}"),
         *bk.layout(f"*Open critical issues*\n{issues}"),  # split at line breaks rather than cut
+        *check_blocks(plan, release, "vote"),
         bk.divider(),
         *bk.sections("*Voters*\n" + "\n".join(voter_lines)),
     ]
@@ -290,6 +292,7 @@ def _question(plan: Plan, release: Release, now: datetime) -> list[dict[str, Any
             f"Status {COLOUR_ICONS[colour.value]} *{colour.value}* ({slack_escape(reason)})."
         ),
         bk.section(f"*Roll back if any of these holds:*\n{triggers}"),
+        *check_blocks(plan, release, "prompt"),
     ]
 
 

@@ -134,6 +134,9 @@ class Dispatcher:
     _in_flight: asyncio.Semaphore = field(init=False, repr=False)
     _deadline: float = 0.0
     _held_until: datetime | None = None
+    before_post: Callable[[OutboxItem], Awaitable[bool]] | None = None
+    """Called before a message is rendered for posting; True when it changed the release (re-read it then).
+    The plan's checks are read here, so the vote and status updates show readings of the moment."""
 
     def __post_init__(self) -> None:
         self._pacer = Pacer(self.pace)
@@ -361,6 +364,8 @@ class Dispatcher:
                 error=f"due {int(late.total_seconds())}s ago, past its grace of {item.grace_seconds}s",
             )
             return
+        if self.before_post is not None and await self.before_post(item):
+            release = releases[item.release_id] = await self.service.get(item.release_id)
         delayed = item.kind in {"announcement", "status"} and late > DELAY_MARK
         if item.kind != "update" and item.channel not in plan.channels and USER_GROUP.fullmatch(item.channel):
             await self._deliver_to_group(item, plan, release, now)

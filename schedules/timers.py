@@ -1,4 +1,4 @@
-"""The timers a plan asks for — the start at T0, the go/no-go vote, the rollback decision point —
+"""The timers a plan asks for — the start at T0, the go/no-go vote, the rollback decision point, the checks —
 armed when the plan loads (again at every start: `repo.arm_timer` never re-runs one that already fired)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.checks import CHECKS_RULE, CHECKS_TIMER, first_tick
 from bot.domain import NOT_STARTED, Release, ReleaseStatus, SetTimer
 from bot.plan import Plan
 from bot.votes import DEADLINE_TIMER, DECISION_POINT_TIMER, OPEN_TIMER, T0_TIMER, go_decision
@@ -28,3 +29,6 @@ async def arm_plan_timers(session: AsyncSession, plan: Plan, release: Release, n
     point = plan.rollback.decision_point
     if point is not None and release.status in {ReleaseStatus.SCHEDULED, ReleaseStatus.IN_PROGRESS}:
         await arm(DECISION_POINT_TIMER, plan.at(point), "rollback.decision_point")
+    tick = first_tick(plan, release, now)
+    if tick is not None:
+        await arm(CHECKS_TIMER, tick, CHECKS_RULE)

@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -191,6 +193,21 @@ class SignOffRow(Base):
     by: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]
     comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class CheckRow(Base):
+    """The last reading of a plan check and its failing stretch (survives restarts; shared by replicas)."""
+
+    __tablename__ = "checks"
+
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    read_at: Mapped[datetime]
+    value: Mapped[float | None] = mapped_column(Float)
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    error: Mapped[str] = mapped_column(Text, default="")
+    failing_since: Mapped[datetime | None]
+    asked_at: Mapped[datetime | None]
 
 
 class OutboxRow(Base):

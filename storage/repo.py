@@ -20,6 +20,7 @@ from bot.domain import (
     Ballot,
     CancelPosts,
     CancelTimer,
+    CheckState,
     Decision,
     Effect,
     Event,
@@ -36,6 +37,7 @@ from bot.domain import (
 from storage.models import (
     AlertLinkRow,
     Base,
+    CheckRow,
     DecisionRow,
     HandledRequestRow,
     InboxRow,
@@ -110,7 +112,7 @@ def _to_columns(obj: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
     return out
 
 
-_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions", "task_checks", "signoffs", "alerts")
+_RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions", "task_checks", "signoffs", "alerts", "checks")
 
 
 # --- the release aggregate -----------------------------------------------------------------------------------
@@ -137,7 +139,7 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
     decisions = (
         await session.scalars(select(DecisionRow).where(DecisionRow.release_id == release_id).order_by(DecisionRow.id))
     ).all()
-    checks = (
+    ticked = (
         await session.scalars(
             select(TaskCheckRow)
             .where(TaskCheckRow.release_id == release_id)
@@ -150,12 +152,14 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
             select(AlertLinkRow).where(AlertLinkRow.release_id == release_id).order_by(AlertLinkRow.issue_number)
         )
     ).all()
+    checks = (await session.scalars(select(CheckRow).where(CheckRow.release_id == release_id))).all()
     return _from_row(
         Release,
         row,
-        task_checks=tuple(_from_row(TaskCheck, c) for c in checks),
+        task_checks=tuple(_from_row(TaskCheck, c) for c in ticked),
         signoffs=tuple(sorted((_from_row(SignOff, s) for s in signoffs), key=lambda s: s.at)),
         alerts=tuple(_from_row(AlertLink, a) for a in alerts),
+        checks=tuple(sorted((_from_row(CheckState, c) for c in checks), key=lambda c: c.name)),
         phases=tuple(_from_row(Phase, p) for p in phases),
         issues=tuple(_from_row(Issue, i) for i in issues),
         pages=tuple(_from_row(Page, p) for p in pages),
@@ -192,6 +196,7 @@ async def save_release(
     await _sync(session, TaskCheckRow, after.id, before.task_checks if before else (), after.task_checks, _check_key)
     await _sync(session, SignOffRow, after.id, before.signoffs if before else (), after.signoffs, lambda s: s.role)
     await _sync(session, AlertLinkRow, after.id, before.alerts if before else (), after.alerts, lambda a: a.fingerprint)
+    await _sync(session, CheckRow, after.id, before.checks if before else (), after.checks, lambda c: c.name)
     old_decisions = len(before.decisions) if before else 0
     for decision in after.decisions[old_decisions:]:
         session.add(DecisionRow(release_id=after.id, **_to_columns(decision)))

@@ -1,1 +1,2 @@
-"""Adapters to systems other than Slack that drive the release (Alertmanager, Grafana)."""
+"""Adapters to systems other than Slack (Alertmanager and Grafana in, Prometheus out); the rules they feed live
+in bot/core."""
