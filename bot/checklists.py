@@ -17,7 +17,6 @@ from bot.domain import (
     GO_NO_GO_CHECKLIST,
     Actor,
     Conflict,
-    DomainError,
     Effect,
     Event,
     NotFound,
@@ -100,22 +99,24 @@ def _scope_name(release: Release, scope: str) -> str:
 
 
 def require_checklist(release: Release, plan: Plan, scope: str) -> list[str]:
-    """The items of `scope`, or an error saying why there is no such checklist."""
+    """The items of `scope`, or an error (with the usage) saying why there is no such checklist."""
     if scope == GO_NO_GO_CHECKLIST:
+        usage = f"Usage: {GONOGO_TASKS_USAGE}"
         if plan.go_no_go is None:
-            raise NotFound("This release has no go/no-go vote in its plan, so it has no go/no-go checklist.")
+            raise NotFound("This release has no go/no-go vote in its plan, so it has no go/no-go checklist.", usage)
         if not plan.go_no_go.checklist:
-            raise Conflict("The plan's go/no-go checklist is empty: list items under `go_no_go.checklist`.")
+            raise Conflict("The plan's go/no-go checklist is empty: list items under `go_no_go.checklist`.", usage)
         return list(plan.go_no_go.checklist)
+    usage = f"Usage: {PHASE_TASKS_USAGE}"
     phase = release.phase(scope)
     if phase is None:
         known = ", ".join(p.id for p in release.phases)
-        raise NotFound(f"There is no phase {scope!r} in {release.id}. Phases: {known}", f"Usage: {PHASE_TASKS_USAGE}")
+        raise NotFound(f"There is no phase {scope!r} in {release.id}. Phases: {known}", usage)
     found = items(plan, scope)
     if not found:
         with_tasks = [p.id for p in plan.phases if p.tasks]
         hint = f" Phases with tasks: {', '.join(with_tasks)}." if with_tasks else " No phase of this plan lists tasks."
-        raise Conflict(f"{phase.name} has no tasks in the plan (`tasks:` under the phase).{hint}")
+        raise Conflict(f"{phase.name} has no tasks in the plan (`tasks:` under the phase).{hint}", usage)
     return found
 
 
@@ -149,10 +150,7 @@ def tick_task(release: Release, plan: Plan, actor: Actor, command: TickTask, now
     go_no_go = scope == GO_NO_GO_CHECKLIST
     authorize(plan, actor, Action.TICK_GO_NO_GO if go_no_go else Action.TICK_TASK)
     usage = f"Usage: {GONOGO_TASKS_USAGE if go_no_go else PHASE_TASKS_USAGE}"
-    try:
-        listed = require_checklist(release, plan, scope)
-    except DomainError as error:
-        raise type(error)(error.message, error.usage or usage) from None
+    listed = require_checklist(release, plan, scope)
     name = _scope_name(release, scope)
     if not 1 <= command.number <= len(listed):
         raise UsageError(
