@@ -450,3 +450,34 @@ async def test_bad_toggle_values_are_refused(slack: SlackDriver) -> None:
         await deliver(slack)
         assert "names no checklist item" in slack.fake.responses()[-1]["text"]
     assert await slack.runtime.service.get("r1") == before
+
+
+# --- the UnifiedHealth example ------------------------------------------------------------------------------
+
+
+def test_the_unifiedhealth_example_carries_the_reference_checklists(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+    from tests.test_preview import UNIFIED
+
+    plan = parse_plan(UNIFIED.read_text(), str(UNIFIED))
+    assert all(p.tasks for p in plan.phases), [p.id for p in plan.phases if not p.tasks]
+    db = next(p for p in plan.phases if p.id == "db-migration")
+    assert db.tasks[0] == "Execute database backup (final)" and len(db.tasks) == 6
+    assert db.commands[0] == "tail -f /var/log/migrations.log"
+    canary = next(p for p in plan.phases if p.id == "canary-region1")
+    assert canary.metrics == [
+        "Error rate < 0.1%",
+        "p95 response time < 200ms",
+        "No 5xx errors",
+        "Database latency < 50ms",
+    ]
+    assert plan.go_no_go is not None and plan.go_no_go.checklist[-1] == "Rollback plan ready"
+    assert len(plan.success_criteria) == 20 and "Appointments bookable" in plan.success_criteria
+    assert main(["check", str(UNIFIED)]) == 0
+    capsys.readouterr()
+    assert main(["preview", str(UNIFIED)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(posted when the phase starts: `/phase start ") == len(plan.phases)
+    assert "⬜ *1.* Execute database backup (final)" in out
+    # on plan, phases finished before T0 have their tasks ticked: the first status update says so, truthfully
+    assert "• Team Assembly & Briefing — 6/6 tasks" in out and "left open" not in out
