@@ -15,6 +15,7 @@ from bot.core.text import clip
 from bot.domain import (
     GO_NO_GO,
     GO_NO_GO_CHECKLIST,
+    NOT_STARTED,
     Actor,
     Conflict,
     Effect,
@@ -129,6 +130,8 @@ def closed_reason(release: Release, plan: Plan, scope: str) -> str | None:
         if decision is not None and decision.outcome in {"go", "no_go"}:
             label = "Go" if decision.outcome == "go" else "No-Go"
             return f"The go/no-go was decided ({label} at {decision.at:%H:%M} UTC); its checklist is closed."
+        if release.status not in NOT_STARTED:
+            return "The release has started, so the go/no-go checklist is closed."
         return None
     phase = release.phase(scope)
     if phase is not None and phase.status.finished:

@@ -481,3 +481,25 @@ def test_the_unifiedhealth_example_carries_the_reference_checklists(capsys: pyte
     assert "⬜ *1.* Execute database backup (final)" in out
     # on plan, phases finished before T0 have their tasks ticked: the first status update says so, truthfully
     assert "• Team Assembly & Briefing — 6/6 tasks" in out and "left open" not in out
+
+
+def test_the_gonogo_checklist_closes_when_the_release_starts_and_a_new_window_starts_all_over() -> None:
+    from dataclasses import replace
+
+    from bot.domain import ReleaseStatus
+    from bot.rules import load_plan_into
+
+    plan = tasks_plan()
+    rm = Actor("U0RM", frozenset({"release_manager"}))
+    release = tick_task(release_from_plan(plan), plan, rm, TickTask(GO_NO_GO_CHECKLIST, 1), T0).release
+    release = tick_task(release, plan, rm, TickTask("db-migration", 2), T0).release
+    started = replace(release, status=ReleaseStatus.IN_PROGRESS)
+    with pytest.raises(Exception, match="The release has started, so the go/no-go checklist is closed"):
+        tick_task(started, plan, rm, TickTask(GO_NO_GO_CHECKLIST, 2), T0)
+    # postponed by a No-Go, then given a new window: the checklists start over with the phases
+    postponed = replace(release, status=ReleaseStatus.POSTPONED)
+    later = parse_plan(
+        tasks_plan_text().replace("2026-12-05", "2026-12-12").replace("2026-12-06", "2026-12-13"), "t.yml"
+    )
+    rescheduled = load_plan_into(postponed, later, T0).release
+    assert rescheduled.attempt == 2 and rescheduled.task_checks == ()
