@@ -202,6 +202,10 @@ async def test_tick_from_the_app_home_works_and_answers_by_dm(room: SlackDriver)
 async def test_phase_tasks_check_and_uncheck_by_text(room: SlackDriver) -> None:
     reply = await room.command("/phase", "check db-migration 1 backup <!channel> id 42", user="U0DBA")
     assert reply["response_type"] == "ephemeral" and "1 of 4 done" in reply["text"]
+    listing = await room.command("/phase", "list", user="U0QA")
+    assert "· tasks 1/4" in json.dumps(listing["blocks"], ensure_ascii=False) and "`/phase tasks ID`" in json.dumps(
+        listing["blocks"]
+    )
     shown = await room.command("/phase", "tasks db-migration", user="U0QA")
     assert shown["response_type"] == "ephemeral"
     validate(shown["blocks"])
