@@ -35,7 +35,8 @@ from bot.plan import Plan
 CHECKLIST_KEY = "checklist:{phase}"
 """Outbox key of a phase's checklist message in the war room (attempt 1; see `checklist_key`)."""
 VOTE_KEY = "gonogo:vote"
-"""The vote message's key (bot.votes.VOTE_KEY; repeated here so the votes module can import this one)."""
+"""The vote message's key, bot.votes.VOTE_KEY: repeated because bot.votes imports bot.rules, which imports this
+module (tests/test_checklists.py checks that the two agree)."""
 NOTE_LIMIT = 500
 
 PHASE_TASKS_USAGE = "`/phase tasks ID` · `/phase check ID N [note]` · `/phase uncheck ID N`"
