@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.checklists import SHOW_WORDS, TICK_WORDS, ShowTasks, TickTask, parse_tasks
 from bot.core.text import check_typed, clip, from_slack
 from bot.domain import UsageError
 from bot.rules import ChangePhase, PhaseVerb
@@ -13,8 +14,9 @@ from bot.rules import ChangePhase, PhaseVerb
 RELEASE_OPTION = re.compile(r"(?:^|\s)--release(?:=|\s+)(\S+)")
 
 PHASE_USAGE = (
-    "Usage: `/phase start ID` · `/phase done ID [note]` · `/phase fail ID REASON` · "
-    "`/phase skip ID REASON` · `/phase list` (add `--release ID` outside the war room)"
+    "Usage: `/phase start ID` · `/phase done ID [--force] [note]` · `/phase fail ID REASON` · "
+    "`/phase skip ID REASON` · `/phase list` · `/phase tasks ID` · `/phase check ID N [note]` · "
+    "`/phase uncheck ID N` (add `--release ID` outside the war room)"
 )
 RELEASE_USAGE = (
     "Usage: `/release` or `/release status` · `/release schedule` · `/release start` · `/release complete` "
@@ -47,12 +49,15 @@ class ListPhases:
     pass
 
 
-def parse_phase(text: str) -> ChangePhase | ListPhases:
-    """`/phase start ID`, `done ID [note]`, `fail ID REASON`, `skip ID REASON`, `list`."""
+def parse_phase(text: str) -> ChangePhase | ListPhases | ShowTasks | TickTask:
+    """`/phase start ID`, `done ID [--force] [note]`, `fail ID REASON`, `skip ID REASON`, `list`,
+    `tasks ID`, `check ID N [note]`, `uncheck ID N`."""
     parts = words(text, 2)
     if not parts:
         raise UsageError("Tell me what to do with a phase.", PHASE_USAGE)
     verb = parts[0].lower()
+    if verb in SHOW_WORDS or verb in TICK_WORDS:
+        return parse_tasks(verb, text.strip()[len(parts[0]) :], PHASE_USAGE)
     if verb in {"list", "ls", "status"}:
         if len(parts) > 1:
             raise UsageError(f"`/phase {verb}` takes no arguments.", PHASE_USAGE)
@@ -70,7 +75,10 @@ def parse_phase(text: str) -> ChangePhase | ListPhases:
         raise UsageError(f"`/phase start` takes only a phase id (got extra text: {rest[:40]!r}).", PHASE_USAGE)
     if phase_verb in {PhaseVerb.FAIL, PhaseVerb.SKIP} and not rest:
         raise UsageError(f"Say why: `/phase {verb} {parts[1]} REASON`.", PHASE_USAGE)
-    return ChangePhase(phase_verb, parts[1].lower(), clip(rest, 2000))
+    force = phase_verb is PhaseVerb.DONE and rest.split(None, 1)[:1] == ["--force"]
+    if force:
+        rest = rest.removeprefix("--force").strip()
+    return ChangePhase(phase_verb, parts[1].lower(), clip(rest, 2000), force)
 
 
 class ReleaseVerb(StrEnum):

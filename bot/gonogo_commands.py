@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from bot.checklists import SHOW_WORDS, TICK_WORDS, ShowTasks, TickTask, parse_tasks
 from bot.commands import words
 from bot.core.text import clip
-from bot.domain import UsageError, Vote
+from bot.domain import GO_NO_GO_CHECKLIST, UsageError, Vote
 from bot.votes import CastVote, DecideVote, OpenVote, ShowVote
 
 GONOGO_USAGE = (
     "Usage: `/gonogo` (show the vote) · `/gonogo open` (release manager) · "
     "`/gonogo go` · `/gonogo no-go REASON` (voters; the buttons do the same) · "
-    "`/gonogo decide go|no-go RATIONALE` (final authority) (add `--release ID` outside the war room)"
+    "`/gonogo decide go|no-go RATIONALE` (final authority) · `/gonogo checklist` · `/gonogo check N [note]` · "
+    "`/gonogo uncheck N` (voters, release manager) (add `--release ID` outside the war room)"
 )
 
 _OUTCOMES = {
@@ -20,7 +22,7 @@ _OUTCOMES = {
     "no_go": Vote.NO_GO,
 }
 
-GonogoCommand = ShowVote | OpenVote | CastVote | DecideVote
+GonogoCommand = ShowVote | OpenVote | CastVote | DecideVote | ShowTasks | TickTask
 
 
 def parse_outcome(word: str) -> Vote:
@@ -32,12 +34,15 @@ def parse_outcome(word: str) -> Vote:
 
 
 def parse_gonogo(text: str) -> GonogoCommand:
-    """`/gonogo [status]`, `open`, `go`, `no-go REASON`, `decide go|no-go RATIONALE`."""
+    """`/gonogo [status]`, `open`, `go`, `no-go REASON`, `decide go|no-go RATIONALE`, `checklist`,
+    `check N [note]`, `uncheck N`."""
     parts = words(text, 1)
     if not parts:
         return ShowVote()
     verb = parts[0].lower()
     rest = parts[1].strip() if len(parts) > 1 else ""
+    if verb in SHOW_WORDS or verb in TICK_WORDS:
+        return parse_tasks(verb, rest, GONOGO_USAGE, scope=GO_NO_GO_CHECKLIST)
     if verb in {"status", "show"}:
         if rest:
             raise UsageError(f"`/gonogo {verb}` takes no arguments.", GONOGO_USAGE)

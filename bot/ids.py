@@ -26,7 +26,8 @@ class ActionId(StrEnum):
     EVALUATION_CONTINUE = "rollback_evaluation_continue"
     EVALUATION_EXECUTE = "rollback_evaluation_execute"
     TASK_TOGGLE = "task_toggle"
-    """value `RELEASE:SCOPE:N`: tick task N of a phase (SCOPE = phase id) or of the go/no-go checklist, or untick it."""
+    """value `RELEASE:SCOPE:N`: tick task N of a phase (SCOPE = phase id) or of the go/no-go checklist, or untick it.
+    `RELEASE:SCOPE:N:tick` / `:untick` says which (what the button showed): a stale second click is refused."""
     PHASE_DONE_CONFIRM = "phase_done_confirm"
     """value `RELEASE:PHASE`: finish a phase although tasks are still open (after being asked)."""
     SIGNOFF_SIGN = "signoff_sign"

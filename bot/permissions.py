@@ -23,6 +23,8 @@ class Action(StrEnum):
     COMPLETE_RELEASE = "complete the release"
     ABORT_RELEASE = "abort the release"
     ROLLBACK = "roll back the release"
+    TICK_TASK = "tick a phase's tasks"
+    TICK_GO_NO_GO = "tick the go/no-go checklist"
 
 
 ANYONE = "anyone"
@@ -52,6 +54,10 @@ def required(plan: Plan, action: Action) -> str | set[str]:
             return {plan.go_no_go.final_authority} if plan.go_no_go else set()
         case Action.OPEN_VOTE:
             return _lifecycle(plan)
+        case Action.TICK_TASK:
+            return IN_PLAN  # the phase's owner is in the plan; anyone else in it may tick too (SPEC §8)
+        case Action.TICK_GO_NO_GO:
+            return (set(plan.go_no_go.voters) if plan.go_no_go else set()) | {RELEASE_MANAGER}
         case _:
             return _lifecycle(plan)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bot.checklists import left_open, phase_checklist_effects, task_fraction
 from bot.domain import (
     GO_NO_GO,
     RESCHEDULED,
@@ -150,6 +151,7 @@ def reschedule(loaded: Outcome, plan: Plan, previous_start: datetime, now: datet
         status=ReleaseStatus.SCHEDULED,
         phases=phases_from_plan(plan),
         ballots=(),
+        task_checks=(),  # the checklists start over with the phases
         decisions=(*release.decisions, closing),
         vote_opened_at=None,
         vote_channel=None,
@@ -183,6 +185,8 @@ class ChangePhase:
     verb: PhaseVerb
     phase_id: str
     text: str = ""
+    force: bool = False
+    """`done` although tasks are open (confirmed, or `--force`): they are recorded as left open."""
 
 
 _ALLOWED_FROM: dict[PhaseVerb, set[PhaseStatus]] = {
@@ -227,6 +231,7 @@ def change_phase(release: Release, plan: Plan, actor: Actor, command: ChangePhas
             f"it cannot be marked {_TARGET[verb].value.replace('_', ' ')}."
         )
     target = _TARGET[verb]
+    left = left_open(release, plan, phase.id, force=command.force, note=command.text) if verb is PhaseVerb.DONE else {}
     if verb is PhaseVerb.START:
         changed = replace(
             phase, status=target, started_at=now, started_by=actor.user_id, finished_at=None, finished_by=None
@@ -240,13 +245,15 @@ def change_phase(release: Release, plan: Plan, actor: Actor, command: ChangePhas
         data["note"] = command.text.strip()
     if changed.finished_at and changed.status is PhaseStatus.DONE:
         data["late_seconds"] = int((now - phase.planned_end).total_seconds())
+    data.update(left)
     event = Event(_EVENT[verb], now, actor.user_id, phase.id, data)
     post = Post(
         "war_room",
         "phase_update",
-        {"phase": phase.id, "verb": verb.value, "by": actor.user_id, "text": command.text.strip()},
+        {"phase": phase.id, "verb": verb.value, "by": actor.user_id, "text": command.text.strip(), **left},
     )
     effects: list[Effect] = [post]
+    effects += phase_checklist_effects(updated, plan, phase.id, started=verb is PhaseVerb.START, previous=phase.status)
     if (
         verb is PhaseVerb.DONE
         and phase.region
@@ -254,19 +261,28 @@ def change_phase(release: Release, plan: Plan, actor: Actor, command: ChangePhas
         and not all(p.status.finished for p in release.phases if p.region == phase.region)
     ):
         effects.append(Post("announcements", "region_deployed", {"region": phase.region}))
-    reply = f"{changed.name}: {target.value.replace('_', ' ')}. Progress {progress(updated)}%."
+    reply = f"{changed.name}: {target.value.replace('_', ' ')}. Progress {progress(updated, plan)}%."
+    if left:
+        reply += f" Left open: {len(left['open_task_numbers'])} task(s), recorded on the timeline."
     return Outcome(updated, (event,), tuple(effects), reply)
 
 
 # --- derived views -------------------------------------------------------------------------------------------
 
 
-def progress(release: Release) -> int:
-    """Percent of planned phase time that is done or skipped (whole percent, rounded down)."""
+def progress(release: Release, plan: Plan | None = None) -> int:
+    """Percent of planned phase time that is done or skipped (whole percent, rounded down).
+
+    Given the plan, a running phase with tasks counts for the share of them ticked (2 of 4: half its time)."""
     total = sum((p.planned_end - p.planned_start for p in release.phases), timedelta(0))
     if total <= timedelta(0):
         return 100 if release.phases and all(p.status.finished for p in release.phases) else 0
     finished = sum((p.planned_end - p.planned_start for p in release.phases if p.status.finished), timedelta(0))
+    if plan is not None:
+        finished += sum(
+            ((p.planned_end - p.planned_start) * task_fraction(release, plan, p.id) for p in current_phases(release)),
+            timedelta(0),
+        )
     return int(finished / total * 100)
 
 

@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 import messages.vote_cards  # noqa: F401 - registers the vote messages the dispatcher renders
+from bot.checklists import ShowTasks, TickTask
 from bot.commands import split_release_option
 from bot.core.text import slack_escape
 from bot.domain import Actor, DomainError, Outcome, Release, Vote
@@ -29,6 +30,7 @@ from bot.votes import (
     require_attempt,
     require_vote,
 )
+from handlers.checklists import checklist_command
 from handlers.deps import Deps
 from handlers.errors import reply_privately
 from handlers.forms import actor_in_time, form_metadata
@@ -59,6 +61,9 @@ async def on_gonogo(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespon
         require_vote(plan)
         card = compose(plan, "gonogo_vote", await deps.service.get(release_id), deps.clock(), {})
         await respond(response_type="ephemeral", **card.kwargs())
+        return
+    if isinstance(parsed, ShowTasks | TickTask):
+        await checklist_command(parsed, release_id, command["user_id"], respond, deps)
         return
     actor = await deps.actor(plan, command["user_id"])
     rule = RULES.get(type(parsed), open_vote)

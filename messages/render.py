@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
+from bot.checklists import task_view
 from bot.core.text import slack_escape as slack_escape  # the one escaping function, for the builders
 from bot.domain import ALERTMANAGER, GRAFANA, SYSTEM, IssueStatus, PhaseStatus, Release, ReleaseStatus, Severity
 from bot.lifecycle import pending_evaluations
@@ -181,8 +182,8 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
     colour, reason = status_colour(release, now)
     delta = schedule_delta(release, now)
     nxt = next_phase(release)
-    phases = [phase_view(p, tz, now) for p in release.phases]
-    current = [phase_view(p, tz, now) for p in current_phases(release)]
+    phases = [{**phase_view(p, tz, now), **task_view(release, plan, p.id)} for p in release.phases]
+    current = [{**phase_view(p, tz, now), **task_view(release, plan, p.id)} for p in current_phases(release)]
     open_issues = [
         {
             "number": i.number,
@@ -225,8 +226,8 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
         "skipped": [p for p in phases if p["status"] == "skipped"],
         "failed": [p for p in phases if p["status"] == "failed"],
         "unfinished": [p for p in phases if p["status"] in {"pending", "in_progress"}],
-        "next": phase_view(nxt, tz, now) if nxt else None,
-        "progress": progress(release),
+        "next": {**phase_view(nxt, tz, now), **task_view(release, plan, nxt.id)} if nxt else None,
+        "progress": progress(release, plan),
         "colour": colour.value,
         "colour_icon": COLOUR_ICONS[colour.value],
         "colour_reason": reason,

@@ -10,7 +10,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bot.domain import Ballot, Decision, IssueStatus, Release, ReleaseStatus, Severity, Vote
+from bot.checklists import open_tasks, task_counts
+from bot.domain import GO_NO_GO_CHECKLIST, Ballot, Decision, IssueStatus, Release, ReleaseStatus, Severity, Vote
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.lifecycle import ASKED, ROLLBACK_POINT, evaluation_kind
 from bot.plan import Plan
@@ -28,6 +29,7 @@ from messages import blocks as bk
 from messages.alert_cards import trigger_blocks, trigger_title
 from messages.blocks import Message
 from messages.check_cards import check_blocks
+from messages.checklist_cards import item_blocks
 from messages.render import COLOUR_ICONS, builder, date_token, mention, mentions, slack_escape, time_token
 
 VOTE_ICONS = {Vote.GO: "✅", Vote.NO_GO: "⛔"}
@@ -141,7 +143,12 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
     )
     if len(critical) > CRITICAL_SHOWN:
         issues += f"\n… and {len(critical) - CRITICAL_SHOWN} more open critical issues — `/issue list`"
-    checklist = "\n".join(f"☐ {slack_escape(item)}" for item in spec.checklist)
+    ticked, total = task_counts(release, plan, GO_NO_GO_CHECKLIST)
+    still_open = ", ".join(str(n) for n, _ in open_tasks(release, plan, GO_NO_GO_CHECKLIST))
+    checklist_head = f"*Go/No-Go checklist* — {ticked} of {total} ticked" + (
+        f" · still open: {still_open}" if still_open else " ✅"
+    )
+    checklist = [bk.section(checklist_head), *item_blocks(plan, release, GO_NO_GO_CHECKLIST, now, max_sections=10)]
     voter_lines = []
     for role_vote in tally.roles:
         who = mentions(plan.members([role_vote.role]))
@@ -152,7 +159,7 @@ def vote_message(plan: Plan, release: Release, now: datetime, data: dict[str, An
         bk.section(status),
         bk.section(counts),
         bk.divider(),
-        bk.section(f"*Go/No-Go checklist*\n{checklist}"),
+        *(checklist if spec.checklist else []),
         *bk.layout(f"*Open critical issues*\n{issues}"),  # split at line breaks rather than cut
         *check_blocks(plan, release, "vote"),
         bk.divider(),

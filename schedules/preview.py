@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+import messages.checklist_cards
 import messages.vote_cards  # noqa: F401 - registers the vote and rollback-prompt builders rendered below
-from bot.core.simulate import on_plan
+from bot.checklists import checklist_key
+from bot.checklists import items as checklist_items
+from bot.core.simulate import on_plan as _phases_on_plan
+from bot.domain import PhaseStatus, Release, ReleaseStatus, TaskCheck
 from bot.plan import Plan
 from bot.rules import release_from_plan
 from bot.votes import AUTO_NO_GO_GRACE
@@ -26,10 +31,27 @@ class PreviewItem:
     """For status updates: the time of the last one (`at` is the first)."""
 
 
+def _on_plan(plan: Plan) -> Callable[[Release, datetime], Release]:
+    """`on_plan`, with every task of a phase that finished on plan ticked (by its owner, at its end)."""
+
+    def at_time(release: Release, at: datetime) -> Release:
+        simulated = _phases_on_plan(release, at)
+        for phase in simulated.phases:
+            if phase.status is PhaseStatus.DONE and phase.finished_at is not None:
+                owner = (plan.members(list(phase.owners)) or ["warroom"])[0]
+                for n, _ in enumerate(checklist_items(plan, phase.id), start=1):
+                    simulated = simulated.with_task_check(TaskCheck(phase.id, n, owner, phase.finished_at))
+        return simulated
+
+    return at_time
+
+
 def preview(plan: Plan) -> list[PreviewItem]:
     """Announcements, the vote's opening and deadline reminder, and the rollback decision point as they
-    would render at their time if everything goes to plan; status updates as the first and their count."""
+    would render at their time if everything goes to plan; status updates as the first and their count;
+    each phase's checklist as it is posted when the phase starts on time."""
     fresh = release_from_plan(plan)
+    on_plan = _on_plan(plan)
     war_room = plan.channel("war_room")
     items: list[PreviewItem] = []
     streams: dict[str, list[tuple[datetime, str, dict[str, object]]]] = {}
@@ -61,6 +83,16 @@ def preview(plan: Plan) -> list[PreviewItem]:
         )
         key = "go/no-go deadline reminder (only if votes are missing; each missing voter also gets it by DM)"
         items.append(PreviewItem(deadline, key, war_room, message))
+    for spec in plan.phases:
+        if not spec.tasks:
+            continue
+        start, _end = plan.phase_window(spec)
+        started = on_plan(fresh, start)
+        if started.status.finished:  # a phase can start only while the release runs: past the window's end too
+            started = replace(started, status=ReleaseStatus.IN_PROGRESS, ended_at=None)
+        checklist = compose(plan, "phase_checklist", started, start, {"phase": spec.id})
+        key = f"{checklist_key(started, spec.id)} (posted when the phase starts: `/phase start {spec.id}`)"
+        items.append(PreviewItem(start, key, war_room, checklist))
     if plan.rollback.decision_point is not None:
         point = plan.at(plan.rollback.decision_point)
         prompt = compose(plan, "rollback_prompt", on_plan(fresh, point), point, {})

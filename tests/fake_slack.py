@@ -396,6 +396,11 @@ class FakeSlack:
         if method == "apps.connections.open":
             return {"ok": True, "url": self.url.replace("http://", "ws://").replace("/api/", "/socket")}
         if method == "chat.update":
+            channel, _ = self._conversation_for_post(str(args["channel"]))
+            updated = self._message(channel, str(args["ts"]))
+            if updated is None:
+                return {"ok": False, "error": "message_not_found"}  # as Slack answers an unknown ts
+            updated.update(text=args.get("text"), blocks=args.get("blocks"))
             return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
         if method == "conversations.list":
             return {
