@@ -19,7 +19,8 @@ PHASE_USAGE = (
 RELEASE_USAGE = (
     "Usage: `/release` or `/release status` · `/release schedule` · `/release start` · `/release complete` "
     "(`--force REASON` with phases unfinished) · "
-    "`/release abort REASON` · `/release rollback REASON` (add `--release ID` outside the war room)"
+    "`/release abort REASON` · `/release rollback REASON` · `/release report` (add `--release ID` outside the "
+    "war room)"
 )
 
 
@@ -80,6 +81,7 @@ class ReleaseVerb(StrEnum):
     COMPLETE = "complete"
     ABORT = "abort"
     ROLLBACK = "rollback"
+    REPORT = "report"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,10 @@ def parse_release(text: str) -> ReleaseCommand:
             raise UsageError(f"A forced {what} needs a reason: `/release {verb.value} --force REASON`.", RELEASE_USAGE)
     if verb in {ReleaseVerb.ABORT, ReleaseVerb.ROLLBACK} and not rest:
         raise UsageError(f"Say why: `/release {verb.value} REASON`.", RELEASE_USAGE)
-    if verb in {ReleaseVerb.STATUS, ReleaseVerb.SCHEDULE, ReleaseVerb.COMPLETE} and rest and not force:
+    if (
+        verb in {ReleaseVerb.STATUS, ReleaseVerb.SCHEDULE, ReleaseVerb.COMPLETE, ReleaseVerb.REPORT}
+        and rest
+        and not force
+    ):
         raise UsageError(f"`/release {verb.value}` takes no arguments.", RELEASE_USAGE)
     return ReleaseCommand(verb, clip(rest, 2000), force)

@@ -23,6 +23,7 @@ class Action(StrEnum):
     COMPLETE_RELEASE = "complete the release"
     ABORT_RELEASE = "abort the release"
     ROLLBACK = "roll back the release"
+    REQUEST_REPORT = "upload the post-mortem report"
 
 
 ANYONE = "anyone"
@@ -45,6 +46,8 @@ def required(plan: Plan, action: Action) -> str | set[str]:
         case Action.UPDATE_PHASE | Action.INVESTIGATE_ISSUE | Action.RESOLVE_ISSUE | Action.PAGE:
             return IN_PLAN
         case Action.ACK_PAGE:
+            return IN_PLAN
+        case Action.REQUEST_REPORT:
             return IN_PLAN
         case Action.VOTE:
             return set(plan.go_no_go.voters) if plan.go_no_go else set()
