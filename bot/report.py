@@ -337,12 +337,41 @@ def _phase_change(verb: str) -> Callable[[Event, Release], str]:
         if verb == "done":
             late = e.data.get("late_seconds")
             timing = f", {against_plan(timedelta(seconds=late))}" if isinstance(late, int | float) else ""
-            return f"marked {name} done{timing}" + (f": {note}" if note else "")
+            left = [str(t) for t in e.data.get("open_tasks") or []]
+            open_tasks = f", with {_count(len(left), 'task')} open ({'; '.join(left)})" if left else ""
+            return f"marked {name} done{timing}{open_tasks}" + (f": {note}" if note else "")
         if verb == "started":
             return f"started {name}"
         return f"{verb} {name}" + (f": {note}" if note else "")
 
     return sentence
+
+
+def _n(value: object) -> int:
+    """A count an event gives as a number or as the list of what it counts."""
+    if isinstance(value, list | tuple):
+        return len(value)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _checklist_name(release: Release, scope: str | None) -> str:
+    return "the go/no-go checklist" if scope == GO_NO_GO_CHECKLIST else _phase_name(release, scope)
+
+
+def _task_checked(e: Event, release: Release) -> str:
+    note = e.data.get("note")
+    return f"ticked task {e.data.get('number')} of {_checklist_name(release, e.subject)}: {e.data.get('task')}" + (
+        f" ({note})" if note else ""
+    )
+
+
+def _signed(e: Event, release: Release) -> str:
+    comment = e.data.get("comment")
+    return f"signed off as {_words(e.subject)}: {e.data.get('criterion')}" + (f" ({comment})" if comment else "")
 
 
 def _decided(e: Event, release: Release) -> str:
@@ -502,6 +531,27 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
     "rollback.evaluation_overdue": lambda e, r: (
         f"no answer on rolling back after issue {_number(e.subject)}; paged {_words(e.data.get('paged', []))}"
     ),
+    "task.checked": _task_checked,
+    "task.unchecked": lambda e, r: (
+        f"unticked task {e.data.get('number')} of {_checklist_name(r, e.subject)}: {e.data.get('task')}"
+    ),
+    "signoffs.requested": lambda e, r: f"asked for the sign-offs of {_words(e.data.get('roles', []))}",
+    "signoff.signed": _signed,
+    "signoff.refused": lambda e, r: (
+        f"refused to sign off as {_words(e.subject)} ({e.data.get('criterion')}): {e.data.get('reason')}"
+    ),
+    "release.approved": lambda e, r: (
+        "every required sign-off is in: final approval, deployment status "
+        + ("**Rollback**" if e.data.get("outcome") == "rollback" else "**Success**")
+    ),
+    "handoff.posted": lambda e, r: (
+        f"posted the handoff to the {_words(e.data.get('to'))} ({_count(_n(e.data.get('open_issues')), 'open issue')}, "
+        f"{_count(_n(e.data.get('open_pages')), 'open page')})"
+    ),
+    "handoff.accepted": lambda e, r: (
+        f"accepted the handoff as {_words(e.subject)}; on call now: {_words(e.data.get('oncall', []))}"
+    ),
+    "follow_up.reminded": lambda e, r: f"reminded {_words(e.data.get('owner', []))} of the follow-up: {e.subject}",
     "report.requested": lambda e, r: "asked for the post-mortem report in the war room",
     "report.uploaded": lambda e, r: (
         f"uploaded the post-mortem report and its chart to the war room ({_words(e.data.get('files', []))})"
