@@ -123,7 +123,9 @@ def _phase_row(
     }
 
 
-def _signoffs(release: Release, plan: Plan | None, iso: Callable[[datetime | None], str | None]) -> dict[str, Any]:
+def _signoffs(
+    release: Release, plan: Plan | None, timeline: list[Event], iso: Callable[[datetime | None], str | None]
+) -> dict[str, Any]:
     """Every required sign-off (the plan's, then any other role that answered): waiting, signed or refused."""
     specs = [(s.role, s.criterion) for s in plan.signoffs] if plan is not None else []
     roles = [role for role, _ in specs] + [s.role for s in release.signoffs if s.role not in {r for r, _ in specs}]
@@ -141,7 +143,14 @@ def _signoffs(release: Release, plan: Plan | None, iso: Callable[[datetime | Non
                 "comment": answer.comment if answer else "",
             }
         )
-    return {"requested_at": iso(release.signoffs_requested_at), "approved_at": iso(release.approved_at), "roles": rows}
+    approved = next((e for e in reversed(timeline) if e.kind == "release.approved"), None)
+    outcome = approved.data.get("outcome") if approved is not None else None
+    return {
+        "requested_at": iso(release.signoffs_requested_at),
+        "approved_at": iso(release.approved_at),
+        "deployment_status": outcome if outcome in {"success", "rollback"} else None,
+        "roles": rows,
+    }
 
 
 def _handoff(
@@ -276,7 +285,7 @@ def report(
             for e in timeline
             if e.kind in ROLLBACK_EVENTS
         ],
-        "signoffs": _signoffs(release, plan, iso),
+        "signoffs": _signoffs(release, plan, timeline, iso),
         "handoff": _handoff(release, plan, iso),
         "announcements": _announcements(release, timeline, outbox or [], iso),
         "timeline": [
@@ -873,7 +882,12 @@ def _after_table(title: str, data: dict[str, Any], clock: _Clock) -> list[str]:
     signoffs = data["signoffs"]
     out = [
         "",
-        f"- Requested: {clock.full(signoffs['requested_at'])} · final approval: {clock.full(signoffs['approved_at'])}",
+        f"- Requested: {clock.full(signoffs['requested_at'])} · final approval: {clock.full(signoffs['approved_at'])}"
+        + (
+            f" · deployment status: **{signoffs['deployment_status'].title()}**"
+            if signoffs["deployment_status"]
+            else ""
+        ),
     ]
     handoff = data["handoff"]
     out += ["", "## Handoff", ""]

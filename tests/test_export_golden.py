@@ -83,6 +83,7 @@ def test_the_recorded_export_holds_the_whole_day(
     assert page["seconds_to_ack"] == 240 and page["levels_reached"] == [1]
     assert [s["status"] for s in data["signoffs"]["roles"]] == ["signed", "signed", "signed"]
     assert data["signoffs"]["approved_at"] == "2026-12-05T18:50:00-05:00"
+    assert data["signoffs"]["deployment_status"] == "success"
     assert data["handoff"]["accepted_by"] == "U0DEV"
     delayed = [a["name"] for a in data["announcements"] if a["delayed"]]
     assert "status update of 17:15" in delayed
