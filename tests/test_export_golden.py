@@ -12,7 +12,6 @@ import io
 import json
 import os
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -196,12 +195,20 @@ def test_a_release_with_phases_draws_them_and_one_without_does_not(tmp_path: Pat
     assert _colours(with_phases) > _colours(without)
 
 
-def test_the_chart_names_the_plans_zone_whatever_the_machines(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
+def test_the_chart_is_drawn_in_the_plans_zone_whatever_the_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
     data = _plain_export()
-    assert render_chart(data) == render_chart(copy.deepcopy(data))
-    started = {**data, "release": {**data["release"], "started_at": (T0 + timedelta(minutes=1)).isoformat()}}
-    assert render_chart(started)[:8] == b"\x89PNG\r\n\x1a\n"
+    drawn = {}
+    for machine in ("UTC", "Asia/Tokyo"):
+        monkeypatch.setenv("TZ", machine)
+        time.tzset()
+        drawn[machine] = render_chart(data)
+    monkeypatch.undo()
+    time.tzset()
+    assert drawn["UTC"] == drawn["Asia/Tokyo"], "the machine's zone changed the chart"
+    utc = {**data, "release": {**data["release"], "timezone": "UTC"}}
+    assert render_chart(utc) != drawn["UTC"], "the axis follows the plan's zone"
 
 
 def test_export_says_so_when_the_chart_cannot_be_written(
