@@ -272,11 +272,33 @@ async def _export(args: argparse.Namespace) -> int:
                 )
                 return 1
             timeline = await repo.get_timeline(session=session, release_id=args.release)
+            outbox = await repo.outbox(session=session, release_id=args.release)
+            stored = await repo.get_plan_source(session=session, release_id=args.release)
     finally:
         await engine.dispose()
-    data = report(release, timeline)
+    data = report(release, timeline, _stored_plan(stored), outbox)
+    if args.chart is not None:
+        from bot.chart import render_chart
+
+        try:
+            await asyncio.to_thread(Path(args.chart).write_bytes, render_chart(data))
+        except OSError as exc:
+            print(f"cannot write the chart to {args.chart}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     print(to_json(data) if args.format == "json" else to_markdown(data), end="")
     return 0
+
+
+def _stored_plan(stored: tuple[str, str] | None) -> Plan | None:
+    """The plan the release was last loaded from, as the database keeps it (None when it kept no source)."""
+    from bot.plan import parse_plan
+
+    if stored is None or not stored[0].strip():
+        return None
+    try:
+        return parse_plan(stored[0], stored[1] or "plan.yml")
+    except PlanError:
+        return None
 
 
 def _shown(url: str) -> str:
@@ -318,6 +340,7 @@ def parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="the release's timeline and report for the post-mortem")
     export.add_argument("release", metavar="RELEASE")
     export.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    export.add_argument("--chart", metavar="FILE.png", help="also write the plan-vs-actual timeline chart to FILE.png")
     export.set_defaults(func=cmd_export)
     return p
 

@@ -21,7 +21,8 @@ PHASE_USAGE = (
 RELEASE_USAGE = (
     "Usage: `/release` or `/release status` · `/release schedule` · `/release start` · `/release complete` "
     "(`--force REASON` with phases unfinished) · "
-    "`/release abort REASON` · `/release rollback REASON` · `/release checks` (add `--release ID` outside the war room)"
+    "`/release abort REASON` · `/release rollback REASON` · `/release checks` · `/release report` "
+    "(add `--release ID` outside the war room)"
 )
 
 
@@ -89,6 +90,7 @@ class ReleaseVerb(StrEnum):
     ABORT = "abort"
     ROLLBACK = "rollback"
     CHECKS = "checks"
+    REPORT = "report"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,13 @@ def parse_release(text: str) -> ReleaseCommand:
             raise UsageError(f"A forced {what} needs a reason: `/release {verb.value} --force REASON`.", RELEASE_USAGE)
     if verb in {ReleaseVerb.ABORT, ReleaseVerb.ROLLBACK} and not rest:
         raise UsageError(f"Say why: `/release {verb.value} REASON`.", RELEASE_USAGE)
-    no_arguments = {ReleaseVerb.STATUS, ReleaseVerb.SCHEDULE, ReleaseVerb.COMPLETE, ReleaseVerb.CHECKS}
+    no_arguments = {
+        ReleaseVerb.STATUS,
+        ReleaseVerb.SCHEDULE,
+        ReleaseVerb.COMPLETE,
+        ReleaseVerb.CHECKS,
+        ReleaseVerb.REPORT,
+    }
     if verb in no_arguments and rest and not force:
         raise UsageError(f"`/release {verb.value}` takes no arguments.", RELEASE_USAGE)
     return ReleaseCommand(verb, clip(rest, 2000), force)

@@ -32,6 +32,7 @@ from bot.domain import (
 )
 from bot.permissions import Action, authorize
 from bot.plan import Plan
+from bot.postmortem import request_report
 from bot.rules import postpone_effects
 from bot.timers import timer_rule
 from bot.votes import DECISION_POINT_TIMER, T0_TIMER, VOTE_KEY, VOTE_TIMERS, go_decision
@@ -75,6 +76,8 @@ def change_release(release: Release, plan: Plan, actor: Actor, command: ReleaseC
             return abort(release, plan, actor, now, command.reason)
         case ReleaseVerb.ROLLBACK:
             return rollback(release, plan, actor, now, command.reason)
+        case ReleaseVerb.REPORT:
+            return request_report(release, plan, actor, now)
         case _:
             raise Conflict(f"`/release {command.verb.value}` does not change the release.")
 

@@ -25,6 +25,7 @@ class Action(StrEnum):
     ROLLBACK = "roll back the release"
     TICK_TASK = "tick a phase's tasks"
     TICK_GO_NO_GO = "tick the go/no-go checklist"
+    REQUEST_REPORT = "upload the post-mortem report"
 
 
 ANYONE = "anyone"
@@ -47,6 +48,8 @@ def required(plan: Plan, action: Action) -> str | set[str]:
         case Action.UPDATE_PHASE | Action.INVESTIGATE_ISSUE | Action.RESOLVE_ISSUE | Action.PAGE:
             return IN_PLAN
         case Action.ACK_PAGE:
+            return IN_PLAN
+        case Action.REQUEST_REPORT:
             return IN_PLAN
         case Action.VOTE:
             return set(plan.go_no_go.voters) if plan.go_no_go else set()

@@ -10,14 +10,35 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.domain import Event, PhaseStatus, Release
+from bot.domain import GO_NO_GO_CHECKLIST, Event, PhaseStatus, Release
 from bot.rules import progress
 from bot.timeparse import format_duration, zone
 
+if TYPE_CHECKING:
+    from bot.plan import Plan
+    from storage.repo import OutboxItem
+
 SYSTEM_ACTOR = "warroom"
+
+SCHEMA_VERSION = "1.0"
+"""`schema_version` of every JSON export: schemas/export-v1.schema.json describes it. A field added keeps
+the major version (1.1, 1.2 …); a field removed, renamed or retyped makes it 2.0 with a new schema file."""
+
+ANNOUNCED_KINDS = ("announcement", "status")
+"""Outbox kinds the report lists as announcements sent: the plan's own scheduled messages."""
+ROLLBACK_EVENTS = frozenset(
+    {
+        "release.rollback_started",
+        "release.rolled_back",
+        "rollback.decision_point",
+        "rollback.continued",
+        "rollback.evaluation_asked",
+        "rollback.evaluation_overdue",
+    }
+)
 
 
 def against_plan(delta: timedelta | None) -> str | None:
@@ -41,33 +62,153 @@ def humane_seconds(text: str) -> str:
     return _SECONDS.sub(lambda m: format_duration(timedelta(seconds=int(m.group(1)))), text)
 
 
-def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
-    """Everything about one release as plain data, times in the plan's zone."""
+def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
+    return (later - earlier).total_seconds() if later is not None and earlier is not None else None
+
+
+def _first(timeline: list[Event], kind: str, subject: str) -> Event | None:
+    return next((e for e in timeline if e.kind == kind and e.subject == subject), None)
+
+
+def _tasks(
+    release: Release, scope: str, texts: list[str], iso: Callable[[datetime | None], str | None]
+) -> list[dict[str, Any]]:
+    """A checklist as the plan lists it, each item with who ticked it and when (None: still open)."""
+    checked = release.checked(scope)
+    numbers = sorted(set(range(1, len(texts) + 1)) | set(checked))
+    rows = []
+    for n in numbers:
+        check = checked.get(n)
+        rows.append(
+            {
+                "number": n,
+                "task": texts[n - 1] if n <= len(texts) else None,
+                "done": check is not None,
+                "done_by": check.done_by if check else None,
+                "at": iso(check.at) if check else None,
+                "note": check.note if check else "",
+            }
+        )
+    return rows
+
+
+def _phase_row(
+    release: Release, p: Any, plan: Plan | None, timeline: list[Event], iso: Callable[[datetime | None], str | None]
+) -> dict[str, Any]:
+    late = p.finished_at - p.planned_end if p.finished_at and p.status is PhaseStatus.DONE else None
+    spec = next((s for s in plan.phases if s.id == p.id), None) if plan is not None else None
+    tasks = _tasks(release, p.id, list(spec.tasks) if spec else [], iso)
+    done_event = next((e for e in reversed(timeline) if e.kind == "phase.done" and e.subject == p.id), None)
+    start_late = _seconds(p.started_at, p.planned_start)
+    return {
+        "id": p.id,
+        "name": p.name,
+        "status": p.status.value,
+        "planned_start": iso(p.planned_start),
+        "planned_end": iso(p.planned_end),
+        "started_at": iso(p.started_at),
+        "finished_at": iso(p.finished_at),
+        "started_by": p.started_by,
+        "finished_by": p.finished_by,
+        "late_seconds": late.total_seconds() if late is not None else None,
+        "against_plan": against_plan(late),
+        "start_late_seconds": start_late,
+        "planned_seconds": _seconds(p.planned_end, p.planned_start),
+        "actual_seconds": _seconds(p.finished_at, p.started_at),
+        "note": p.note,
+        "tasks": tasks,
+        "tasks_done": sum(1 for t in tasks if t["done"]),
+        "tasks_left": sum(1 for t in tasks if not t["done"]),
+        "open_at_finish": [str(t) for t in (done_event.data.get("open_tasks") or [])] if done_event else [],
+    }
+
+
+def _signoffs(
+    release: Release, plan: Plan | None, timeline: list[Event], iso: Callable[[datetime | None], str | None]
+) -> dict[str, Any]:
+    """Every required sign-off (the plan's, then any other role that answered): waiting, signed or refused."""
+    specs = [(s.role, s.criterion) for s in plan.signoffs] if plan is not None else []
+    roles = [role for role, _ in specs] + [s.role for s in release.signoffs if s.role not in {r for r, _ in specs}]
+    criteria = dict(specs)
+    rows = []
+    for role in roles:
+        answer = release.signoff(role)
+        rows.append(
+            {
+                "role": role,
+                "criterion": criteria.get(role),
+                "status": answer.status.value if answer else "waiting",
+                "by": answer.by if answer else None,
+                "at": iso(answer.at) if answer else None,
+                "comment": answer.comment if answer else "",
+            }
+        )
+    approved = next((e for e in reversed(timeline) if e.kind == "release.approved"), None)
+    outcome = approved.data.get("outcome") if approved is not None else None
+    return {
+        "requested_at": iso(release.signoffs_requested_at),
+        "approved_at": iso(release.approved_at),
+        "deployment_status": outcome if outcome in {"success", "rollback"} else None,
+        "roles": rows,
+    }
+
+
+def _handoff(
+    release: Release, plan: Plan | None, iso: Callable[[datetime | None], str | None]
+) -> dict[str, Any] | None:
+    spec = plan.handoff if plan is not None else None
+    if spec is None and release.handoff_posted_at is None:
+        return None
+    return {
+        "to": spec.to if spec else None,
+        "from": spec.from_ if spec else None,
+        "watch": list(spec.watch) if spec else [],
+        "posted_at": iso(release.handoff_posted_at),
+        "accepted_by": release.handoff_accepted_by,
+        "accepted_at": iso(release.handoff_accepted_at),
+    }
+
+
+def _announcements(
+    release: Release, timeline: list[Event], outbox: list[OutboxItem], iso: Callable[[datetime | None], str | None]
+) -> list[dict[str, Any]]:
+    """The plan's announcements and status updates as delivered: sent (on time or delayed), skipped, failed…"""
+    rows = []
+    for item in outbox:
+        if item.kind not in ANNOUNCED_KINDS:
+            continue
+        posted = _first(timeline, "message.posted", item.key)
+        rows.append(
+            {
+                "key": item.key,
+                "name": message_name(item.key, release).removeprefix("the "),
+                "kind": item.kind,
+                "channel": item.channel,
+                "due_at": iso(item.due_at),
+                "status": item.status,
+                "sent_at": iso(posted.at) if posted else None,
+                "late_seconds": _seconds(posted.at, item.due_at) if posted else None,
+                "delayed": item.delayed,
+                "error": humane_seconds(item.error) if item.status != "sent" else "",
+            }
+        )
+    return rows
+
+
+def report(
+    release: Release, timeline: list[Event], plan: Plan | None = None, outbox: list[OutboxItem] | None = None
+) -> dict[str, Any]:
+    """Everything about one release as plain data, times in the plan's zone (schemas/export-v1.schema.json).
+
+    `plan` gives the checklists, sign-offs and handoff as the plan lists them; `outbox` the announcements."""
     tz = zone(release.timezone)
 
     def iso(value: datetime | None) -> str | None:
         return value.astimezone(tz).isoformat() if value else None
 
-    phases = []
-    for p in release.phases:
-        late = p.finished_at - p.planned_end if p.finished_at and p.status is PhaseStatus.DONE else None
-        phases.append(
-            {
-                "id": p.id,
-                "name": p.name,
-                "status": p.status.value,
-                "planned_start": iso(p.planned_start),
-                "planned_end": iso(p.planned_end),
-                "started_at": iso(p.started_at),
-                "finished_at": iso(p.finished_at),
-                "started_by": p.started_by,
-                "finished_by": p.finished_by,
-                "late_seconds": late.total_seconds() if late is not None else None,
-                "against_plan": against_plan(late),
-                "note": p.note,
-            }
-        )
+    go_no_go = plan.go_no_go if plan is not None else None
     return {
+        "schema_version": SCHEMA_VERSION,
         "release": {
             "id": release.id,
             "name": release.name,
@@ -81,7 +222,11 @@ def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
             "progress": progress(release),
             "attempt": release.attempt,
         },
-        "phases": phases,
+        "phases": [_phase_row(release, p, plan, timeline, iso) for p in release.phases],
+        "go_no_go_checklist": _tasks(
+            release, GO_NO_GO_CHECKLIST, list(go_no_go.checklist) if go_no_go is not None else [], iso
+        ),
+        "success_criteria": list(plan.success_criteria) if plan is not None else [],
         "issues": [
             {
                 "number": i.number,
@@ -94,10 +239,14 @@ def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
                 "reporter": i.reporter,
                 "reported_at": iso(i.reported_at),
                 "investigator": i.investigator,
+                "investigating_at": iso(taken.at)
+                if (taken := _first(timeline, "issue.investigating", f"issue:{i.number}"))
+                else None,
+                "seconds_to_investigate": _seconds(taken.at, i.reported_at) if taken else None,
                 "resolved_at": iso(i.resolved_at),
                 "resolved_by": i.resolved_by,
                 "resolution": i.resolution,
-                "seconds_to_resolve": (i.resolved_at - i.reported_at).total_seconds() if i.resolved_at else None,
+                "seconds_to_resolve": _seconds(i.resolved_at, i.reported_at),
             }
             for i in release.issues
         ],
@@ -111,7 +260,8 @@ def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
                 "created_at": iso(p.created_at),
                 "acked_by": p.acked_by,
                 "acked_at": iso(p.acked_at),
-                "seconds_to_ack": (p.acked_at - p.created_at).total_seconds() if p.acked_at else None,
+                "seconds_to_ack": _seconds(p.acked_at, p.created_at),
+                "levels_reached": _levels(p.level, timeline, f"page:{p.number}"),
             }
             for p in release.pages
         ],
@@ -130,6 +280,14 @@ def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
             }
             for d in release.decisions
         ],
+        "rollback": [
+            {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "text": describe(e, release)}
+            for e in timeline
+            if e.kind in ROLLBACK_EVENTS
+        ],
+        "signoffs": _signoffs(release, plan, timeline, iso),
+        "handoff": _handoff(release, plan, iso),
+        "announcements": _announcements(release, timeline, outbox or [], iso),
         "timeline": [
             {
                 "at": iso(e.at),
@@ -142,6 +300,16 @@ def report(release: Release, timeline: list[Event]) -> dict[str, Any]:
             for e in timeline
         ],
     }
+
+
+def _levels(first: int | None, timeline: list[Event], subject: str) -> list[int]:
+    """The escalation levels a page went to, in order (none for a page to a role or a person)."""
+    levels = [first] if first is not None else []
+    for e in timeline:
+        level = e.data.get("to")
+        if e.subject == subject and e.kind == "page.escalated" and isinstance(level, int) and level not in levels:
+            levels.append(level)
+    return levels
 
 
 def to_json(data: dict[str, Any]) -> str:
@@ -178,12 +346,41 @@ def _phase_change(verb: str) -> Callable[[Event, Release], str]:
         if verb == "done":
             late = e.data.get("late_seconds")
             timing = f", {against_plan(timedelta(seconds=late))}" if isinstance(late, int | float) else ""
-            return f"marked {name} done{timing}" + (f": {note}" if note else "")
+            left = [str(t) for t in e.data.get("open_tasks") or []]
+            open_tasks = f", with {_count(len(left), 'task')} open ({'; '.join(left)})" if left else ""
+            return f"marked {name} done{timing}{open_tasks}" + (f": {note}" if note else "")
         if verb == "started":
             return f"started {name}"
         return f"{verb} {name}" + (f": {note}" if note else "")
 
     return sentence
+
+
+def _n(value: object) -> int:
+    """A count an event gives as a number or as the list of what it counts."""
+    if isinstance(value, list | tuple):
+        return len(value)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _checklist_name(release: Release, scope: str | None) -> str:
+    return "the go/no-go checklist" if scope == GO_NO_GO_CHECKLIST else _phase_name(release, scope)
+
+
+def _task_checked(e: Event, release: Release) -> str:
+    note = e.data.get("note")
+    return f"ticked task {e.data.get('number')} of {_checklist_name(release, e.subject)}: {e.data.get('task')}" + (
+        f" ({note})" if note else ""
+    )
+
+
+def _signed(e: Event, release: Release) -> str:
+    comment = e.data.get("comment")
+    return f"signed off as {_words(e.subject)}: {e.data.get('criterion')}" + (f" ({comment})" if comment else "")
 
 
 def _decided(e: Event, release: Release) -> str:
@@ -213,6 +410,8 @@ def message_name(subject: str | None, release: Release) -> str:
         return f"the status update{to} of {at.astimezone(zone(release.timezone)):%H:%M}{attempt}"
     if m := _ANNOUNCEMENT_KEY.fullmatch(key):
         return f"the announcement {m['id']}{attempt}"
+    if key.startswith("report:"):
+        return "the post-mortem report's upload"
     return f"the message {subject}"
 
 
@@ -323,7 +522,9 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
         f"acknowledged page {_number(e.subject)}"
         + (f" after {_duration(e.data['seconds_to_ack'])}" if e.data.get("seconds_to_ack") is not None else "")
     ),
-    "page.escalated": lambda e, r: f"page {_number(e.subject)} climbed to Level {e.data.get('level')}",
+    "page.escalated": lambda e, r: (
+        f"page {_number(e.subject)} climbed to Level {e.data.get('to', e.data.get('level'))}"
+    ),
     "page.renotified": _page_again,
     "page.exhausted": _page_exhausted,
     "page.level_empty": lambda e, r: f"page {_number(e.subject)}: Level {e.data.get('level')} has nobody to page",
@@ -355,6 +556,31 @@ SENTENCES: dict[str, Callable[[Event, Release], str]] = {
     "alert.rollback_trigger": lambda e, r: (
         f"rollback trigger “{e.data.get('trigger')}” fired (issue {_number(e.subject)})"
         "; the rollback question was asked"
+    ),
+    "task.checked": _task_checked,
+    "task.unchecked": lambda e, r: (
+        f"unticked task {e.data.get('number')} of {_checklist_name(r, e.subject)}: {e.data.get('task')}"
+    ),
+    "signoffs.requested": lambda e, r: f"asked for the sign-offs of {_words(e.data.get('roles', []))}",
+    "signoff.signed": _signed,
+    "signoff.refused": lambda e, r: (
+        f"refused to sign off as {_words(e.subject)} ({e.data.get('criterion')}): {e.data.get('reason')}"
+    ),
+    "release.approved": lambda e, r: (
+        "every required sign-off is in: final approval, deployment status "
+        + ("**Rollback**" if e.data.get("outcome") == "rollback" else "**Success**")
+    ),
+    "handoff.posted": lambda e, r: (
+        f"posted the handoff to the {_words(e.data.get('to'))} ({_count(_n(e.data.get('open_issues')), 'open issue')}, "
+        f"{_count(_n(e.data.get('open_pages')), 'open page')})"
+    ),
+    "handoff.accepted": lambda e, r: (
+        f"accepted the handoff as {_words(e.subject)}; on call now: {_words(e.data.get('oncall', []))}"
+    ),
+    "follow_up.reminded": lambda e, r: f"reminded {_words(e.data.get('owner', []))} of the follow-up: {e.subject}",
+    "report.requested": lambda e, r: "asked for the post-mortem report in the war room",
+    "report.uploaded": lambda e, r: (
+        f"uploaded the post-mortem report and its chart to the war room ({_words(e.data.get('files', []))})"
     ),
     "message.posted": _posted,
     "message.skipped": _skipped_message,
@@ -430,9 +656,13 @@ def decision_name(kind: str) -> str:
     return DECISIONS.get(kind, _words(kind))
 
 
+_LINK_SYNTAX = str.maketrans({"[": "\\[", "]": "\\]", "<": "\\<"})
+
+
 def _one_line(value: object) -> str:
-    """Text on one line: what people typed over several lines cannot start a heading, a rule or an entry."""
-    return " ".join(str(value).splitlines())
+    """Text on one line: what people typed over several lines cannot start a heading, a rule or an entry,
+    and its brackets are escaped, so it cannot make a link or an autolink either."""
+    return " ".join(str(value).splitlines()).translate(_LINK_SYNTAX)
 
 
 def _md(value: object) -> str:
@@ -506,7 +736,16 @@ def to_markdown(data: dict[str, Any]) -> str:
             f"{_md(p['finished_by'] or p['started_by'])} | {_md(p['note'])} |"
         )
     out += ["", f"Times are {end_local:%Z} ({r['timezone']}) on {start.astimezone(tz):%a %d %b %Y} unless dated."]
+    out += _tasks_section(data, clock)
     tables: list[tuple[str, list[str], list[list[object]]]] = [
+        (
+            "Go/no-go checklist",
+            ["#", "item", "done", "by", "at", "note"],
+            [
+                [t["number"], t["task"], "yes" if t["done"] else "open", t["done_by"], clock(t["at"]), t["note"]]
+                for t in data["go_no_go_checklist"]
+            ],
+        ),
         (
             "Issues",
             [
@@ -517,6 +756,7 @@ def to_markdown(data: dict[str, Any]) -> str:
                 "impact",
                 "status",
                 "investigator",
+                "time to investigate",
                 "time to resolve",
                 "resolution",
             ],
@@ -529,6 +769,7 @@ def to_markdown(data: dict[str, Any]) -> str:
                     i["impact"],
                     _words(i["status"]),
                     i["investigator"],
+                    _duration(i["seconds_to_investigate"]),
                     _duration(i["seconds_to_resolve"]),
                     i["resolution"],
                 ]
@@ -537,7 +778,16 @@ def to_markdown(data: dict[str, Any]) -> str:
         ),
         (
             "Pages",
-            ["number", "level", "paged", "reason", "status", "acknowledged by", "time to acknowledge"],
+            [
+                "number",
+                "level",
+                "paged",
+                "reason",
+                "status",
+                "acknowledged by",
+                "time to acknowledge",
+                "levels reached",
+            ],
             [
                 [
                     p["number"],
@@ -547,6 +797,7 @@ def to_markdown(data: dict[str, Any]) -> str:
                     "acknowledged" if p["status"] == "acked" else _words(p["status"]),
                     p["acked_by"],
                     _duration(p["seconds_to_ack"]),
+                    ", ".join(f"L{level}" for level in p["levels_reached"]),
                 ]
                 for p in data["pages"]
             ],
@@ -572,16 +823,139 @@ def to_markdown(data: dict[str, Any]) -> str:
             ],
         ),
     ]
+    tables += _closing_tables(data, clock)
     for title, columns, rows in tables:
         out += ["", f"## {title}", ""]
         if not rows:
             out.append("None.")
-            continue
-        out.append("| " + " | ".join(columns) + " |")
-        out.append("|" + "---|" * len(columns))
-        out += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
+        else:
+            out.append("| " + " | ".join(columns) + " |")
+            out.append("|" + "---|" * len(columns))
+            out += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
+        out += _after_table(title, data, clock)
     out += ["", "## Timeline", ""]
     for e in data["timeline"]:
         who = f"{e['actor']} " if e["actor"] and e["actor"] != SYSTEM_ACTOR and e["actor"] != "system" else ""
         out.append(f"- {clock(e['at'], zone_name=True)} — {who}{_one_line(e['text'])}")
     return "\n".join(out) + "\n"
+
+
+Table = tuple[str, list[str], list[list[object]]]
+
+
+def _tasks_section(data: dict[str, Any], clock: _Clock) -> list[str]:
+    """## Tasks: each phase's checklist, done and left, and what was left open when it was marked done."""
+    out = ["", "## Tasks", ""]
+    phases = [p for p in data["phases"] if p["tasks"]]
+    if not phases:
+        return [*out, "None."]
+    out += ["| phase | done | left | open when marked done |", "|---|---|---|---|"]
+    for p in phases:
+        out.append(
+            f"| {_md(p['name'])} | {p['tasks_done']} of {len(p['tasks'])} | {p['tasks_left']} | "
+            f"{_md('; '.join(p['open_at_finish']))} |"
+        )
+    out += ["", "| phase | # | task | done | by | at | note |", "|---|---|---|---|---|---|---|"]
+    for p in phases:
+        for t in p["tasks"]:
+            out.append(
+                "| "
+                + " | ".join(
+                    _md(cell)
+                    for cell in (
+                        p["id"],
+                        t["number"],
+                        t["task"],
+                        "yes" if t["done"] else "open",
+                        t["done_by"],
+                        clock(t["at"]) if t["at"] else None,
+                        t["note"],
+                    )
+                )
+                + " |"
+            )
+    return out
+
+
+def _announcement_status(a: dict[str, Any]) -> str:
+    if a["status"] == "sent":
+        late = a["late_seconds"]
+        lateness = f", {format_duration(timedelta(seconds=late))} late" if late is not None and late >= 60 else ""
+        return ("**delayed**" if a["delayed"] else "sent") + lateness
+    if a["status"] in {"skipped", "failed"}:
+        return f"**{a['status']}**"
+    return _words(a["status"])
+
+
+def _closing_tables(data: dict[str, Any], clock: _Clock) -> list[Table]:
+    signoffs = data["signoffs"]
+    return [
+        (
+            "Rollback",
+            ["at", "what", "by"],
+            [[clock(e["at"], zone_name=True), e["text"], _actor(e["actor"])] for e in data["rollback"]],
+        ),
+        (
+            "Sign-offs",
+            ["role", "criterion", "status", "by", "at", "comment"],
+            [
+                [
+                    _words(s["role"]),
+                    s["criterion"],
+                    s["status"],
+                    s["by"],
+                    clock(s["at"]) if s["at"] else None,
+                    s["comment"],
+                ]
+                for s in signoffs["roles"]
+            ],
+        ),
+        (
+            "Announcements",
+            ["message", "channel", "due", "sent", "status", "note"],
+            [
+                [
+                    a["name"],
+                    a["channel"],
+                    clock(a["due_at"]),
+                    clock(a["sent_at"]) if a["sent_at"] else None,
+                    _announcement_status(a),
+                    a["error"],
+                ]
+                for a in data["announcements"]
+            ],
+        ),
+    ]
+
+
+def _actor(actor: str | None) -> str | None:
+    return None if actor in (None, SYSTEM_ACTOR, "system") else actor
+
+
+def _after_table(title: str, data: dict[str, Any], clock: _Clock) -> list[str]:
+    """What a section says besides its table: the final approval after the sign-offs, then the handoff."""
+    if title != "Sign-offs":
+        return []
+    signoffs = data["signoffs"]
+    out = [
+        "",
+        f"- Requested: {clock.full(signoffs['requested_at'])} · final approval: {clock.full(signoffs['approved_at'])}"
+        + (
+            f" · deployment status: **{signoffs['deployment_status'].title()}**"
+            if signoffs["deployment_status"]
+            else ""
+        ),
+    ]
+    handoff = data["handoff"]
+    out += ["", "## Handoff", ""]
+    if handoff is None:
+        return [*out, "None."]
+    out += [
+        f"- To: {_md(_words(handoff['to']) if handoff['to'] else None)} · from: "
+        f"{_md(_words(handoff['from']) if handoff['from'] else None)}",
+        f"- Posted: {clock.full(handoff['posted_at'])} · accepted by {_md(handoff['accepted_by'])} at "
+        f"{clock.full(handoff['accepted_at'])}",
+    ]
+    if handoff["watch"]:
+        out.append(f"- Watch: {_md('; '.join(handoff['watch']))}")
+    return out

@@ -24,17 +24,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import DBAPIError
 
 import messages.delivery_cards  # noqa: F401 - registers the notice about a message Slack refused
-from bot.core.delivery import PERMANENT_ERRORS, failure_notices, hint
+from bot.core.delivery import NOTICE_PREFIX, PERMANENT_ERRORS, failure_notices, hint
 from bot.core.outdated import out_of_date
 from bot.core.pacing import Pace, Pacer
-from bot.domain import Event, Outcome, Release
+from bot.domain import Event, Outcome, Post, Release
 from bot.ids import METADATA_EVENT_TYPE
 from bot.metrics import METRICS
+from bot.postmortem import UPLOAD_KIND, report_files
 from bot.service import Service
 from bot.slack import Directory, api_error
 from bot.timers import TIMER_RULES
 from messages.blocks import Message
 from messages.render import RenderError, compose
+from messages.report_cards import REPORT_UPLOAD_FAILED
 from storage import repo
 from storage.db import write_failure
 from storage.repo import OutboxItem
@@ -366,6 +368,9 @@ class Dispatcher:
             return
         if self.before_post is not None and await self.before_post(item):
             release = releases[item.release_id] = await self.service.get(item.release_id)
+        if item.kind == UPLOAD_KIND:
+            await self._upload(item, plan, release)
+            return
         delayed = item.kind in {"announcement", "status"} and late > DELAY_MARK
         if item.kind != "update" and item.channel not in plan.channels and USER_GROUP.fullmatch(item.channel):
             await self._deliver_to_group(item, plan, release, now)
@@ -462,6 +467,10 @@ class Dispatcher:
                 if plan is not None and item.kind != "update"
                 else ()
             )
+            told = {n.channel for n in notices}
+            notices += tuple(
+                n for n in self._requester_notice(item, error, plan, retrying=False) if n.channel not in told
+            )
             async with self.service.sessions() as session, session.begin():
                 data = {"error": error, "channel": item.channel, "hint": hint(error)}
                 await repo.append_events(
@@ -476,6 +485,11 @@ class Dispatcher:
         await self._finish(
             item, "pending", retry_at=now + backoff(item.attempts), error=error, maybe_posted=maybe_posted
         )
+        if item.attempts == 1 and (retrying := self._requester_notice(item, error, None, retrying=True)):
+            async with self.service.sessions() as session, session.begin():
+                await repo.apply_effects(
+                    session=session, release_id=item.release_id, effects=retrying, now=now, seq=f"retrying:{item.id}"
+                )
         if item.attempts == 3:
             async with self.service.sessions() as session, session.begin():
                 await repo.append_events(
@@ -483,6 +497,67 @@ class Dispatcher:
                     release_id=item.release_id,
                     events=[Event("message.retrying", now, subject=item.key, data={"error": error, "attempts": 3})],
                 )
+
+    def _requester_notice(self, item: OutboxItem, error: str, plan: Any, *, retrying: bool) -> tuple[Post, ...]:
+        """The person who asked for an upload (`/release report`) is told privately when Slack does not take it:
+        once when it is first retried, and when it fails for good."""
+        requester = item.data.get("requested_by")
+        if item.kind != UPLOAD_KIND or not isinstance(requester, str):
+            return ()
+        plan = plan or self.service.plans.get(item.release_id)
+        channel = plan.channel(item.channel) if plan is not None else item.channel
+        data = {"key": item.key, "channel": channel, "error": error, "retrying": retrying}
+        suffix = "retrying" if retrying else "failed"
+        return (Post(requester, REPORT_UPLOAD_FAILED, data, key=f"{NOTICE_PREFIX}{item.key}:{suffix}"),)
+
+    async def _upload(self, item: OutboxItem, plan: Any, release: Release) -> None:
+        """`/release report`: the report and its chart, rendered now, uploaded to the item's channel with
+        Slack's external upload flow (slack_sdk's files_upload_v2: files.getUploadURLExternal per file, the
+        bytes to each upload URL, one files.completeUploadExternal sharing both with the summary as comment).
+
+        A channel the bot is not in is joined when public (uploads need membership, unlike posts). Failures
+        are retried or recorded like a post's; a retry uploads again (an upload carries no metadata to find
+        it by), so a lost answer can show the report twice, never not at all.
+        """
+        try:
+            async with self.service.sessions() as session:
+                timeline = await repo.get_timeline(session=session, release_id=item.release_id)
+                outbox = await repo.outbox(session=session, release_id=item.release_id)
+            files = await asyncio.to_thread(report_files, release, timeline, plan, outbox)
+            channel = await self._channel(plan.channel(item.channel))
+            title = f"{release.name} {release.version}"
+
+            def upload() -> Awaitable[Any]:
+                return self.client.files_upload_v2(
+                    file_uploads=files.uploads(title), channel=channel, initial_comment=files.summary
+                )
+
+            try:
+                response = await self._slack("files.upload", upload)
+            except SlackApiError as exc:
+                if api_error(exc) != "not_in_channel" or not await self._join(channel):
+                    raise
+                response = await self._slack("files.upload", upload)
+        except HeldBack as held:
+            await self._hand_back(item, held, maybe_posted=False)
+            return
+        except SlackApiError as exc:
+            await self._failed(item, api_error(exc))
+            return
+        except (TimeoutError, SlackClientError, OSError) as exc:
+            await self._failed(item, f"{type(exc).__name__}: {exc}")
+            return
+        ids = [str(f.get("id")) for f in response.get("files") or []]
+        await self._finish(item, "sent", channel_id=channel, error=f"uploaded as {', '.join(ids)}")
+        data = {
+            "channel": channel,
+            "files": ids,
+            "markdown_bytes": len(files.markdown),
+            "chart_bytes": len(files.chart),
+        }
+        async with self.service.sessions() as session, session.begin():
+            event = Event("report.uploaded", self.clock(), subject=item.key, data=data)
+            await repo.append_events(session=session, release_id=item.release_id, events=[event])
 
     async def _deliver_to_group(self, item: OutboxItem, plan: Any, release: Release, now: datetime) -> None:
         """DM each member of a user group; when Slack will not list them (free plans, missing scope),

@@ -97,6 +97,22 @@ class Call:
     at: float
 
 
+@dataclass
+class UploadedFile:
+    """A file as Slack keeps it through the external upload flow: asked for, uploaded, completed (shared)."""
+
+    id: str
+    filename: str
+    length: int
+    alt_txt: str | None = None
+    content: bytes | None = None
+    completed: bool = False
+    title: str = ""
+    shared_in: str | None = None
+    initial_comment: str | None = None
+    thread_ts: str | None = None
+
+
 OutageKind = Literal["500", "reset", "429", "hang"]
 
 
@@ -147,7 +163,9 @@ class Outage:
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
 MAX_TEXT = 40000
-DEFAULT_SCOPES = frozenset({"chat:write", "chat:write.public", "channels:history", "groups:history", "im:history"})
+DEFAULT_SCOPES = frozenset(
+    {"chat:write", "chat:write.public", "channels:history", "groups:history", "im:history", "files:write"}
+)
 
 
 @dataclass
@@ -199,12 +217,16 @@ class FakeSlack:
     """Channel ID → the error every post to it answers (a permanent refusal aimed at one channel)."""
     method_outages: dict[str, MethodOutage] = field(default_factory=dict)
     """Methods failing in one way while their outage lasts (see `method_outage`)."""
+    files: dict[str, UploadedFile] = field(default_factory=dict)
+    """Files by ID, from files.getUploadURLExternal on: their bytes once uploaded, where they were shared."""
+    _file_ids: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
 
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
         app.router.add_get("/api/{method}", self._handle)
         app.router.add_post("/webhook/{hook}", self._webhook)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -237,6 +259,10 @@ class FakeSlack:
     def im_of(user: str) -> str:
         """The bot's direct-message channel with `user`, as conversations.open names it."""
         return "D" + user[1:]
+
+    def shared_files(self, channel: str | None = None) -> list[UploadedFile]:
+        """Files completeUploadExternal shared (in `channel`), in the order they were shared."""
+        return [f for f in self.files.values() if f.shared_in and (channel is None or f.shared_in == channel)]
 
     def responses(self) -> list[dict[str, Any]]:
         return self.of("respond")
@@ -330,6 +356,68 @@ class FakeSlack:
         hook = request.match_info["hook"]  # `webhook_url` is "respond"; other names tell replies apart
         await self._record("respond" if hook == "respond" else f"respond:{hook}", body)
         return web.Response(text="ok")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL files.getUploadURLExternal hands out: the raw bytes, of the length it was issued
+        for (`method_outage("files.upload_bytes", …)` makes it fail); Slack answers 200 `OK - LENGTH`."""
+        file_id = request.match_info["file_id"]
+        known = self.files.get(file_id)
+        body = await request.read()
+        if (failure := await self._outage_answer("files.upload_bytes", {"file_id": file_id}, request)) is not None:
+            return failure
+        await self._record("files.upload_bytes", {"file_id": file_id, "length": len(body)})
+        if known is None or known.completed:
+            return web.Response(status=404, text="Not Found")
+        if len(body) != known.length:
+            return web.Response(status=400, text=f"length {len(body)} is not the {known.length} the URL was issued for")
+        known.content = bytes(body)
+        return web.Response(text=f"OK - {len(body)}")
+
+    def _get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename, length = str(args.get("filename") or ""), str(args.get("length") or "")
+        if "files:write" not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "files:write"}
+        if not filename or not length.isdigit() or int(length) <= 0:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._file_ids):08d}"
+        self.files[file_id] = UploadedFile(file_id, filename, int(length), alt_txt=args.get("alt_txt"))
+        return {"ok": True, "file_id": file_id, "upload_url": self.url.replace("/api/", f"/upload/v1/{file_id}")}
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        """files.completeUploadExternal: every file must be one asked for and uploaded, and completed once
+        (`file_not_found`, "Could not find the file from the upload ticket"); sharing needs membership."""
+        try:
+            wanted = json.loads(args["files"]) if isinstance(args.get("files"), str) else args.get("files")
+        except (KeyError, json.JSONDecodeError):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(wanted, list) or not wanted or not all(isinstance(f, dict) and "id" in f for f in wanted):
+            return {"ok": False, "error": "invalid_arguments"}
+        found = [self.files.get(str(f["id"])) for f in wanted]
+        if any(f is None or f.content is None or f.completed for f in found):
+            return {"ok": False, "error": "file_not_found"}
+        channel = args.get("channel_id")
+        if channel:
+            conversation = self._conversation(str(channel))
+            if conversation is None:
+                return {"ok": False, "error": "channel_not_found"}
+            if conversation.archived:
+                return {"ok": False, "error": "is_archived"}
+            if not conversation.member:
+                return {"ok": False, "error": "not_in_channel"}
+        shared = []
+        for spec, file in zip(wanted, found, strict=True):
+            assert file is not None
+            file.completed = True
+            file.title = str(spec.get("title") or file.filename)
+            file.shared_in = str(channel) if channel else None
+            file.initial_comment = args.get("initial_comment")
+            file.thread_ts = args.get("thread_ts")
+            shared.append({"id": file.id, "title": file.title})
+        if channel:
+            ts = f"{1700000000 + next(self._ts)}.000100"
+            message = {"ts": ts, "text": args.get("initial_comment") or "", "files": shared, "metadata": None}
+            self.messages.setdefault(str(channel), []).append(message)
+        return {"ok": True, "files": shared}
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -458,6 +546,10 @@ class FakeSlack:
             return {"ok": False, "error": "expired_trigger_id"}
         if method in {"views.open", "views.publish", "views.update", "views.push"}:
             return {"ok": True, "view": {"id": "V123", **(args.get("view") or {})}}
+        if method == "files.getUploadURLExternal":
+            return self._get_upload_url(args)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(args)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": "1.1"}
         if method == "conversations.open":

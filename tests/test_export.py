@@ -100,8 +100,8 @@ def test_export_reads_like_a_document_in_the_plans_zone(recorded: str, capsys: p
         "region1 is frozen |",
         "| Deploy Region 2 (`deploy-region2`) | done | 18:00 to 18:30 | done 18:30 | on time | U0DEV | — |",
     ]
-    assert "| 1 | 1 | U0OC1, U0OC2 | api errors | acknowledged | U0OC1 | 4m |" in lines
-    assert "| 1 | high | api | region2 | 5xx on /login | resolved | — | 20m | pool size raised |" in lines
+    assert "| 1 | 1 | U0OC1, U0OC2 | api errors | acknowledged | U0OC1 | 4m | L1 |" in lines
+    assert "| 1 | high | api | region2 | 5xx on /login | resolved | — | — | 20m | pool size raised |" in lines
     timeline = lines[lines.index("## Timeline") + 2 :]
     assert timeline[0] == "- 14:00 EST — the plan was loaded: version v1.2.3, 4 phases"
     assert "- 16:40 EST — U0VP decided **Go**: all checks green (overriding the tally)" in timeline
@@ -279,10 +279,16 @@ def test_text_people_typed_over_several_lines_stays_inside_its_entry_of_the_expo
     assert headings == [
         "# Test Platform v1.2.3 — post-mortem report",
         "## Phases: plan vs actual",
+        "## Tasks",
+        "## Go/no-go checklist",
         "## Issues",
         "## Pages",
         "## Votes",
         "## Decisions",
+        "## Rollback",
+        "## Sign-offs",
+        "## Handoff",
+        "## Announcements",
         "## Timeline",
     ]
     assert not [line for line in lines if line.startswith(("---", "~"))]

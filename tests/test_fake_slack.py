@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 import aiohttp
 import pytest
@@ -116,3 +117,39 @@ async def test_slow_methods_answer_late(fake_slack: FakeSlack) -> None:
     started = time.monotonic()
     await client.chat_postMessage(channel="C0WAR", text="slow")
     assert time.monotonic() - started >= 0.3
+
+
+async def test_the_external_upload_flow_refuses_what_slack_refuses() -> None:
+    """files.getUploadURLExternal → the bytes → files.completeUploadExternal, as Slack documents them: a file
+    never asked for, not uploaded yet or already completed is `file_not_found`; sharing needs membership."""
+    fake = await FakeSlack().start()
+    client = AsyncWebClient(token="xoxb-test", base_url=fake.url)
+
+    async def error(call: Awaitable[object]) -> str:
+        try:
+            await call
+        except SlackApiError as exc:
+            return str(exc.response["error"])
+        raise AssertionError("Slack took it")
+
+    try:
+        ticket = await client.files_getUploadURLExternal(filename="a.md", length=3)
+        file_id = str(ticket["file_id"])
+        assert await error(client.files_completeUploadExternal(files=[{"id": "F0NOSUCH"}])) == "file_not_found"
+        assert await error(client.files_completeUploadExternal(files=[{"id": file_id}])) == "file_not_found"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(str(ticket["upload_url"]), data=b"toolong") as wrong:
+                assert wrong.status == 400
+            async with http.post(str(ticket["upload_url"]), data=b"abc") as right:
+                assert right.status == 200 and (await right.text()) == "OK - 3"
+        fake.conversations["C0PRIV"] = Conversation(private=True, member=False)
+        refused = client.files_completeUploadExternal(files=[{"id": file_id}], channel_id="C0PRIV")
+        assert await error(refused) == "not_in_channel"
+        done = await client.files_completeUploadExternal(files=[{"id": file_id, "title": "A"}], channel_id="C0WAR")
+        assert done["files"] == [{"id": file_id, "title": "A"}]
+        assert [(f.content, f.shared_in) for f in fake.shared_files()] == [(b"abc", "C0WAR")]
+        assert await error(client.files_completeUploadExternal(files=[{"id": file_id}])) == "file_not_found"
+        fake.scopes = fake.scopes - {"files:write"}
+        assert await error(client.files_getUploadURLExternal(filename="b.md", length=1)) == "missing_scope"
+    finally:
+        await fake.stop()

@@ -36,3 +36,4 @@ def test_manifest_enables_what_the_app_uses() -> None:
     assert set(m["settings"]["event_subscriptions"]["bot_events"]) == {e.value for e in Event}
     scopes = set(m["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "usergroups:read", "channels:history", "channels:read", "im:history"} <= scopes
+    assert "files:write" in scopes, "/release report uploads files (files.getUploadURLExternal needs files:write)"
