@@ -23,6 +23,10 @@ class Action(StrEnum):
     COMPLETE_RELEASE = "complete the release"
     ABORT_RELEASE = "abort the release"
     ROLLBACK = "roll back the release"
+    REQUEST_SIGNOFFS = "post the sign-off table"
+    SIGN_OFF = "sign off"
+    POST_HANDOFF = "post the day-team handoff"
+    ACCEPT_HANDOFF = "accept the day-team handoff"
 
 
 ANYONE = "anyone"
@@ -52,6 +56,12 @@ def required(plan: Plan, action: Action) -> str | set[str]:
             return {plan.go_no_go.final_authority} if plan.go_no_go else set()
         case Action.OPEN_VOTE:
             return _lifecycle(plan)
+        case Action.REQUEST_SIGNOFFS | Action.POST_HANDOFF:
+            return {RELEASE_MANAGER}
+        case Action.SIGN_OFF:
+            return {s.role for s in plan.signoffs}
+        case Action.ACCEPT_HANDOFF:
+            return {plan.handoff.to} if plan.handoff else set()
         case _:
             return _lifecycle(plan)
 
@@ -81,4 +91,15 @@ def authorize(plan: Plan, actor: Actor, action: Action) -> None:
     raise NotAllowed(
         f"Only {who} may {action.value} for this release. "
         f"Ask the release manager to add you to the plan's people if you should."
+    )
+
+
+def authorize_signoff(plan: Plan, actor: Actor, role: str) -> None:
+    """Raise NotAllowed unless `actor` holds `role`: a sign-off is given only by that role's people."""
+    if role in actor.roles:
+        return
+    title = role.replace("_", " ")
+    raise NotAllowed(
+        f"Only the {title} may sign off as {title} (the plan's `people: {role}`). "
+        "Nothing was recorded; ask them to sign, or the release manager to add you to that role."
     )
