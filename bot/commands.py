@@ -19,7 +19,8 @@ PHASE_USAGE = (
 RELEASE_USAGE = (
     "Usage: `/release` or `/release status` · `/release schedule` · `/release start` · `/release complete` "
     "(`--force REASON` with phases unfinished) · "
-    "`/release abort REASON` · `/release rollback REASON` (add `--release ID` outside the war room)"
+    "`/release abort REASON` · `/release rollback REASON` · `/release signoff` · `/release handoff` "
+    "(add `--release ID` outside the war room)"
 )
 
 

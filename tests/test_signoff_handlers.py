@@ -225,6 +225,15 @@ async def test_a_click_from_the_app_home_signs_and_answers_by_dm(room: SlackDriv
     await room.fake.wait_until(lambda: bool(room.fake.posts("U0DBA")))
     assert "Only the release manager may sign off" in room.fake.posts("U0DBA")[0]["text"]
     assert (await release(room.runtime)).signoff("release_manager") is None
+    # refusing from Home: the form opens, and the answer comes by DM
+    await room.action(home_click("signoff_refuse", "U0RM", "r1:release_manager"))
+    [opened] = await room.fake.wait_for("views.open")
+    assert json.loads(opened["view"]["private_metadata"])["channel"] == ""
+    await room.action(submission(opened["view"], "U0RM", {"reason": {"type": "plain_text_input", "value": "DR test"}}))
+    await room.fake.wait_until(lambda: bool(room.fake.posts("U0RM")))
+    assert "Refused as release manager" in room.fake.posts("U0RM")[0]["text"]
+    given = (await release(room.runtime)).signoff("release_manager")
+    assert given is not None and given.comment == "DR test"
 
 
 # --- the handoff -----------------------------------------------------------------------------------------
@@ -257,8 +266,9 @@ async def test_handoff_posts_at_its_time_and_acceptance_moves_level_one(room: Sl
     await deliver(room)
     assert updates_of(room, ts) == []
 
-    await room.action(click(room.fake, "handoff_accept", "U0DAY", value="r1"))
-    await room.fake.wait_for("chat.postEphemeral")
+    await room.action(home_click("handoff_accept", "U0DAY", "r1"))  # from the App Home: answered by DM
+    await room.fake.wait_until(lambda: bool(room.fake.posts("U0DAY")))
+    assert "Escalation level 1 now pages oncall day" in room.fake.posts("U0DAY")[0]["text"]
     await deliver(room)
     [update] = updates_of(room, ts)
     validate(update["blocks"])
