@@ -338,3 +338,11 @@ async def test_follow_ups_of_an_aborted_release_are_not_sent(room: SlackDriver, 
     await deliver(room)
     assert not [p for p in room.fake.of("chat.postMessage") if "Follow-up" in str(p.get("text"))]
     assert (await timeline(room.runtime)).count("follow_up.skipped") == 2
+
+
+async def test_release_schedule_lists_the_handoff_and_the_follow_ups(room: SlackDriver) -> None:
+    card = await room.command("/release", "schedule")
+    validate(card["blocks"])
+    shown = json.dumps(card["blocks"])
+    assert "Day-team handoff" in shown
+    assert "Follow-up 1: its owners are reminded" in shown and "Follow-up 2" in shown

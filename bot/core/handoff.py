@@ -19,7 +19,6 @@ from bot.domain import (
     Actor,
     Conflict,
     Event,
-    NotAllowed,
     Outcome,
     Page,
     PageStatus,
@@ -123,12 +122,7 @@ def accept_handoff(release: Release, plan: Plan, actor: Actor, now: datetime) ->
     spec = plan.handoff
     if spec is None:
         raise Conflict("This plan has no handoff.")
-    if spec.to not in actor.roles:
-        title = spec.to.replace("_", " ")
-        raise NotAllowed(
-            f"Only the {title} (the plan's `handoff.to`) may accept the handoff. Nothing was changed; "
-            f"ask them to accept it, or the release manager to add you to `people: {spec.to}`."
-        )
+    authorize(plan, actor, Action.ACCEPT_HANDOFF)
     if release.handoff_posted_at is None:
         raise Conflict("The handoff is not posted yet: it comes at its time, or with `/release handoff`.")
     if release.handoff_accepted_at is not None:
