@@ -11,11 +11,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import messages.signoff_cards  # noqa: F401 - registers the sign-off, handoff and follow-up messages
 from bot.core.handoff import accept_handoff, post_handoff
-from bot.core.signoffs import Refuse, Sign, decide_signoff, parse_signoff, spec_for
+from bot.core.signoffs import Refuse, Sign, check_can_answer, decide_signoff, parse_signoff
 from bot.core.text import slack_escape
-from bot.domain import Conflict, DomainError, SignOffStatus, UsageError
+from bot.domain import DomainError, UsageError
 from bot.ids import ActionId, BlockId, CallbackId
-from bot.permissions import authorize_signoff
 from handlers.deps import Deps
 from handlers.errors import reply_privately
 from handlers.forms import actor_in_time, form_metadata
@@ -88,12 +87,9 @@ async def on_refuse_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWe
     release_id, role = _value(body)
     user, channel = _where(body)
     plan = deps.service.plan(release_id)
-    spec = spec_for(plan, role)
-    authorize_signoff(plan, await deps.actor(plan, user), spec.role)
+    actor = await deps.actor(plan, user)
     release = await deps.service.get(release_id)
-    given = release.signoff(spec.role)
-    if given is not None and given.status is SignOffStatus.SIGNED:
-        raise Conflict(f"The {spec.role.replace('_', ' ')} sign-off was already given by <@{given.by}>.")
+    spec = check_can_answer(release, plan, actor, role)  # the rule checks again on submit
     await client.views_open(trigger_id=body["trigger_id"], view=refuse_modal(release, plan, spec.role, channel))
 
 

@@ -119,6 +119,10 @@ async def test_someone_outside_the_role_is_told_why_and_the_table_stays(room: Sl
     assert responses[-1]["response_type"] == "ephemeral"
     assert "Only the qa lead may sign off as qa lead" in responses[-1]["text"]
     assert updates_of(room, ts) == []
+    await room.action(click(room.fake, "signoff_refuse", "U0DBA", value="r1:qa_lead"))
+    responses = await room.fake.wait_for("respond", before + 2)
+    assert "Only the qa lead may sign off as qa lead" in responses[-1]["text"]
+    assert not room.fake.of("views.open")  # no form that would be refused anyway
     assert (await release(room.runtime)).signoffs == ()
 
 

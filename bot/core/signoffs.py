@@ -156,6 +156,11 @@ def _require_finished(release: Release) -> None:
     )
 
 
+def check_can_answer(release: Release, plan: Plan, actor: Actor, role: str) -> SignOffSpec:
+    """Raise unless `actor` may sign or refuse for `role` now (before a form opens); its sign-off spec."""
+    return _open_for(release, plan, actor, role)
+
+
 def _open_for(release: Release, plan: Plan, actor: Actor, role: str) -> SignOffSpec:
     """The sign-off `role` names, checked: a sign-off role, the table open, the actor holding the role."""
     spec = spec_for(plan, role)
