@@ -22,6 +22,7 @@ RELEASE_USAGE = (
     "Usage: `/release` or `/release status` · `/release schedule` · `/release start` · `/release complete` "
     "(`--force REASON` with phases unfinished) · "
     "`/release abort REASON` · `/release rollback REASON` · `/release checks` · `/release report` "
+    "· `/release signoff` · `/release handoff` "
     "(add `--release ID` outside the war room)"
 )
 

@@ -45,6 +45,7 @@ class CallbackId(StrEnum):
     RESOLVE_MODAL = "issue_resolve_modal"
     NO_GO_MODAL = "vote_no_go_modal"
     DECIDE_MODAL = "vote_decide_modal"
+    SIGNOFF_REFUSE_MODAL = "signoff_refuse_modal"
 
 
 class BlockId(StrEnum):

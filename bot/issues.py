@@ -31,7 +31,7 @@ from bot.domain import (
     UsageError,
 )
 from bot.lifecycle import evaluation_key, pending_evaluations
-from bot.paging import climb, level_name, level_spec, levels, open_page, stop_pages_for_issue
+from bot.paging import climb, level_name, level_spec, level_targets, levels, open_page, stop_pages_for_issue
 from bot.permissions import Action, authorize
 from bot.plan import Plan
 from bot.votes import vote_refresh
@@ -353,10 +353,10 @@ def report_issue(release: Release, plan: Plan, actor: Actor, command: ReportIssu
                 actor.user_id,
                 now,
                 level=first.level,
-                targets=tuple(plan.members(first.notify)),
+                targets=level_targets(plan, updated, first),
                 reason=_page_reason(issue),
                 issue_number=number,
-                label=level_name(plan, first.level),
+                label=level_name(plan, first.level, updated),
             )
             updated = paged.release
             events += paged.events
@@ -418,10 +418,10 @@ def escalate_issue(release: Release, plan: Plan, actor: Actor, command: Escalate
             actor.user_id,
             now,
             level=level,
-            targets=tuple(plan.members(nxt.notify)),
+            targets=level_targets(plan, release, nxt),
             reason=_page_reason(issue),
             issue_number=issue.number,
-            label=level_name(plan, level),
+            label=level_name(plan, level, release),
         )
     event = Event("issue.escalated", now, actor.user_id, f"issue:{issue.number}", {"level": level})
     return Outcome(

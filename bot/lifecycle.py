@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.commands import ReleaseCommand, ReleaseVerb
+from bot.core.signoffs import ask_for_signoffs
 from bot.domain import (
     GO_NO_GO,
     NOT_STARTED,
@@ -194,9 +195,11 @@ def complete(release: Release, plan: Plan, actor: Actor, now: datetime, *, force
         CancelTimer(DECISION_POINT_TIMER),
         *_refresh_prompt(release, plan, now),
     )
-    return Outcome(
-        updated, (event,), effects, f"The release is {final.value.replace('_', ' ')}. Status updates stopped."
-    )
+    reply = f"The release is {final.value.replace('_', ' ')}. Status updates stopped."
+    asked = ask_for_signoffs(updated, plan, now)  # the plan's required sign-offs open with the completion
+    if asked.effects:
+        reply += " The sign-off table is posted in the war room."
+    return Outcome(asked.release, (event, *asked.events), (*effects, *asked.effects), reply)
 
 
 def abort(release: Release, plan: Plan, actor: Actor, now: datetime, reason: str) -> Outcome:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from bot.core.handoff import level_roles
 from bot.core.text import clip
 from bot.domain import (
     Actor,
@@ -149,11 +150,19 @@ def wait_for(plan: Plan, level: int | None) -> timedelta:
     return spec.ack_within if spec is not None and spec.ack_within is not None else DEFAULT_WAIT
 
 
-def level_name(plan: Plan, level: int) -> str:
+def level_name(plan: Plan, level: int, release: Release | None = None) -> str:
+    """`Level 2 (DevOps Lead / DBA)`; with `release`, a first level the handoff moved names the day team."""
     spec = level_spec(plan, level)
-    roles = ", ".join(r.replace("_", " ") for r in spec.notify) if spec else ""
-    label = spec.name if spec and spec.name else roles
+    notify = level_roles(plan, release, spec) if spec and release else (list(spec.notify) if spec else [])
+    roles = ", ".join(r.replace("_", " ") for r in notify)
+    moved = spec is not None and notify != list(spec.notify)
+    label = roles if moved else (spec.name if spec and spec.name else roles)
     return f"Level {level}" + (f" ({label})" if label else "")
+
+
+def level_targets(plan: Plan, release: Release, spec: EscalationLevel) -> tuple[str, ...]:
+    """The people and groups a page at level `spec` notifies now (see `level_roles`)."""
+    return tuple(plan.members(level_roles(plan, release, spec)))
 
 
 def timer_key(number: int) -> str:
@@ -284,7 +293,7 @@ def climb(release: Release, plan: Plan, page: Page, now: datetime, *, by: str | 
     current = page.last_notified_level
     nxt = level_spec(plan, current + 1) if current is not None and page.level is not None else None
     if nxt is not None and current is not None:
-        targets = tuple(plan.members(nxt.notify))
+        targets = level_targets(plan, release, nxt)
         wait = wait_for(plan, nxt.level)
         changed = replace(
             page,
@@ -324,7 +333,7 @@ def climb(release: Release, plan: Plan, page: Page, now: datetime, *, by: str | 
     changed = replace(page, status=PageStatus.EXHAUSTED, escalate_at=None)
     updated = release.with_page(changed)
     spec = level_spec(plan, current) if current is not None else None
-    targets = tuple(plan.members(spec.notify)) if spec is not None else page.targets
+    targets = level_targets(plan, release, spec) if spec is not None else page.targets
     waited = format_duration(wait_for(plan, current))
     final = (
         Event("page.renotified", now, None, f"page:{page.number}", {"level": current, "targets": list(targets)}),
@@ -374,8 +383,8 @@ def create_page(release: Release, plan: Plan, actor: Actor, command: CreatePage,
             if spec is None:
                 known = ", ".join(str(lvl.level) for lvl in levels(plan)) or "none (the plan has no escalation:)"
                 raise UsageError(f"There is no escalation level {level}. Levels: {known}.", PAGE_USAGE)
-            targets = tuple(plan.members(spec.notify))
-            label = level_name(plan, level)
+            targets = level_targets(plan, release, spec)
+            label = level_name(plan, level, release)
         case TargetKind.ROLE:
             roles = {role.casefold(): role for role in plan.people}
             role = roles.get(command.target.casefold())

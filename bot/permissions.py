@@ -26,6 +26,10 @@ class Action(StrEnum):
     TICK_TASK = "tick a phase's tasks"
     TICK_GO_NO_GO = "tick the go/no-go checklist"
     REQUEST_REPORT = "upload the post-mortem report"
+    REQUEST_SIGNOFFS = "post the sign-off table"
+    SIGN_OFF = "sign off"
+    POST_HANDOFF = "post the day-team handoff"
+    ACCEPT_HANDOFF = "accept the day-team handoff"
 
 
 ANYONE = "anyone"
@@ -61,6 +65,12 @@ def required(plan: Plan, action: Action) -> str | set[str]:
             return IN_PLAN  # the phase's owner is in the plan; anyone else in it may tick too (SPEC §8)
         case Action.TICK_GO_NO_GO:
             return (set(plan.go_no_go.voters) if plan.go_no_go else set()) | {RELEASE_MANAGER}
+        case Action.REQUEST_SIGNOFFS | Action.POST_HANDOFF:
+            return {RELEASE_MANAGER}
+        case Action.SIGN_OFF:
+            return {s.role for s in plan.signoffs}
+        case Action.ACCEPT_HANDOFF:
+            return {plan.handoff.to} if plan.handoff else set()
         case _:
             return _lifecycle(plan)
 
@@ -90,4 +100,15 @@ def authorize(plan: Plan, actor: Actor, action: Action) -> None:
     raise NotAllowed(
         f"Only {who} may {action.value} for this release. "
         f"Ask the release manager to add you to the plan's people if you should."
+    )
+
+
+def authorize_signoff(plan: Plan, actor: Actor, role: str) -> None:
+    """Raise NotAllowed unless `actor` holds `role`: a sign-off is given only by that role's people."""
+    if role in actor.roles:
+        return
+    title = role.replace("_", " ")
+    raise NotAllowed(
+        f"Only the {title} may sign off as {title} (the plan's `people: {role}`). "
+        "Nothing was recorded; ask them to sign, or the release manager to add you to that role."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import checklists, gonogo, home, issue, page, phase, release, rollback
+from handlers import checklists, gonogo, home, issue, page, phase, release, rollback, signoffs
 from handlers.errors import GuardedApp
 
 
@@ -14,5 +14,5 @@ def register_all(app: AsyncApp) -> None:
     Modules receive a GuardedApp, so every listener goes through the one error handler.
     """
     guarded_app = GuardedApp(app)
-    for module in (release, phase, home, issue, page, gonogo, rollback, checklists):
+    for module in (release, phase, home, issue, page, gonogo, rollback, checklists, signoffs):
         module.register(guarded_app)

@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.commands import ReleaseVerb, parse_release, split_release_option
 from bot.ids import Command
 from bot.lifecycle import change_release
+from handlers import signoffs
 from handlers.checks import on_checks
 from handlers.deps import Deps
 from messages.render import render
@@ -23,6 +24,9 @@ def register(app: AsyncApp) -> None:
 async def on_release(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, deps: Deps) -> None:
     await ack()
     text, requested = split_release_option(command.get("text", ""))
+    if signoffs.handles(text):  # `/release signoff …` and `/release handoff`
+        await respond(response_type="ephemeral", text=await signoffs.on_release_words(command, text, requested, deps))
+        return
     parsed = parse_release(text)
     release_id = deps.release_for(command, requested)
     plan = deps.service.plan(release_id)

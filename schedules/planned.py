@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.handoff import plan_timer_keys
 from bot.core.window import history_reason
 from bot.domain import CancelTimer, Event, Release, attempt_key
 from bot.plan import Plan
@@ -89,7 +90,7 @@ async def load_as_history(session: AsyncSession, plan: Plan, release: Release, n
     if skipped:
         events.insert(0, Event("release.loaded_as_history", now, data={"reason": reason, "skipped": len(skipped)}))
     await repo.append_events(session=session, release_id=plan.id, events=events)
-    timers = (T0_TIMER, OPEN_TIMER, DEADLINE_TIMER, DECISION_POINT_TIMER)
+    timers = (T0_TIMER, OPEN_TIMER, DEADLINE_TIMER, DECISION_POINT_TIMER, *plan_timer_keys(plan))
     await repo.apply_effects(
         session=session, release_id=plan.id, effects=[CancelTimer(key) for key in timers], now=now, seq="history"
     )

@@ -7,10 +7,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import messages.checklist_cards
+import messages.signoff_cards  # registers the sign-off, handoff and follow-up builders below
 import messages.vote_cards  # noqa: F401 - registers the vote and rollback-prompt builders rendered below
 from bot.checklists import checklist_key
 from bot.checklists import items as checklist_items
-from bot.core.simulate import on_plan as _phases_on_plan
+from bot.core.handoff import follow_up_key
+from bot.core.signoffs import SIGNOFFS_KEY
+from bot.core.simulate import on_plan
 from bot.domain import PhaseStatus, Release, ReleaseStatus, TaskCheck
 from bot.plan import Plan
 from bot.rules import release_from_plan
@@ -35,7 +38,7 @@ def _on_plan(plan: Plan) -> Callable[[Release, datetime], Release]:
     """`on_plan`, with every task of a phase that finished on plan ticked (by its owner, at its end)."""
 
     def at_time(release: Release, at: datetime) -> Release:
-        simulated = _phases_on_plan(release, at)
+        simulated = on_plan(release, at)
         for phase in simulated.phases:
             if phase.status is PhaseStatus.DONE and phase.finished_at is not None:
                 owner = (plan.members(list(phase.owners)) or ["warroom"])[0]
@@ -97,4 +100,27 @@ def preview(plan: Plan) -> list[PreviewItem]:
         point = plan.at(plan.rollback.decision_point)
         prompt = compose(plan, "rollback_prompt", on_plan(fresh, point), point, {})
         items.append(PreviewItem(point, "rollback decision point: continue or roll back?", war_room, prompt))
+    items += _after_the_work(plan, fresh, war_room)
     return sorted(items, key=lambda i: (i.at, i.key))
+
+
+def _after_the_work(plan: Plan, fresh: Release, war_room: str) -> list[PreviewItem]:
+    """The sign-off table at the planned end, the day-team handoff and the follow-ups at their times."""
+    items: list[PreviewItem] = []
+    if plan.signoffs:
+        end = plan.release.window.end
+        ended = replace(on_plan(fresh, end), signoffs_requested_at=end)
+        table = compose(plan, "signoffs", ended, end, {})
+        what = f"{SIGNOFFS_KEY}: the sign-off table (posted when the release completes, here at the planned end)"
+        items.append(PreviewItem(end, what, war_room, table))
+    if plan.handoff is not None:
+        at = plan.at(plan.handoff.at)
+        handed = replace(on_plan(fresh, at), handoff_posted_at=at)
+        what = "handoff: the day-team handoff (only if the release started)"
+        items.append(PreviewItem(at, what, war_room, compose(plan, "handoff", handed, at, {})))
+    for number, follow_up in enumerate(plan.follow_ups, start=1):
+        at = plan.at(follow_up.at)
+        message = compose(plan, "follow_up", on_plan(fresh, at), at, {"number": number})
+        what = f"{follow_up_key(number)}: follow-up reminder (only if the release went ahead)"
+        items.append(PreviewItem(at, what, plan.channel(follow_up.channel), message))
+    return items

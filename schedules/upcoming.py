@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.core.handoff import FOLLOW_UP_RULE
 from bot.evaluation import OVERDUE_RULE
 from bot.paging import CLIMB_RULE
 from bot.service import Service
@@ -18,6 +19,7 @@ TIMER_LABELS = {
     "gonogo.deadline": "Go/no-go deadline: missing voters are reminded",
     "gonogo.auto_no_go": "Votes still missing become a No-Go unless the final authority decides",
     "rollback.decision_point": "Rollback decision point: the release manager is asked to continue or roll back",
+    "handoff.post": "Day-team handoff: the summary is posted in the war room (if the release started)",
 }
 
 
@@ -67,6 +69,8 @@ def _message_label(item: OutboxItem) -> str:
 def _timer_label(timer: Timer) -> str:
     if timer.rule == CLIMB_RULE:
         return f"Page #{timer.data.get('page')}: climbs or repeats unless acknowledged"
+    if timer.rule == FOLLOW_UP_RULE:
+        return f"Follow-up {timer.data.get('number')}: its owners are reminded (if the release went ahead)"
     if timer.rule == OVERDUE_RULE:
         return f"Rollback question for issue #{timer.data.get('issue')} unanswered: the deciders are paged"
     return TIMER_LABELS.get(timer.rule, timer.rule)

@@ -59,7 +59,9 @@ def test_preview_prints_every_message_in_time_order_with_both_zones() -> None:
     result = run("preview", str(ROOT / "examples" / "interactive-examples.yml"))
     assert result.returncode == 0, result.stderr
     heads = [line for line in result.stdout.splitlines() if line.startswith("=== ")]
-    assert len(heads) == 11  # 7 announcements, the first status update, the vote, its reminder, the decision point
+    # 7 announcements, the first status update, the vote, its reminder, the decision point, the sign-off table
+    # and 3 follow-ups
+    assert len(heads) == 15
     assert heads == sorted(heads)
     assert "2025-07-26 00:00 UTC | 2025-07-25 20:00 EDT" in result.stdout
     assert "(8 updates); the first:" in result.stdout
