@@ -30,7 +30,7 @@ from bot.votes import (
     require_vote,
 )
 from handlers.deps import Deps
-from handlers.errors import reply_privately
+from handlers.errors import answer, reply_privately
 from handlers.forms import actor_in_time, form_metadata
 from messages.blocks import submitted_values
 from messages.render import compose
@@ -74,12 +74,15 @@ async def _clicked(body: dict[str, Any], deps: Deps) -> tuple[str, int, Plan, Ac
     return release_id, attempt, plan, await deps.actor(plan, body["user"]["id"])
 
 
-async def on_vote_go(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, deps: Deps) -> None:
+async def on_vote_go(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, deps: Deps
+) -> None:
+    """*Go*, on the vote message or in the App Home."""
     await ack()
     release_id, attempt, _plan, actor = await _clicked(body, deps)
     command = CastVote(Vote.GO, attempt=attempt)
     outcome = await deps.service.run(release_id, lambda r, p, now: cast_vote(r, p, actor, command, now))
-    await respond(response_type="ephemeral", replace_original=False, text=outcome.reply)
+    await answer(body, respond, client, outcome.reply, deps.notice)
 
 
 async def _open_modal(
