@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.home import Person, digest, waiting_for
-from bot.domain import Actor, Outcome, RefreshHome
+from bot.domain import Actor, Outcome, RefreshHome, Release
 from bot.plan import Plan
 from bot.service import Service
 from bot.slack import Directory, api_error
@@ -67,15 +67,19 @@ class HomeBoard:
                     roles |= member_roles
         return Person(Actor(user, frozenset(roles)), frozenset(groups))
 
-    async def view_for(self, user: str) -> tuple[dict[str, Any], str]:
-        """The Home of `user` as it stands now, and the fingerprint of what waits for them in it."""
+    async def view_for(self, user: str, loaded: dict[str, Release] | None = None) -> tuple[dict[str, Any], str]:
+        """The Home of `user` as it stands now, and the fingerprint of what waits for them in it (`loaded`:
+        releases read already in this pass, shared between the people it publishes for)."""
+        loaded = {} if loaded is None else loaded
         now = self.service.clock()
         entries: list[Entry] = []
         for release_id, plan in sorted(self.service.plans.items()):
             person = await self.person(plan, user)
             if not person.actor.in_plan:
                 continue
-            release = await self.service.get(release_id)
+            if release_id not in loaded:
+                loaded[release_id] = await self.service.get(release_id)
+            release = loaded[release_id]
             entries.append(Entry(plan, release, tuple(waiting_for(plan, release, person))))
         waiting = [item for entry in entries for item in entry.waiting]
         view = home_view(entries, now, loaded=len(self.service.plans), notice=self._notices.get(user, ""))
@@ -129,25 +133,35 @@ class HomeBoard:
         forced, self._forced = self._forced, {}
         async with self.service.sessions() as session:
             viewers = await home_viewers(session=session)
+        loaded: dict[str, Release] = {}
         for user in [*forced, *(u for u in viewers if u not in forced)]:
             if self._stopped or (user not in viewers and user not in self._notices):
                 continue  # only people who opened their Home (or just clicked in it) get it published
             try:
-                await self._refresh(user, viewers.get(user, ""), releases, everyone, force=user in forced)
+                await self._refresh(user, viewers.get(user, ""), releases, everyone, loaded, force=user in forced)
             except (SlackApiError, SlackClientError, OSError, TimeoutError) as exc:
                 error = api_error(exc) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
                 log.warning("could not publish the App Home of %s: %s", user, error)
             except Exception:  # one person's Home must not stop the others'
                 log.exception("building the App Home of %s failed", user)
 
-    async def _refresh(self, user: str, shown: str, releases: set[str], everyone: set[str], *, force: bool) -> None:
+    async def _refresh(
+        self,
+        user: str,
+        shown: str,
+        releases: set[str],
+        everyone: set[str],
+        loaded: dict[str, Release],
+        *,
+        force: bool,
+    ) -> None:
         concerned = [r for r in releases if r in self.service.plans]
         if not force:
             mine = [r for r in concerned if (await self.person(self.service.plans[r], user)).actor.in_plan]
             if not mine:
                 return
             force = any(r in everyone for r in mine)
-        view, fingerprint = await self.view_for(user)
+        view, fingerprint = await self.view_for(user, loaded)
         if not force and fingerprint == shown:
             return  # nothing waiting for them changed
         await self._pace()
