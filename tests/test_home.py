@@ -408,3 +408,12 @@ async def test_the_fake_slack_refuses_a_home_slack_would_refuse(fake_slack: Fake
             raise AssertionError(f"{name} was accepted")
     await client.views_publish(user_id="U1", view={"type": "home", "blocks": [section] * 100})
     assert fake_slack.homes("U1")[-1]["blocks"] == [section] * 100
+
+
+async def test_an_issue_button_clicked_from_the_home_answers_there(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    await slack.command("/issue", "high api Checkout failing", user="U0QA")
+    await open_home(slack, "U0DEV")
+    after = await click_in_home(slack, "U0DEV", ActionId.ISSUE_INVESTIGATE, "r1:1")
+    issue = (await slack.runtime.service.get("r1")).issue(1)
+    assert issue is not None and issue.investigator == "U0DEV"
+    assert after[1]["type"] == "context" and "#1" in text_of(after[1:2]), "the answer is on top of the Home"
