@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -50,7 +51,7 @@ class HomeBoard:
     _releases: set[str] = field(default_factory=set)
     _everyone: set[str] = field(default_factory=set)
     _forced: dict[str, None] = field(default_factory=dict)
-    _notices: dict[str, str] = field(default_factory=dict)
+    _notices: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     _running: bool = False
     _stopped: bool = False
     _last: float = 0.0
@@ -82,7 +83,7 @@ class HomeBoard:
             release = loaded[release_id]
             entries.append(Entry(plan, release, tuple(waiting_for(plan, release, person))))
         waiting = [item for entry in entries for item in entry.waiting]
-        view = home_view(entries, now, loaded=len(self.service.plans), notice=self._notices.get(user, ""))
+        view = home_view(entries, now, loaded=len(self.service.plans), notice=self._notices.get(user))
         return view, digest(waiting)
 
     async def opened(self, user: str) -> None:
@@ -94,7 +95,7 @@ class HomeBoard:
 
     def notice(self, user: str, text: str) -> None:
         """Answer a click made in `user`'s Home there: publish it again, first, with `text` on top."""
-        self._notices[user] = text
+        self._notices[user] = (text, self.service.clock())
         self._forced = {user: None, **self._forced}
         self._wake()
 

@@ -13,7 +13,7 @@ from bot.ids import ActionId
 from bot.plan import Plan
 from bot.votes import role_title
 from messages import blocks as bk
-from messages.render import date_token, render
+from messages.render import date_token, render, time_token
 
 HOME_BLOCKS = 100
 """Slack's limit for a Home tab (messages have 50)."""
@@ -110,11 +110,14 @@ def outsider_text(loaded: int) -> str:
     )
 
 
-def home_view(entries: list[Entry], now: datetime, *, loaded: int, notice: str = "") -> dict[str, Any]:
-    """The Home view: a notice (the answer to a click made here), what waits for the person, their releases."""
+def home_view(
+    entries: list[Entry], now: datetime, *, loaded: int, notice: tuple[str, datetime] | None = None
+) -> dict[str, Any]:
+    """The Home view: a notice (the answer to a click made here, and when), what waits for the person, their
+    releases."""
     blocks: list[dict[str, Any]] = [bk.header("Warroom — your releases")]
-    if notice:
-        blocks.append(bk.context(f"🔔 {slack_escape(notice)}"))
+    if notice is not None:
+        blocks.append(bk.context(f"🔔 {time_token(notice[1])} {slack_escape(notice[0])}"))
     if not loaded:
         blocks.append(bk.section("No release is loaded. Start the bot with `warroom run PLAN.yml`."))
         return {"type": "home", "blocks": blocks}
