@@ -3,6 +3,8 @@ there, and a Home that is published again when what waits for them changes."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -417,3 +419,31 @@ async def test_an_issue_button_clicked_from_the_home_answers_there(slack: SlackD
     issue = (await slack.runtime.service.get("r1")).issue(1)
     assert issue is not None and issue.investigator == "U0DEV"
     assert after[1]["type"] == "context" and "#1" in text_of(after[1:2]), "the answer is on top of the Home"
+
+
+async def test_refreshing_homes_never_holds_back_the_command_that_changed_them(
+    slack: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    await open_home(slack, "U0DBA")
+    fake_slack.hold, fake_slack.held = asyncio.Event(), frozenset({"views.publish"})
+    reply = await slack.command("/gonogo", "open", user="U0RM", settle=False)
+    assert "vote is open" in reply["text"]
+    await fake_slack.wait_until(lambda: "views.publish" in fake_slack.waiting)
+    assert len(fake_slack.homes("U0DBA")) == 1, "the refresh is still waiting for Slack"
+    fake_slack.hold.set()
+    await fake_slack.wait_until(lambda: len(fake_slack.homes("U0DBA")) == 2)
+    await slack.runtime.settle()
+
+
+async def test_background_refreshes_are_paced(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    voters = ["U0RM", "U0DEV", "U0DBA", "U0QA"]
+    for user in voters:
+        await open_home(slack, user)
+    assert slack.runtime.home is not None
+    slack.runtime.home.every = 0.2
+    start = len(fake_slack.calls)
+    await slack.command("/gonogo", "open", user="U0RM")
+    await fake_slack.wait_until(lambda: all(len(fake_slack.homes(u)) == 2 for u in voters))
+    times = [c.at for c in fake_slack.calls[start:] if c.method == "views.publish"]
+    assert len(times) == 4
+    assert all(later - earlier >= 0.19 for earlier, later in itertools.pairwise(times)), times
