@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
+from bot.app import build_runtime
 from bot.core.home import PAGE, SIGNOFF, TASKS, VOTE, Person, digest, waiting_for
 from bot.domain import (
     Actor,
@@ -30,8 +31,9 @@ from bot.ids import ActionId
 from bot.plan import Plan, parse_plan
 from bot.rules import load_plan_into
 from bot.service import LoadedPlan
+from bot.votes import OpenVote, open_vote
 from messages.home_view import HOME_BLOCKS, Entry, home_view
-from tests.conftest import T0, SlackDriver, plan_text, sign
+from tests.conftest import FAST_PACE, T0, SlackDriver, make_settings, plan_text, sign
 from tests.fake_slack import FakeSlack
 
 SIGNOFFS = """
@@ -447,3 +449,18 @@ async def test_background_refreshes_are_paced(slack: SlackDriver, fake_slack: Fa
     times = [c.at for c in fake_slack.calls[start:] if c.method == "views.publish"]
     assert len(times) == 4
     assert all(later - earlier >= 0.19 for earlier, later in itertools.pairwise(times)), times
+
+
+async def test_a_change_made_by_another_replica_refreshes_a_home_opened_on_this_one(
+    slack: SlackDriver, fake_slack: FakeSlack, database_url: str, clock: Any
+) -> None:
+    await open_home(slack, "U0DBA")  # on this process
+    other = await build_runtime(make_settings(fake_slack, database_url), clock=clock, pace=FAST_PACE)
+    try:
+        await other.service.load(LoadedPlan(parse_plan(plan_text(), "test.yml"), plan_text(), "test.yml"))
+        manager = Actor("U0RM", frozenset({"release_manager"}))
+        await other.service.run("r1", lambda r, p, now: open_vote(r, p, manager, OpenVote(), now))
+        await other.settle()
+    finally:
+        await other.close()
+    assert (ActionId.VOTE_GO, "r1") in actions_of(fake_slack.homes("U0DBA")[-1]["blocks"])
