@@ -135,7 +135,9 @@ async def _submit(
         await ack(response_action="errors", errors={BlockId.REASON: error.message[:300]})
         return
     await ack()
-    if outcome.reply:  # in the vote's channel; by DM when the bot cannot post there
+    if outcome.reply and not channel and deps.home is not None:
+        deps.home.notice(user, outcome.reply)  # the form was opened from the App Home: answered there
+    elif outcome.reply:  # in the vote's channel; by DM when the bot cannot post there
         await reply_privately(client, user=user, channel=channel, text=slack_escape(outcome.reply))
 
 

@@ -27,7 +27,7 @@ from bot.domain import (
     SignOffStatus,
     TaskCheck,
 )
-from bot.ids import ActionId
+from bot.ids import ActionId, BlockId
 from bot.plan import Plan, parse_plan
 from bot.rules import load_plan_into
 from bot.service import LoadedPlan
@@ -35,6 +35,7 @@ from bot.votes import OpenVote, open_vote
 from messages.home_view import HOME_BLOCKS, Entry, home_view
 from tests.conftest import FAST_PACE, T0, SlackDriver, make_settings, plan_text, sign
 from tests.fake_slack import FakeSlack
+from tests.test_issues import view_submission
 
 SIGNOFFS = """
 signoffs:
@@ -222,9 +223,23 @@ async def test_a_refused_home_click_is_explained_in_the_home(slack: SlackDriver,
 
 async def test_no_go_from_home_opens_the_reason_form(slack: SlackDriver, fake_slack: FakeSlack) -> None:
     await slack.command("/gonogo", "open", user="U0RM")
+    await open_home(slack, "U0QA")
     await slack.action(home_click("U0QA", ActionId.VOTE_NO_GO, "r1"))
     [opened] = await fake_slack.wait_for("views.open")
     assert opened["view"]["callback_id"] and opened["trigger_id"].startswith("111.U0QA.home")
+    form = opened["view"]
+    before = len(fake_slack.homes("U0QA"))
+    submitted = view_submission(
+        form["callback_id"], json.loads(form["private_metadata"]), {BlockId.REASON: "backup not verified"}, "U0QA"
+    )
+    await slack.action(submitted)  # the form closes
+    await fake_slack.wait_until(lambda: len(fake_slack.homes("U0QA")) > before)
+    await slack.runtime.settle()
+    [ballot] = (await slack.runtime.service.get("r1")).ballots
+    assert (ballot.voter, ballot.vote.value, ballot.reason) == ("U0QA", "no_go", "backup not verified")
+    home = valid(fake_slack.homes("U0QA")[-1])
+    assert home[1]["type"] == "context" and "No-Go" in text_of(home[1:2]), "answered on top of the Home"
+    assert not [p for p in fake_slack.of("chat.postMessage") if p["channel"] == "U0QA"], "no DM needed"
 
 
 async def test_a_change_publishes_the_home_again_only_for_those_it_concerns_who_opened_it(
