@@ -123,7 +123,10 @@ class HomeBoard:
     async def _work(self) -> None:
         try:
             while (self._releases or self._everyone or self._forced) and not self._stopped:
-                await self._pass()
+                try:
+                    await self._pass()
+                except Exception:  # the database, say: what was queued is dropped, a later change tries again
+                    log.exception("refreshing App Homes failed")
         finally:
             self._running = False
 
