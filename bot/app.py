@@ -32,6 +32,7 @@ from bot.core.signature import refusal
 from bot.core.slack_request import body_problem
 from bot.core.window import ended_before_start
 from bot.domain import Outcome, Release
+from bot.home import HomeBoard
 from bot.inbox import Inbox
 from bot.integrations.alertmanager import PATH as ALERTMANAGER_HOOK
 from bot.integrations.alertmanager import alertmanager_hook
@@ -171,6 +172,7 @@ class Runtime:
     checks: PrometheusChecks | None = None
     """Reads the plans' checks from Prometheus (also wired into the dispatcher, the timer and `/release checks`)."""
     exit_code: int = 0
+    home: HomeBoard | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _changed(self, release_id: str, outcome: Outcome) -> None:
@@ -194,6 +196,8 @@ class Runtime:
         # session they use closes.
         await asyncio.gather(self.dispatcher.drain(), self.inbox.stop())
         self.timekeeper.stop()
+        if self.home is not None:
+            self.home.stop()
         await self.timekeeper.finish()
         await self.settle()
         await self.http.close()
@@ -223,7 +227,8 @@ async def build_runtime(
     client = web_client(token, settings.slack_api_url, session=http)
     directory = Directory(client)
     delivery = delivery_client(token, settings.slack_api_url, session=http)
-    dispatcher = Dispatcher(service, delivery, directory, clock, pace=pace or Pace())
+    pace = pace or Pace()
+    dispatcher = Dispatcher(service, delivery, directory, clock, pace=pace)
     timekeeper = Timekeeper(dispatcher, clock)
     # Its own engine (on SQLite its own file), so recording a request before the ack never waits for the work
     inbox_database = inbox_url(settings.database_url)
@@ -239,11 +244,14 @@ async def build_runtime(
     prometheus_token = settings.prometheus_token.get_secret_value() if settings.prometheus_token else None
     checks = PrometheusChecks(service, http=http, token=prometheus_token)
     dispatcher.before_post = checks.before_post  # the vote, status updates, the decision prompt: read just before
-    app = build_app(settings, client, Deps(service, directory, clock, checks), identity, inbox)
+    home = HomeBoard(service, directory, client, spawn=lambda work: runtime.background(work), every=pace.home_every)
+    app = build_app(settings, client, Deps(service, directory, clock, checks=checks, home=home), identity, inbox)
     runtime = Runtime(
         settings, engine, service, client, directory, dispatcher, timekeeper, app, http, inbox, inbox_engine, identity
     )
     service.after_commit.append(runtime._changed)
+    runtime.home = home
+    service.after_commit.append(home.changed)  # re-publishes the App Home of the people a change concerns
     # PagerDuty runs in the background (tracked with the runtime's tasks) so it never delays a Slack page
     service.externals["pagerduty"] = PagerDuty(service, runtime._tasks, wake=dispatcher.run_due, http=http).submit
     runtime.checks = checks

@@ -430,7 +430,17 @@ class External:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Effect = Post | Refresh | SetTimer | CancelTimer | CancelPosts | External
+@dataclass(frozen=True, slots=True)
+class RefreshHome:
+    """Publish the App Home again for `users` (Slack user IDs), or, when empty, for everyone of the release
+    who opened it, whatever their Home shows waiting; after commit, paced, never stored (bot/home.py).
+
+    Without it, a change re-publishes only the Homes whose waiting items changed."""
+
+    users: tuple[str, ...] = ()
+
+
+Effect = Post | Refresh | SetTimer | CancelTimer | CancelPosts | External | RefreshHome
 
 
 @dataclass(frozen=True, slots=True)

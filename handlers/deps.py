@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain import Actor
+from bot.home import HomeBoard
 from bot.integrations.prometheus import PrometheusChecks
 from bot.plan import Plan
 from bot.service import Service
@@ -21,6 +22,13 @@ class Deps:
     clock: Callable[[], datetime]
     checks: PrometheusChecks | None = None
     """Reads the plan's checks from Prometheus (`/release checks`)."""
+    home: HomeBoard | None = None
+    """Publishes people's App Home (None where nothing publishes it, e.g. a test of one listener)."""
+
+    def notice(self, user: str, text: str) -> None:
+        """Answer a click made in the App Home there (see `handlers.errors.answer`)."""
+        if self.home is not None:
+            self.home.notice(user, text)
 
     def release_for(self, body: dict[str, Any], requested: str | None = None) -> str:
         """The release a command or action is about (SPEC §5)."""

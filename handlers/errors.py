@@ -60,8 +60,35 @@ async def reply_privately(client: Any, *, user: str, channel: str, text: str, bl
     await client.chat_postMessage(channel=user, text=text, blocks=blocks)
 
 
-async def reply_error(error: Exception, body: dict[str, Any], respond: Any, client: Any) -> None:
-    """Tell the person what went wrong, privately; log unexpected errors with an id they can quote."""
+def from_home(body: dict[str, Any]) -> bool:
+    """True for a click in the App Home: it carries the Home view, and no channel, message or response_url."""
+    container = body.get("container") or {}
+    return container.get("type") == "view" and (body.get("view") or {}).get("type") == "home"
+
+
+Notice = Callable[[str, str], None]
+"""Shows a line at the top of a person's App Home (bot.home.HomeBoard.notice)."""
+
+
+async def answer(body: dict[str, Any], respond: Any, client: Any, text: str, notice: Notice | None = None) -> None:
+    """A button's answer to whoever clicked it: ephemeral where the message is; on top of their App Home when
+    they clicked there (`notice`); else by DM. `text` is a rule's reply: it is escaped on every road."""
+    if respond is not None and getattr(respond, "response_url", None):
+        await respond(response_type="ephemeral", replace_original=False, text=text)
+        return
+    user = str((body.get("user") or {}).get("id") or "")
+    if notice is not None and from_home(body):
+        notice(user, text)
+        return
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
+    await reply_privately(client, user=user, channel=str(channel), text=slack_escape(text))
+
+
+async def reply_error(
+    error: Exception, body: dict[str, Any], respond: Any, client: Any, notice: Notice | None = None
+) -> None:
+    """Tell the person what went wrong, privately (in their App Home when they clicked there); log unexpected
+    errors with an id they can quote."""
     name = request_name(body)
     if isinstance(error, NotSaved):  # said once where it happened (storage); the person is told plainly
         METRICS.command(name, "error")
@@ -81,8 +108,11 @@ async def reply_error(error: Exception, body: dict[str, Any], respond: Any, clie
         error_id = uuid.uuid4().hex[:8]
         log.error("unexpected error %s handling %s", error_id, name, exc_info=error)
         text = f"Something went wrong on our side (error id `{error_id}`). Try again, or tell the release manager."
-    text = slack_escape(text)  # refusals quote what was typed
     try:
+        if notice is not None and from_home(body) and (body.get("user") or {}).get("id"):
+            notice(str(body["user"]["id"]), text)  # escaped where the Home is built
+            return
+        text = slack_escape(text)  # refusals quote what was typed
         # Bolt always passes a `respond`, but it only works when the request carried a response_url
         # (commands, message buttons); modals and App Home have none and are answered privately instead.
         if respond is not None and getattr(respond, "response_url", None):
@@ -184,7 +214,9 @@ def guarded(listener: Listener) -> Listener:
         except Exception as error:
             body = kwargs.get("body") or {}
             await _answer_form(error, body, kwargs.get("ack"))
-            await reply_error(error, body, kwargs.get("respond"), kwargs.get("client"))
+            deps = (kwargs.get("context") or {}).get("deps")
+            notice = deps.home.notice if deps is not None and deps.home is not None else None
+            await reply_error(error, body, kwargs.get("respond"), kwargs.get("client"), notice)
             return None
         finally:
             finish = (kwargs.get("context") or {}).get(FINISH_REQUEST)

@@ -32,7 +32,7 @@ from bot.votes import (
 )
 from handlers.checklists import checklist_command
 from handlers.deps import Deps
-from handlers.errors import reply_privately
+from handlers.errors import answer, reply_privately
 from handlers.forms import actor_in_time, form_metadata
 from messages.blocks import submitted_values
 from messages.render import compose
@@ -79,12 +79,15 @@ async def _clicked(body: dict[str, Any], deps: Deps) -> tuple[str, int, Plan, Ac
     return release_id, attempt, plan, await deps.actor(plan, body["user"]["id"])
 
 
-async def on_vote_go(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, deps: Deps) -> None:
+async def on_vote_go(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, deps: Deps
+) -> None:
+    """*Go*, on the vote message or in the App Home."""
     await ack()
     release_id, attempt, _plan, actor = await _clicked(body, deps)
     command = CastVote(Vote.GO, attempt=attempt)
     outcome = await deps.service.run(release_id, lambda r, p, now: cast_vote(r, p, actor, command, now))
-    await respond(response_type="ephemeral", replace_original=False, text=outcome.reply)
+    await answer(body, respond, client, outcome.reply, deps.notice)
 
 
 async def _open_modal(
@@ -137,7 +140,9 @@ async def _submit(
         await ack(response_action="errors", errors={BlockId.REASON: error.message[:300]})
         return
     await ack()
-    if outcome.reply:  # in the vote's channel; by DM when the bot cannot post there
+    if outcome.reply and not channel and deps.home is not None:
+        deps.home.notice(user, outcome.reply)  # the form was opened from the App Home: answered there
+    elif outcome.reply:  # in the vote's channel; by DM when the bot cannot post there
         await reply_privately(client, user=user, channel=channel, text=slack_escape(outcome.reply))
 
 

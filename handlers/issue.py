@@ -26,7 +26,7 @@ from bot.issues import (
     parse_ref,
 )
 from handlers.deps import Deps
-from handlers.errors import reply_privately
+from handlers.errors import answer, reply_privately
 from handlers.forms import actor_in_time, form_metadata
 from messages.blocks import submitted_values
 from messages.issue_cards import issue_list, issue_modal, resolve_modal
@@ -75,27 +75,38 @@ async def _on_button(
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
+    client: AsyncWebClient,
     deps: Deps,
     make: Callable[[int], IssueCommand],
 ) -> None:
     await ack()
     release_id, number = parse_ref(action.get("value", ""))
     outcome = await _run(deps, release_id, body["user"]["id"], make(number))
-    await respond(response_type="ephemeral", replace_original=False, text=outcome.reply)
+    await answer(body, respond, client, outcome.reply, deps.notice)
 
 
 async def on_investigate(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, deps: Deps
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    deps: Deps,
 ) -> None:
     """*Investigating*: the clicker takes the issue; the card updates in place."""
-    await _on_button(ack, body, action, respond, deps, InvestigateIssue)
+    await _on_button(ack, body, action, respond, client, deps, InvestigateIssue)
 
 
 async def on_escalate(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, deps: Deps
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    deps: Deps,
 ) -> None:
     """*Escalate*: page the next escalation level for the issue."""
-    await _on_button(ack, body, action, respond, deps, EscalateIssue)
+    await _on_button(ack, body, action, respond, client, deps, EscalateIssue)
 
 
 async def on_resolve_clicked(

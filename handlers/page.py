@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import split_release_option
 from bot.ids import ActionId, Command
 from bot.issues import parse_ref
 from bot.paging import AckPage, ListPages, ack_page, decide_page, parse_page
 from handlers.deps import Deps
+from handlers.errors import answer
 from messages.issue_cards import page_list
 
 
@@ -36,11 +38,16 @@ async def on_page(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
 
 
 async def on_page_ack(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, deps: Deps
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    deps: Deps,
 ) -> None:
-    """*Acknowledge* (in the DM or the war room): the ladder stops."""
+    """*Acknowledge* (in the DM, the war room or the App Home): the ladder stops."""
     await ack()
     release_id, number = parse_ref(action.get("value", ""))
     actor = await deps.actor(deps.service.plan(release_id), body["user"]["id"])
     outcome = await deps.service.run(release_id, lambda r, p, now: ack_page(r, p, actor, AckPage(number), now))
-    await respond(response_type="ephemeral", replace_original=False, text=outcome.reply)
+    await answer(body, respond, client, outcome.reply, deps.notice)

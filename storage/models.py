@@ -296,3 +296,15 @@ class HandledRequestRow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     reply: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime]
+
+
+class HomeViewRow(Base):
+    """Someone who opened the App Home: their Home is published again when what waits for them changes."""
+
+    __tablename__ = "home_views"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opened_at: Mapped[datetime]
+    digest: Mapped[str] = mapped_column(String(64), default="")
+    """Fingerprint of what waited for them in the Home last published (see bot.core.home.digest)."""
+    published_at: Mapped[datetime | None]

@@ -137,7 +137,7 @@ def make_settings(fake: FakeSlack, database_url: str, **extra: Any) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-FAST_PACE = Pace(interval=0.005, burst=3, hold=0.5)
+FAST_PACE = Pace(interval=0.005, burst=3, hold=0.5, home_every=0.003)
 """Slack's per-channel pace, 200 times faster: tests on a hand-moved clock never wait for it."""
 
 

@@ -73,6 +73,8 @@ def refusal(method: str, args: dict[str, Any]) -> str | None:
     view = method.startswith("views.")
     if method not in {"chat.postMessage", "chat.update", "chat.postEphemeral", "respond"} and not view:
         return None
+    if method == "views.publish" and (problem := _publish_refusal(args)) is not None:
+        return problem
     if len(str(args.get("text") or "")) > MAX_TEXT:
         return "msg_too_long"
     blocks = (args.get("view") or {}).get("blocks") if view else args.get("blocks")
@@ -87,6 +89,32 @@ def refusal(method: str, args: dict[str, Any]) -> str | None:
             block.validate_json()
     except Exception:
         return "invalid_arguments" if view else "invalid_blocks"
+    return None
+
+
+MAX_VIEW_BYTES = 250_000
+
+
+def _publish_refusal(args: dict[str, Any]) -> str | None:
+    """What Slack answers a views.publish it will not take: no `user_id`, a view that is not a Home tab
+    (`type: home`, blocks required), two blocks with one block_id or two elements of a block with one action_id
+    (`invalid_arguments`), a view over 250 kB (`view_too_large`)."""
+    view = args.get("view")
+    if not args.get("user_id") or not isinstance(view, dict) or view.get("type") != "home":
+        return "invalid_arguments"
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list):
+        return "invalid_arguments"
+    if len(json.dumps(view)) > MAX_VIEW_BYTES:
+        return "view_too_large"
+    block_ids = [b["block_id"] for b in blocks if isinstance(b, dict) and b.get("block_id")]
+    if len(block_ids) != len(set(block_ids)):
+        return "invalid_arguments"
+    for block in blocks:
+        elements = [*(block.get("elements") or []), *([block["accessory"]] if block.get("accessory") else [])]
+        action_ids = [e["action_id"] for e in elements if isinstance(e, dict) and e.get("action_id")]
+        if len(action_ids) != len(set(action_ids)):
+            return "invalid_arguments"
     return None
 
 
@@ -251,6 +279,10 @@ class FakeSlack:
 
     def of(self, method: str) -> list[dict[str, Any]]:
         return [c.args for c in self.calls if c.method == method]
+
+    def homes(self, user: str) -> list[dict[str, Any]]:
+        """The Home views published for `user`, oldest first."""
+        return [c["view"] for c in self.of("views.publish") if c.get("user_id") == user]
 
     def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
         return [a for a in self.of("chat.postMessage") if channel is None or a.get("channel") == channel]

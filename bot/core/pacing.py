@@ -19,6 +19,8 @@ class Pace:
     burst: int = 3
     hold: float = 0.5
     concurrency: int = 4
+    home_every: float = 0.6
+    """Seconds between two App Home publishes made in the background (views.publish: Tier 4, ~100 a minute)."""
 
 
 @dataclass
