@@ -18,12 +18,11 @@ from bot.checklists import (
     require_checklist,
     tick_task,
 )
-from bot.core.text import slack_escape
 from bot.domain import GO_NO_GO_CHECKLIST, UsageError
 from bot.ids import ActionId
 from bot.rules import ChangePhase, PhaseVerb, change_phase
 from handlers.deps import Deps
-from handlers.errors import reply_privately
+from handlers.errors import answer
 from messages.blocks import Message
 from messages.checklist_cards import done_confirmation, gonogo_checklist, phase_checklist
 
@@ -59,16 +58,6 @@ async def ask_to_confirm(asked: OpenTasks, respond: AsyncRespond) -> None:
     await respond(response_type="ephemeral", **done_confirmation(asked).kwargs())
 
 
-async def _answer(body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, text: str) -> None:
-    """Reply to the clicker: ephemerally where the click came from, by DM from the App Home (no channel)."""
-    if getattr(respond, "response_url", None):
-        await respond(response_type="ephemeral", replace_original=False, text=text)
-        return
-    channel = (body.get("channel") or {}).get("id") or ""
-    # the reply quotes the plan's task texts: escaped like every reply (respond escapes by itself)
-    await reply_privately(client, user=body["user"]["id"], channel=channel, text=slack_escape(text))
-
-
 def _ephemeral(body: dict[str, Any]) -> bool:
     return bool((body.get("container") or {}).get("is_ephemeral"))
 
@@ -95,7 +84,7 @@ async def on_task_toggle(
         message = _checklist(deps, plan, outcome.release, scope)
         await respond(response_type="ephemeral", replace_original=True, **message.kwargs())
         return
-    await _answer(body, respond, client, outcome.reply)
+    await answer(body, respond, client, outcome.reply, deps.notice)
 
 
 def parse_confirm(value: str) -> tuple[str, str, str]:
@@ -125,4 +114,4 @@ async def on_done_confirmed(
     if _ephemeral(body) and getattr(respond, "response_url", None):
         await respond(response_type="ephemeral", replace_original=True, text=outcome.reply)  # the button goes
         return
-    await _answer(body, respond, client, outcome.reply)
+    await answer(body, respond, client, outcome.reply, deps.notice)

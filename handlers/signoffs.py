@@ -16,7 +16,7 @@ from bot.core.text import slack_escape
 from bot.domain import DomainError, UsageError
 from bot.ids import ActionId, BlockId, CallbackId
 from handlers.deps import Deps
-from handlers.errors import reply_privately
+from handlers.errors import answer, reply_privately
 from handlers.forms import actor_in_time, form_metadata
 from messages.blocks import submitted_values
 from messages.signoff_cards import parse_ref, refuse_modal
@@ -73,12 +73,12 @@ async def on_sign_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebC
     """*Sign*: the clicker signs for the button's role, if they hold it; the table updates in place."""
     await ack()
     release_id, role = _value(body)
-    user, channel = _where(body)
+    user, _ = _where(body)
     plan = deps.service.plan(release_id)
     actor = await deps.actor(plan, user)
     command = Sign(role)
     outcome = await deps.service.run(release_id, lambda r, p, now: decide_signoff(r, p, actor, command, now))
-    await reply_privately(client, user=user, channel=channel, text=slack_escape(outcome.reply))
+    await answer(body, None, client, outcome.reply, deps.notice)
 
 
 async def on_refuse_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, deps: Deps) -> None:
@@ -114,15 +114,18 @@ async def on_refusal_submitted(
         await ack(response_action="errors", errors={BlockId.REASON: error.message[:300]})
         return
     await ack()
-    await reply_privately(client, user=user, channel=channel, text=slack_escape(outcome.reply))
+    if not channel and deps.home is not None:
+        deps.home.notice(user, outcome.reply)  # the form was opened from the App Home: answered there
+    else:
+        await reply_privately(client, user=user, channel=channel, text=slack_escape(outcome.reply))
 
 
 async def on_accept_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, deps: Deps) -> None:
     """*Accept handoff*: the receiving role takes over on-call; the handoff updates in place."""
     await ack()
     release_id, _ = _value(body)
-    user, channel = _where(body)
+    user, _ = _where(body)
     plan = deps.service.plan(release_id)
     actor = await deps.actor(plan, user)
     outcome = await deps.service.run(release_id, lambda r, p, now: accept_handoff(r, p, actor, now))
-    await reply_privately(client, user=user, channel=channel, text=slack_escape(outcome.reply))
+    await answer(body, None, client, outcome.reply, deps.notice)

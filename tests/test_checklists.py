@@ -176,7 +176,12 @@ async def test_someone_outside_the_plan_cannot_tick_and_nothing_changes(room: Sl
     assert "Ticked 1." in ok["text"]
 
 
-async def test_tick_from_the_app_home_works_and_answers_by_dm(room: SlackDriver) -> None:
+async def _home_answer(room: SlackDriver, user: str, text: str) -> None:
+    """The answer to a click in the App Home is the line on top of the Home published next."""
+    await room.fake.wait_until(lambda: any(text in json.dumps(v, ensure_ascii=False) for v in room.fake.homes(user)))
+
+
+async def test_tick_from_the_app_home_works_and_answers_on_top_of_the_home(room: SlackDriver) -> None:
     await room.command("/phase", "start db-migration", user="U0DBA")
     await deliver(room)
     [post] = checklist_posts(room.fake)
@@ -187,13 +192,12 @@ async def test_tick_from_the_app_home_works_and_answers_by_dm(room: SlackDriver)
     assert release.checked("db-migration")[3].done_by == "U0DBA"
     [update] = updates_of(room.fake, ts)
     assert "✅ *3.* Monitor migration progress" in json.dumps(update["blocks"], ensure_ascii=False)
-    dm = [p for p in room.fake.posts() if p["channel"] == "U0DBA"]
-    assert dm and "Ticked 3. Monitor migration progress" in dm[-1]["text"]
-    # a refusal from the Home reaches the person too
+    await _home_answer(room, "U0DBA", "Ticked 3. Monitor migration progress")
+    # a refusal from the Home reaches the person there too, and changes nothing
     await room.action(home_click("task_toggle", "U0STRANGER", "r1:db-migration:1:tick"))
     await deliver(room)
-    refused = [p for p in room.fake.posts() if p["channel"] == "U0STRANGER"]
-    assert refused and "Only people listed in the plan" in refused[-1]["text"]
+    await _home_answer(room, "U0STRANGER", "Only people listed in the plan")
+    assert 1 not in (await room.runtime.service.get("r1")).checked("db-migration")
 
 
 # --- the text form -------------------------------------------------------------------------------------------
@@ -338,7 +342,7 @@ async def test_confirming_from_the_app_home_finishes_the_phase(room: SlackDriver
     await deliver(room)
     phase = (await room.runtime.service.get("r1")).phase("db-migration")
     assert phase is not None and phase.status is PhaseStatus.DONE
-    assert "Left open: 4 task(s)" in [p for p in room.fake.posts() if p["channel"] == "U0DBA"][-1]["text"]
+    await _home_answer(room, "U0DBA", "Left open: 4 task(s)")
 
 
 # --- the status update and progress ---------------------------------------------------------------------------
