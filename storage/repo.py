@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,7 @@ from bot.domain import (
     Release,
     SetTimer,
 )
+from storage import release_cache
 from storage.models import (
     Base,
     DecisionRow,
@@ -106,6 +108,40 @@ def _to_columns(obj: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
 
 _RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions")
 
+_LOAD_ORDER: dict[str, tuple[type[Base], Callable[[Any], Any] | None]] = {
+    "phases": (PhaseRow, lambda p: p.position),
+    "issues": (IssueRow, lambda i: i.number),
+    "pages": (PageRow, lambda p: p.number),
+    "ballots": (VoteRow, lambda b: (b.at, b.voter)),
+    "decisions": (DecisionRow, None),  # appended only, in the order they were made
+}
+"""Per child of the release: its table and the order `get_release` gives its rows in (the kept copy of a
+saved release takes the same shape). A new child needs its line here."""
+assert set(_LOAD_ORDER) == set(_RELEASE_CHILDREN), "every child of the release says how it loads"
+
+
+def _mapped(model: type[Base]) -> frozenset[str]:
+    return frozenset(sa_inspect(model).attrs.keys())
+
+
+def _as_loaded(before: Release | None, after: Release) -> Release:
+    """`after` as `get_release` would load it once saved; children unchanged since `before` are reused."""
+    children: dict[str, Any] = {}
+    for name, (model, order) in _LOAD_ORDER.items():
+        old: tuple[Any, ...] = getattr(before, name) if before is not None else ()
+        new: tuple[Any, ...] = getattr(after, name)
+        if new is old:
+            children[name] = old
+            continue
+        if order is None:  # only the ones added are written
+            new = old + new[len(old) :]
+        kept = {id(o) for o in old}
+        columns = _mapped(model)
+        stored = [o if id(o) in kept else release_cache.as_stored(o, columns, _conversions(type(o))) for o in new]
+        children[name] = tuple(stored if order is None else sorted(stored, key=order))
+    release = release_cache.as_stored(after, _mapped(ReleaseRow), _conversions(Release))
+    return replace(release, **children)
+
 
 # --- the release aggregate -----------------------------------------------------------------------------------
 
@@ -118,6 +154,8 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
     row = (await session.execute(query)).scalar_one_or_none()
     if row is None:
         return None
+    if (kept := release_cache.lookup(session, release_id, row.stamp, row.revision)) is not None:
+        return kept
     phases = (
         await session.scalars(select(PhaseRow).where(PhaseRow.release_id == release_id).order_by(PhaseRow.position))
     ).all()
@@ -131,15 +169,17 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
     decisions = (
         await session.scalars(select(DecisionRow).where(DecisionRow.release_id == release_id).order_by(DecisionRow.id))
     ).all()
-    return _from_row(
+    release = _from_row(
         Release,
         row,
         phases=tuple(_from_row(Phase, p) for p in phases),
         issues=tuple(_from_row(Issue, i) for i in issues),
         pages=tuple(_from_row(Page, p) for p in pages),
-        ballots=tuple(sorted((_from_row(Ballot, v) for v in votes), key=lambda b: b.at)),
+        ballots=tuple(sorted((_from_row(Ballot, v) for v in votes), key=lambda b: (b.at, b.voter))),
         decisions=tuple(_from_row(Decision, d) for d in decisions),
     )
+    release_cache.remember(session, release, row.stamp)
+    return release
 
 
 async def save_release(
@@ -170,6 +210,14 @@ async def save_release(
     old_decisions = len(before.decisions) if before else 0
     for decision in after.decisions[old_decisions:]:
         session.add(DecisionRow(release_id=after.id, **_to_columns(decision)))
+    await session.flush()
+    stamp = await session.scalar(
+        update(ReleaseRow)
+        .where(ReleaseRow.id == after.id)
+        .values(stamp=ReleaseRow.stamp + 1)
+        .returning(ReleaseRow.stamp)
+    )
+    release_cache.remember_on_commit(session, _as_loaded(before, after), int(stamp or 0))
 
 
 async def _sync(
@@ -184,7 +232,7 @@ async def _sync(
     new_by_key = {key(n): n for n in new}
     for k, obj in new_by_key.items():
         previous = old_by_key.get(k)
-        if previous == obj:
+        if previous is obj or previous == obj:
             continue
         values = _to_columns(obj)
         if previous is None:
