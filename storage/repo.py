@@ -197,11 +197,17 @@ async def save_release(
         columns["plan_source"] = plan_source
     if plan_file is not None:
         columns["plan_file"] = plan_file
+    stamp: int | None = None
     if before is None:
         session.add(ReleaseRow(**columns, created_at=now, updated_at=now))
         await session.flush()
     elif columns != _to_columns(before, skip=_RELEASE_CHILDREN) or plan_source is not None:
-        await session.execute(update(ReleaseRow).where(ReleaseRow.id == after.id).values(**columns, updated_at=now))
+        stamp = await session.scalar(
+            update(ReleaseRow)
+            .where(ReleaseRow.id == after.id)
+            .values(**columns, updated_at=now, stamp=ReleaseRow.stamp + 1)
+            .returning(ReleaseRow.stamp)
+        )
 
     await _sync(session, PhaseRow, after.id, before.phases if before else (), after.phases, lambda p: p.id)
     await _sync(session, IssueRow, after.id, before.issues if before else (), after.issues, lambda i: i.number)
@@ -210,13 +216,13 @@ async def save_release(
     old_decisions = len(before.decisions) if before else 0
     for decision in after.decisions[old_decisions:]:
         session.add(DecisionRow(release_id=after.id, **_to_columns(decision)))
-    await session.flush()
-    stamp = await session.scalar(
-        update(ReleaseRow)
-        .where(ReleaseRow.id == after.id)
-        .values(stamp=ReleaseRow.stamp + 1)
-        .returning(ReleaseRow.stamp)
-    )
+    if stamp is None:
+        stamp = await session.scalar(
+            update(ReleaseRow)
+            .where(ReleaseRow.id == after.id)
+            .values(stamp=ReleaseRow.stamp + 1)
+            .returning(ReleaseRow.stamp)
+        )
     release_cache.remember_on_commit(session, _as_loaded(before, after), int(stamp or 0))
 
 
@@ -777,6 +783,12 @@ async def unfinished_requests(
         query = query.where(InboxRow.claimed_at < claimed_before)
     rows = (await session.scalars(query.order_by(InboxRow.received_at, InboxRow.key))).all()
     return [_request(r) for r in rows]
+
+
+async def recorded_request(*, session: AsyncSession, key: str) -> InboundRequest | None:
+    """The request recorded under `key` while it is not finished, else None."""
+    row = await session.get(InboxRow, key)
+    return None if row is None or row.finished_at is not None else _request(row)
 
 
 async def claim_request(*, session: AsyncSession, request: InboundRequest, now: datetime) -> bool:
