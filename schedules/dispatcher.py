@@ -296,13 +296,24 @@ class Dispatcher:
     async def _deliver_lane(self, lane: list[OutboxItem], releases: dict[str, Release]) -> None:
         for n, item in enumerate(lane):
             held = await self._deliver(item, releases)
-            if held is not None and held.scope.startswith("chat.postMessage:"):
-                # the channel's pace or Retry-After holds the rest of its lane as long: all go back together
-                rest = HeldBack(held.scope, held.seconds, called=False)
-                await asyncio.gather(
-                    *(self._hand_back(i, rest, maybe_posted=i.claimed_at is not None) for i in lane[n + 1 :])
-                )
+            if held is not None and held.scope.startswith("chat.postMessage:") and lane[n + 1 :]:
+                await self._hand_back_rest(lane[n + 1 :], held)
                 return
+
+    async def _hand_back_rest(self, rest: list[OutboxItem], held: HeldBack) -> None:
+        """The channel's pace or Retry-After holds the rest of its lane too: all go back to the outbox in one
+        write, due one after another at the channel's pace, so later passes claim only what may go."""
+        first = self.clock() + timedelta(seconds=max(held.seconds, MIN_RETRY_AFTER) if held.called else held.seconds)
+        due = [(item, first + timedelta(seconds=self.pace.interval * k)) for k, item in enumerate(rest, 1)]
+        async with self.service.sessions() as session, session.begin():
+            await repo.hand_back(session=session, claim_id=self.process_id, due=due, error=str(held))
+        self.service.writes.succeeded()
+        for item in rest:
+            self._claimed.pop(item.id, None)
+            self._started.discard(item.id)
+            METRICS.outbox("pending", item.kind)
+        if self._held_until is None or due[0][1] < self._held_until:
+            self._held_until = due[0][1]
 
     async def _slack(self, scope: str, call: Callable[[], Awaitable[T]], *, post_to: str | None = None) -> T:
         """One Slack call within its holds (Retry-After of its channel or method) and its channel's pace.

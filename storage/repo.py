@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -553,6 +553,32 @@ async def finish_item(
         update(OutboxRow).where(OutboxRow.id == item_id, OutboxRow.claim_id == claim_id).values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def hand_back(
+    *, session: AsyncSession, claim_id: str, due: list[tuple[OutboxItem, datetime]], error: str
+) -> None:
+    """Put claimed messages Slack was not called for back in the outbox, each due again at its own time (one
+    statement per kind of item, however many). Like `finish_item(status="pending", undo_attempt=True)`; an item
+    an earlier attempt may have posted (claimed before) keeps its claim time, so whoever sends it looks first."""
+    table = cast(Table, OutboxRow.__table__)
+    for looks_first in (False, True):
+        rows = [{"item_id": item.id, "at": at} for item, at in due if (item.claimed_at is not None) is looks_first]
+        if not rows:
+            continue
+        values: dict[str, Any] = {
+            "status": "pending",
+            "claim_id": None,
+            "next_attempt_at": bindparam("at"),
+            "attempts": table.c.attempts - 1,
+            "error": error[:2000],
+        }
+        if not looks_first:
+            values["claimed_at"] = None
+        statement = (
+            update(table).where(table.c.id == bindparam("item_id"), table.c.claim_id == claim_id).values(**values)
+        )
+        await session.execute(statement, rows)
 
 
 async def release_claims(*, session: AsyncSession, claim_id: str, claims: list[tuple[OutboxItem, bool]]) -> None:
