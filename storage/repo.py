@@ -12,8 +12,6 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import (
@@ -783,8 +781,16 @@ async def record_requests(*, session: AsyncSession, requests: list[InboundReques
         for r in {r.key: r for r in reversed(requests)}.values()
     ]
     # ON CONFLICT DO NOTHING (both databases have it): a replay must not abort the others in this statement
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(InboxRow).values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(InboxRow.key)
+    # the dialect in use is loaded already; importing the other one would only slow the start
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement: Any = postgresql_insert(InboxRow)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(InboxRow)
+    statement = statement.values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(InboxRow.key)
     return set((await session.execute(statement)).scalars())
 
 
