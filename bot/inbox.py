@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -308,7 +309,8 @@ class Inbox:
             log.info("more than %d acknowledged requests wait for their turn: the rest wait in the inbox", WAITING)
         self._deferred.append(key)
         if self._taking_up is None or self._taking_up.done():
-            self._taking_up = asyncio.get_running_loop().create_task(self._take_up())
+            # a context of its own: not the current request's, which a request it takes up must not inherit
+            self._taking_up = asyncio.get_running_loop().create_task(self._take_up(), context=contextvars.Context())
 
     async def _take_up(self) -> None:
         """Take the requests left in the inbox up again, oldest first, as room frees up in memory."""
