@@ -11,7 +11,9 @@ whatever was recorded but not finished is processed from the stored payload: its
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -57,6 +59,10 @@ FINISH_WITHIN = 60.0
 """How long recovery waits for one request's listener before it moves on to the next."""
 WORKING = 8
 """Requests whose work (after their ack) runs at once; the rest wait their turn, holding nothing."""
+WAITING = 32
+"""Acknowledged requests waiting for their turn in memory; past that, a request waits in the inbox (where it
+is recorded already) and is taken up from there in the order received, so a burst of thousands holds
+no more memory than this many."""
 
 NOT_KEPT = frozenset({"token"})
 """Left out of the stored payload: Slack's verification token, which nothing here needs (requests are
@@ -132,6 +138,11 @@ class Inbox:
         self.app: AsyncApp | None = None
         self._in_flight: set[str] = set()
         self._working = asyncio.Semaphore(WORKING)
+        self._waiting = 0
+        self._deferred: collections.deque[str] = collections.deque()
+        """Keys of acknowledged requests left waiting in the inbox, oldest first."""
+        self._room = asyncio.Event()
+        self._taking_up: asyncio.Task[None] | None = None
         self._at_work: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -194,7 +205,7 @@ class Inbox:
         """Record the request (a replay is answered 200 and goes no further), then let the listeners run."""
         recovered: InboundRequest | None = context.get(_RECOVERED)
         if recovered is not None:
-            self._attach(context, recovered.key)
+            self._attach(context, recovered.key, may_wait_in_inbox=False)
             if self.clock() - recovered.received_at > RESPONSE_URL_VALID:
                 context["respond"] = PrivateReply(self.client, recovered.user_id, recovered.channel_id)
             await next()
@@ -220,7 +231,7 @@ class Inbox:
             METRICS.command(request.name, "replayed")
             log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])
             return BoltResponse(status=200, body="")
-        self._attach(context, key)
+        self._attach(context, key, may_wait_in_inbox=kind != "view")
         await next()
         return None
 
@@ -242,19 +253,32 @@ class Inbox:
             task.add_done_callback(self._replies.discard)
         return BoltResponse(status=200, body="")
 
-    def _attach(self, context: AsyncBoltContext, key: str) -> None:
+    def _attach(self, context: AsyncBoltContext, key: str, *, may_wait_in_inbox: bool) -> None:
+        """`may_wait_in_inbox`: once acknowledged, the request may wait for its turn in the inbox rather than
+        in memory (not a form, whose ack comes after its change; not one taken up from the inbox already)."""
         # the listener's task is created after the middleware returns, so it inherits this value
         CURRENT_REQUEST.set(RequestSlot(key))
         self._in_flight.add(key)
         done: asyncio.Event | None = context.get("inbox_done")
         turn = False
+        deferred = False
 
         async def take_turn() -> None:
             # after the ack: waiting here holds no database connection and no SQLite lock
-            nonlocal turn
+            nonlocal turn, deferred
             if turn:
                 return
-            await self._working.acquire()
+            if may_wait_in_inbox and (self._deferred or self._waiting >= WAITING) and not self._stopping:
+                # recorded already: it waits in the inbox, its turn after those before it
+                deferred = True
+                self._defer(key)
+                raise asyncio.CancelledError
+            self._waiting += 1
+            try:
+                await self._working.acquire()
+            finally:
+                self._waiting -= 1
+                self._room.set()
             if self._stopping:  # left recorded and unfinished: the next start processes it
                 self._working.release()
                 raise asyncio.CancelledError
@@ -270,12 +294,52 @@ class Inbox:
                 if completed:  # a listener the stop cut short stays unfinished, for the next start
                     await self.finish(key)
             finally:
-                self._in_flight.discard(key)
+                if not deferred:
+                    self._in_flight.discard(key)
                 if done is not None:
                     done.set()
 
         context[TAKE_TURN] = take_turn
         context[FINISH_REQUEST] = finish
+
+    # --- a burst: acknowledged requests waiting in the inbox ------------------------------------------------
+
+    def _defer(self, key: str) -> None:
+        if not self._deferred:
+            log.info("more than %d acknowledged requests wait for their turn: the rest wait in the inbox", WAITING)
+        self._deferred.append(key)
+        if self._taking_up is None or self._taking_up.done():
+            # a context of its own: not the current request's, which a request it takes up must not inherit
+            self._taking_up = asyncio.get_running_loop().create_task(self._take_up(), context=contextvars.Context())
+
+    async def _take_up(self) -> None:
+        """Take the requests left in the inbox up again, oldest first, as room frees up in memory."""
+        while self._deferred and not self._stopping:
+            if self._waiting >= WAITING // 2:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            key = self._deferred.popleft()
+            try:
+                await self._take_up_one(key)
+            except Exception:
+                self._in_flight.discard(key)  # the sweep finds it once its claim is a minute old
+                log.warning("could not take up the recorded request %s; the sweep will", key[:16], exc_info=True)
+
+    async def _take_up_one(self, key: str) -> None:
+        async with self.inbox_sessions() as session:
+            request = await repo.recorded_request(session=session, key=key)
+        if request is not None:
+            async with self._writing() as session:
+                claimed = await repo.claim_request(session=session, request=request, now=self.clock())
+            if claimed:
+                assert self.app is not None, "Inbox.app is set when the Bolt app is built"
+                # its listener acks (already done, so nothing is sent) and waits for its turn like the rest
+                bolt_request = AsyncBoltRequest(body=request.payload, mode="socket_mode", context={_RECOVERED: request})
+                await self.app.async_dispatch(bolt_request)
+                CURRENT_REQUEST.set(None)
+                return
+        self._in_flight.discard(key)  # finished meanwhile, or another replica took it over
 
     async def finish(self, key: str) -> None:
         """Mark the request finished: its listener replied, or said why not."""
@@ -415,6 +479,9 @@ class Inbox:
             await asyncio.gather(*cut_short, return_exceptions=True)
             if cut_short:
                 log.info("stopped %d request(s) still at work; the next start finishes them", len(cut_short))
+        if self._taking_up is not None:  # what still waits in the inbox is taken up at the next start
+            self._room.set()
+            await asyncio.gather(self._taking_up, return_exceptions=True)
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

@@ -115,6 +115,26 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 30 * 2 ** max(0, attempts - 1)))
 
 
+CLAIM_BATCH = 200
+"""Messages one delivery pass claims at most (1,000 due in the same second go out in five passes)."""
+
+
+@dataclass
+class _Record:
+    """How a claimed message ended, waiting to be written with the others that ended meanwhile."""
+
+    item: OutboxItem
+    status: str
+    now: datetime
+    fields: dict[str, Any]
+    written: asyncio.Future[None]
+
+
+def _fail(record: _Record, error: Exception) -> None:
+    if not record.written.done():  # its lane may have been cancelled meanwhile
+        record.written.set_exception(error)
+
+
 @dataclass
 class Dispatcher:
     service: Service
@@ -139,6 +159,9 @@ class Dispatcher:
     before_post: Callable[[OutboxItem], Awaitable[bool]] | None = None
     """Called before a message is rendered for posting; True when it changed the release (re-read it then).
     The plan's checks are read here, so the vote and status updates show readings of the moment."""
+    claim_batch: int = CLAIM_BATCH
+    _records: list[_Record] = field(default_factory=list)
+    _writer: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self._pacer = Pacer(self.pace)
@@ -193,6 +216,8 @@ class Dispatcher:
                 self._runner.cancel()
             await self._lock.acquire()  # the pass unwinds at its next await: a cancelled send or commit
             self._lock.release()
+        if self._writer is not None:  # what ended before the stop is recorded as it ended, not handed back
+            await asyncio.gather(self._writer, return_exceptions=True)
         await self._hand_back_claims()
 
     async def _hand_back_claims(self) -> None:
@@ -246,7 +271,9 @@ class Dispatcher:
     async def _deliver_batch(self) -> int:
         now = self.clock()
         async with self.service.sessions() as session, session.begin():
-            items = await repo.claim_due(session=session, now=now, claim_id=self.process_id, stale_after=STALE_CLAIM)
+            items = await repo.claim_due(
+                session=session, now=now, claim_id=self.process_id, stale_after=STALE_CLAIM, limit=self.claim_batch
+            )
         self._claimed.update((item.id, item) for item in items)
         # Delivery never changes a release, so each one is loaded once per batch; a change made meanwhile
         # enqueues its own refresh, which the next pass renders from fresh state.
@@ -272,8 +299,26 @@ class Dispatcher:
         return plan.channel(item.channel) if plan is not None else item.channel
 
     async def _deliver_lane(self, lane: list[OutboxItem], releases: dict[str, Release]) -> None:
-        for item in lane:
-            await self._deliver(item, releases)
+        for n, item in enumerate(lane):
+            held = await self._deliver(item, releases)
+            if held is not None and held.scope.startswith("chat.postMessage:") and lane[n + 1 :]:
+                await self._hand_back_rest(lane[n + 1 :], held)
+                return
+
+    async def _hand_back_rest(self, rest: list[OutboxItem], held: HeldBack) -> None:
+        """The channel's pace or Retry-After holds the rest of its lane too: all go back to the outbox in one
+        write, due one after another at the channel's pace, so later passes claim only what may go."""
+        first = self.clock() + timedelta(seconds=max(held.seconds, MIN_RETRY_AFTER) if held.called else held.seconds)
+        due = [(item, first + timedelta(seconds=self.pace.interval * k)) for k, item in enumerate(rest, 1)]
+        async with self.service.sessions() as session, session.begin():
+            await repo.hand_back(session=session, claim_id=self.process_id, due=due, error=str(held))
+        self.service.writes.succeeded()
+        for item in rest:
+            self._claimed.pop(item.id, None)
+            self._started.discard(item.id)
+            METRICS.outbox("pending", item.kind)
+        if self._held_until is None or due[0][1] < self._held_until:
+            self._held_until = due[0][1]
 
     async def _slack(self, scope: str, call: Callable[[], Awaitable[T]], *, post_to: str | None = None) -> T:
         """One Slack call within its holds (Retry-After of its channel or method) and its channel's pace.
@@ -317,40 +362,78 @@ class Dispatcher:
             self._held_until = retry_at
 
     async def _finish(self, item: OutboxItem, status: str, **kwargs: Any) -> None:
-        now = self.clock()
-        async with self.service.sessions() as session, session.begin():
-            await repo.finish_item(
-                session=session, item_id=item.id, claim_id=self.process_id, status=status, now=now, **kwargs
-            )
-            if status == "skipped" and item.kind in {"announcement", "post", "status"}:
-                event = Event("message.skipped", now, subject=item.key, data={"reason": kwargs.get("error", "")})
-                await repo.append_events(session=session, release_id=item.release_id, events=[event])
-            if status == "sent" and item.kind in {"announcement", "status"}:
-                data = {
-                    "due_at": item.due_at.isoformat(),
-                    "late_seconds": round((now - item.due_at).total_seconds(), 3),
-                }
-                if kwargs.get("delayed"):
-                    data["delayed"] = True
-                await repo.append_events(
-                    session=session,
-                    release_id=item.release_id,
-                    events=[Event("message.posted", now, subject=item.key, data=data)],
-                )
-        self._claimed.pop(item.id, None)
-        self._started.discard(item.id)
-        self.service.writes.succeeded()
-        METRICS.outbox(status, item.kind)
-        if status == "sent":
-            METRICS.lateness(item.kind, (now - item.due_at).total_seconds())
+        """Record how a claimed message ended. Messages that end at about the same time (the lanes of a pass)
+        are written in one transaction; each waits until its own record is committed."""
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._records.append(_Record(item, status, self.clock(), kwargs, written))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_records())
+        await written
 
-    async def _deliver(self, item: OutboxItem, releases: dict[str, Release]) -> None:
+    async def _write_records(self) -> None:
+        while self._records:
+            batch, self._records = self._records, []
+            try:
+                try:
+                    await self._write(batch)
+                except Exception as exc:
+                    if len(batch) == 1:
+                        _fail(batch[0], exc)
+                        continue
+                    # one record that cannot be written must not keep the others from theirs: one by one
+                    for record in batch:
+                        try:
+                            await self._write([record])
+                        except Exception as one:
+                            _fail(record, one)
+            except asyncio.CancelledError:
+                for record in batch + self._records:
+                    record.written.cancel()
+                raise
+
+    async def _write(self, batch: list[_Record]) -> None:
+        async with self.service.sessions() as session, session.begin():
+            for record in batch:
+                await self._record(session, record.item, record.status, record.now, **record.fields)
+        self.service.writes.succeeded()
+        for record in batch:
+            item, status = record.item, record.status
+            self._claimed.pop(item.id, None)
+            self._started.discard(item.id)
+            METRICS.outbox(status, item.kind)
+            if status == "sent":
+                METRICS.lateness(item.kind, (record.now - item.due_at).total_seconds())
+            if not record.written.done():
+                record.written.set_result(None)
+
+    async def _record(self, session: Any, item: OutboxItem, status: str, now: datetime, **kwargs: Any) -> None:
+        await repo.finish_item(
+            session=session, item_id=item.id, claim_id=self.process_id, status=status, now=now, **kwargs
+        )
+        if status == "skipped" and item.kind in {"announcement", "post", "status"}:
+            event = Event("message.skipped", now, subject=item.key, data={"reason": kwargs.get("error", "")})
+            await repo.append_events(session=session, release_id=item.release_id, events=[event])
+        if status == "sent" and item.kind in {"announcement", "status"}:
+            data = {
+                "due_at": item.due_at.isoformat(),
+                "late_seconds": round((now - item.due_at).total_seconds(), 3),
+            }
+            if kwargs.get("delayed"):
+                data["delayed"] = True
+            await repo.append_events(
+                session=session,
+                release_id=item.release_id,
+                events=[Event("message.posted", now, subject=item.key, data=data)],
+            )
+
+    async def _deliver(self, item: OutboxItem, releases: dict[str, Release]) -> HeldBack | None:
+        """Deliver one claimed message and record how it ended; the hold when it went back for its channel."""
         self._started.add(item.id)
         now = self.clock()
         plan = self.service.plans.get(item.release_id)
         if plan is None:
             await self._finish(item, "pending", retry_at=now + backoff(item.attempts), error="plan not loaded")
-            return
+            return None
         if item.release_id not in releases:
             releases[item.release_id] = await self.service.get(item.release_id)
         release = releases[item.release_id]
@@ -358,23 +441,23 @@ class Dispatcher:
         overtaken = out_of_date(release, item.kind, item.template, now)
         if overtaken is not None:
             await self._finish(item, "skipped", error=overtaken)
-            return
+            return None
         if item.grace_seconds is not None and late > timedelta(seconds=item.grace_seconds):
             await self._finish(
                 item,
                 "skipped",
                 error=f"due {int(late.total_seconds())}s ago, past its grace of {item.grace_seconds}s",
             )
-            return
+            return None
         if self.before_post is not None and await self.before_post(item):
             release = releases[item.release_id] = await self.service.get(item.release_id)
         if item.kind == UPLOAD_KIND:
             await self._upload(item, plan, release)
-            return
+            return None
         delayed = item.kind in {"announcement", "status"} and late > DELAY_MARK
         if item.kind != "update" and item.channel not in plan.channels and USER_GROUP.fullmatch(item.channel):
             await self._deliver_to_group(item, plan, release, now)
-            return
+            return None
         # Only the Slack calls are guarded: if recording the result fails, the claim stays and goes
         # stale, and the history check below keeps the message from being posted twice.
         try:
@@ -391,27 +474,28 @@ class Dispatcher:
                 posted: tuple[str, str] = found
         except HeldBack as held:
             await self._hand_back(item, held, maybe_posted=item.claimed_at is not None)
-            return
+            return held
         except RenderError as exc:
             # e.g. a template only a newer plan has: retried (another replica, or this one once it follows)
             await self._failed(item, str(exc), maybe_posted=item.claimed_at is not None)
-            return
+            return None
         except SlackApiError as exc:
             # the retry must look before posting when an earlier send may have reached Slack, or this one:
             # Slack documents that a post answered with internal_error and the like may still have gone out
             error = api_error(exc)
             await self._failed(item, error, maybe_posted=item.claimed_at is not None or _transient(error))
-            return
+            return None
         except (TimeoutError, SlackClientError, OSError) as exc:
             await self._failed(item, f"{type(exc).__name__}: {exc}", maybe_posted=True)
-            return
+            return None
         if item.kind == "update":
             if updated:
                 await self._finish(item, "sent")
             else:
                 await self._finish(item, "skipped", error="the original is not posted yet; it will show this state")
-            return
+            return None
         await self._finish(item, "sent", channel_id=posted[0], ts=posted[1], delayed=delayed)
+        return None
 
     async def _post(
         self, item: OutboxItem, plan: Any, release: Release, now: datetime, delayed: bool

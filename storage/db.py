@@ -6,14 +6,15 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config  # Alembic is needed when migrating only (not by check, preview…)
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -129,6 +132,8 @@ def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Replicas starting together: one migrates, the others wait and then find nothing to do.
         connection.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+    from alembic import command
+
     command.upgrade(_alembic_config(connection), "head")
 
 

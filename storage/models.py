@@ -56,6 +56,8 @@ class ReleaseRow(Base):
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     revision: Mapped[int] = mapped_column(Integer, default=0)
+    stamp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Moved on by every saved change, so a process can tell its copy of the release is current."""
     vote_opened_at: Mapped[datetime | None]
     vote_channel: Mapped[str | None] = mapped_column(String(32))
     vote_ts: Mapped[str | None] = mapped_column(String(32))

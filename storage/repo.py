@@ -10,9 +10,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import (
@@ -34,6 +33,7 @@ from bot.domain import (
     SignOff,
     TaskCheck,
 )
+from storage import release_cache
 from storage.models import (
     AlertLinkRow,
     Base,
@@ -114,6 +114,44 @@ def _to_columns(obj: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
 
 _RELEASE_CHILDREN = ("phases", "issues", "pages", "ballots", "decisions", "task_checks", "signoffs", "alerts", "checks")
 
+_LOAD_ORDER: dict[str, tuple[type[Base], Callable[[Any], Any] | None]] = {
+    "phases": (PhaseRow, lambda p: p.position),
+    "issues": (IssueRow, lambda i: i.number),
+    "pages": (PageRow, lambda p: p.number),
+    "ballots": (VoteRow, lambda b: (b.at, b.voter)),
+    "decisions": (DecisionRow, None),  # appended only, in the order they were made
+    "task_checks": (TaskCheckRow, lambda c: (c.scope, c.number)),
+    "signoffs": (SignOffRow, lambda s: (s.at, s.role)),
+    "alerts": (AlertLinkRow, lambda a: (a.issue_number, a.fingerprint)),
+    "checks": (CheckRow, lambda c: c.name),
+}
+"""Per child of the release: its table and the order `get_release` gives its rows in (the kept copy of a
+saved release takes the same shape). A new child needs its line here."""
+assert set(_LOAD_ORDER) == set(_RELEASE_CHILDREN), "every child of the release says how it loads"
+
+
+def _mapped(model: type[Base]) -> frozenset[str]:
+    return frozenset(sa_inspect(model).attrs.keys())
+
+
+def _as_loaded(before: Release | None, after: Release) -> Release:
+    """`after` as `get_release` would load it once saved; children unchanged since `before` are reused."""
+    children: dict[str, Any] = {}
+    for name, (model, order) in _LOAD_ORDER.items():
+        old: tuple[Any, ...] = getattr(before, name) if before is not None else ()
+        new: tuple[Any, ...] = getattr(after, name)
+        if new is old:
+            children[name] = old
+            continue
+        if order is None:  # only the ones added are written
+            new = old + new[len(old) :]
+        kept = {id(o) for o in old}
+        columns = _mapped(model)
+        stored = [o if id(o) in kept else release_cache.as_stored(o, columns, _conversions(type(o))) for o in new]
+        children[name] = tuple(stored if order is None else sorted(stored, key=order))
+    release = release_cache.as_stored(after, _mapped(ReleaseRow), _conversions(Release))
+    return replace(release, **children)
+
 
 # --- the release aggregate -----------------------------------------------------------------------------------
 
@@ -126,6 +164,8 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
     row = (await session.execute(query)).scalar_one_or_none()
     if row is None:
         return None
+    if (kept := release_cache.lookup(session, release_id, row.stamp, row.revision)) is not None:
+        return kept
     phases = (
         await session.scalars(select(PhaseRow).where(PhaseRow.release_id == release_id).order_by(PhaseRow.position))
     ).all()
@@ -149,23 +189,27 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
     signoffs = (await session.scalars(select(SignOffRow).where(SignOffRow.release_id == release_id))).all()
     alerts = (
         await session.scalars(
-            select(AlertLinkRow).where(AlertLinkRow.release_id == release_id).order_by(AlertLinkRow.issue_number)
+            select(AlertLinkRow)
+            .where(AlertLinkRow.release_id == release_id)
+            .order_by(AlertLinkRow.issue_number, AlertLinkRow.fingerprint)
         )
     ).all()
     checks = (await session.scalars(select(CheckRow).where(CheckRow.release_id == release_id))).all()
-    return _from_row(
+    release = _from_row(
         Release,
         row,
         task_checks=tuple(_from_row(TaskCheck, c) for c in ticked),
-        signoffs=tuple(sorted((_from_row(SignOff, s) for s in signoffs), key=lambda s: s.at)),
+        signoffs=tuple(sorted((_from_row(SignOff, s) for s in signoffs), key=lambda s: (s.at, s.role))),
         alerts=tuple(_from_row(AlertLink, a) for a in alerts),
         checks=tuple(sorted((_from_row(CheckState, c) for c in checks), key=lambda c: c.name)),
         phases=tuple(_from_row(Phase, p) for p in phases),
         issues=tuple(_from_row(Issue, i) for i in issues),
         pages=tuple(_from_row(Page, p) for p in pages),
-        ballots=tuple(sorted((_from_row(Ballot, v) for v in votes), key=lambda b: b.at)),
+        ballots=tuple(sorted((_from_row(Ballot, v) for v in votes), key=lambda b: (b.at, b.voter))),
         decisions=tuple(_from_row(Decision, d) for d in decisions),
     )
+    release_cache.remember(session, release, row.stamp)
+    return release
 
 
 async def save_release(
@@ -183,11 +227,17 @@ async def save_release(
         columns["plan_source"] = plan_source
     if plan_file is not None:
         columns["plan_file"] = plan_file
+    stamp: int | None = None
     if before is None:
         session.add(ReleaseRow(**columns, created_at=now, updated_at=now))
         await session.flush()
     elif columns != _to_columns(before, skip=_RELEASE_CHILDREN) or plan_source is not None:
-        await session.execute(update(ReleaseRow).where(ReleaseRow.id == after.id).values(**columns, updated_at=now))
+        stamp = await session.scalar(
+            update(ReleaseRow)
+            .where(ReleaseRow.id == after.id)
+            .values(**columns, updated_at=now, stamp=ReleaseRow.stamp + 1)
+            .returning(ReleaseRow.stamp)
+        )
 
     await _sync(session, PhaseRow, after.id, before.phases if before else (), after.phases, lambda p: p.id)
     await _sync(session, IssueRow, after.id, before.issues if before else (), after.issues, lambda i: i.number)
@@ -200,6 +250,14 @@ async def save_release(
     old_decisions = len(before.decisions) if before else 0
     for decision in after.decisions[old_decisions:]:
         session.add(DecisionRow(release_id=after.id, **_to_columns(decision)))
+    if stamp is None:
+        stamp = await session.scalar(
+            update(ReleaseRow)
+            .where(ReleaseRow.id == after.id)
+            .values(stamp=ReleaseRow.stamp + 1)
+            .returning(ReleaseRow.stamp)
+        )
+    release_cache.remember_on_commit(session, _as_loaded(before, after), int(stamp or 0))
 
 
 def _check_key(check: TaskCheck) -> tuple[str, int]:
@@ -218,7 +276,7 @@ async def _sync(
     new_by_key = {key(n): n for n in new}
     for k, obj in new_by_key.items():
         previous = old_by_key.get(k)
-        if previous == obj:
+        if previous is obj or previous == obj:
             continue
         values = _to_columns(obj)
         if previous is None:
@@ -535,6 +593,32 @@ async def finish_item(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def hand_back(
+    *, session: AsyncSession, claim_id: str, due: list[tuple[OutboxItem, datetime]], error: str
+) -> None:
+    """Put claimed messages Slack was not called for back in the outbox, each due again at its own time (one
+    statement per kind of item, however many). Like `finish_item(status="pending", undo_attempt=True)`; an item
+    an earlier attempt may have posted (claimed before) keeps its claim time, so whoever sends it looks first."""
+    table = cast(Table, OutboxRow.__table__)
+    for looks_first in (False, True):
+        rows = [{"item_id": item.id, "at": at} for item, at in due if (item.claimed_at is not None) is looks_first]
+        if not rows:
+            continue
+        values: dict[str, Any] = {
+            "status": "pending",
+            "claim_id": None,
+            "next_attempt_at": bindparam("at"),
+            "attempts": table.c.attempts - 1,
+            "error": error[:2000],
+        }
+        if not looks_first:
+            values["claimed_at"] = None
+        statement = (
+            update(table).where(table.c.id == bindparam("item_id"), table.c.claim_id == claim_id).values(**values)
+        )
+        await session.execute(statement, rows)
+
+
 async def release_claims(*, session: AsyncSession, claim_id: str, claims: list[tuple[OutboxItem, bool]]) -> None:
     """Hand claimed messages back as due now. `(item, started)`: an item never started is as before its claim;
     one whose send began keeps its claim time, so whoever takes it looks for it in history before sending."""
@@ -737,8 +821,16 @@ async def record_requests(*, session: AsyncSession, requests: list[InboundReques
         for r in {r.key: r for r in reversed(requests)}.values()
     ]
     # ON CONFLICT DO NOTHING (both databases have it): a replay must not abort the others in this statement
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(InboxRow).values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(InboxRow.key)
+    # the dialect in use is loaded already; importing the other one would only slow the start
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement: Any = postgresql_insert(InboxRow)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(InboxRow)
+    statement = statement.values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(InboxRow.key)
     return set((await session.execute(statement)).scalars())
 
 
@@ -763,6 +855,12 @@ async def unfinished_requests(
         query = query.where(InboxRow.claimed_at < claimed_before)
     rows = (await session.scalars(query.order_by(InboxRow.received_at, InboxRow.key))).all()
     return [_request(r) for r in rows]
+
+
+async def recorded_request(*, session: AsyncSession, key: str) -> InboundRequest | None:
+    """The request recorded under `key` while it is not finished, else None."""
+    row = await session.get(InboxRow, key)
+    return None if row is None or row.finished_at is not None else _request(row)
 
 
 async def claim_request(*, session: AsyncSession, request: InboundRequest, now: datetime) -> bool:
