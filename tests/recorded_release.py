@@ -1,20 +1,22 @@
 """A release recorded deterministically on a hand-moved clock: the golden export's source.
 
-Real commands go through the service's rules and the dispatcher delivers to the fake Slack at the times
-the clock is set to. Ticked tasks, sign-offs and the handoff are written through storage with the
-timeline entries their commands record (the event kinds the contract names), as those commands would.
+Real commands go through the service's rules — ticks, phases, the vote, an issue and its page, completion,
+the sign-offs and the handoff's acceptance — and the dispatcher delivers to the fake Slack (and fires the
+timers) at the times the clock is set to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from bot.app import build_runtime
+from bot.checklists import TickTask, tick_task
 from bot.commands import parse_phase, parse_release
-from bot.domain import Actor, Event, Outcome, Release, SignOff, SignOffStatus, TaskCheck
+from bot.core.handoff import accept_handoff
+from bot.core.signoffs import decide_signoff, parse_signoff
+from bot.domain import GO_NO_GO_CHECKLIST, Actor, Outcome, Release
 from bot.gonogo_commands import parse_gonogo
 from bot.issues import decide_issue, parse_issue
 from bot.lifecycle import change_release
@@ -23,7 +25,6 @@ from bot.plan import Plan, parse_plan
 from bot.rules import change_phase
 from bot.service import LoadedPlan
 from bot.votes import decide
-from storage import repo
 from tests.conftest import FAST_PACE, T0, Clock, make_settings, plan_text
 from tests.fake_slack import FakeSlack
 
@@ -80,12 +81,28 @@ async def record(database_url: str) -> None:
         def as_user(user: str, fn: Callable[..., Outcome], command: Any) -> Rule:
             return lambda r, p, now: fn(r, p, Actor(user, p.role_of_person.get(user, frozenset())), command, now)
 
+        def tick(user: str, scope: str, number: int, note: str = "") -> Rule:
+            return as_user(user, tick_task, TickTask(scope, number, True, note))
+
+        def signoff(user: str, text: str) -> Rule:
+            return as_user(user, decide_signoff, parse_signoff(text))
+
+        def handoff_accepted(user: str) -> Rule:
+            return lambda r, p, now: accept_handoff(r, p, Actor(user, p.role_of_person.get(user, frozenset())), now)
+
         await at(-120)  # the team assembly, on time
+        await at(-60, tick("U0RM", "pre-deployment", 1, "restore tested on staging"))
+        await at(-50, tick("U0RM", "pre-deployment", 2))
+        await at(-25, tick("U0QA", GO_NO_GO_CHECKLIST, 1))
+        await at(-24, tick("U0RM", GO_NO_GO_CHECKLIST, 2))
         await at(-20, as_user("U0VP", decide, parse_gonogo("decide go all checks green")))
         await at(0)  # T0: the release starts, the start announcement goes
-        await at(12, as_user("U0RM", change_phase, parse_phase("done pre-deployment")))
+        # one task of the pre-deployment is left open, on purpose and on the record
+        await at(12, as_user("U0RM", change_phase, parse_phase("done pre-deployment --force support told by mail")))
         await at(13, as_user("U0DBA", change_phase, parse_phase("start db-migration")), deliver=False)
+        await at(15, tick("U0DBA", "db-migration", 1), deliver=False)
         await at(17)  # the 17:15 status update goes two minutes late: marked delayed
+        await at(19, tick("U0DBA", "db-migration", 2))
         await at(20, as_user("U0DBA", change_phase, parse_phase("done db-migration")))
         await at(40, as_user("U0DEV", change_phase, parse_phase("skip deploy-region1 region1 is frozen")))
         issue = parse_issue("high api region2 5xx on /login | pool exhausted", ("region1", "region2"))
@@ -96,72 +113,12 @@ async def record(database_url: str) -> None:
         await at(60)  # the rollback decision point
         await at(65, as_user("U0DEV", decide_issue, parse_issue("resolve 1 pool size raised")))
         await at(90, as_user("U0DEV", change_phase, parse_phase("done deploy-region2")))
-        await at(95, as_user("U0RM", change_release, parse_release("complete")))
-        await _checklists_signoffs_handoff(runtime.service.sessions, plan)
+        await at(95, as_user("U0RM", change_release, parse_release("complete")))  # opens the sign-offs
+        await at(100, signoff("U0QA", "signoff qa_lead all 212 tests green"))
+        await at(104, signoff("U0DBA", "signoff dba"))
+        await at(110, signoff("U0VP", "signoff vp_engineering approved"))
+        await at(180)  # the handoff, at its time
+        await at(185, handoff_accepted("U0DEV"))
     finally:
         await runtime.close()
         await fake.stop()
-
-
-async def _checklists_signoffs_handoff(sessions: Any, plan: Plan) -> None:
-    """Ticked tasks, the sign-offs and the handoff, stored as their commands store them."""
-
-    def t(minutes: int) -> Any:
-        return T0 + timedelta(minutes=minutes)
-
-    checks = [
-        TaskCheck("pre-deployment", 1, "U0RM", t(-60), "restore tested on staging"),
-        TaskCheck("pre-deployment", 2, "U0RM", t(-50)),
-        TaskCheck("db-migration", 1, "U0DBA", t(15)),
-        TaskCheck("db-migration", 2, "U0DBA", t(19)),
-        TaskCheck("go_no_go", 1, "U0QA", t(-25)),
-        TaskCheck("go_no_go", 2, "U0RM", t(-24)),
-    ]
-    spec = {p.id: p for p in plan.phases}
-    go_no_go = plan.go_no_go.checklist if plan.go_no_go else []
-    events = [
-        Event(
-            "task.checked",
-            c.at,
-            c.done_by,
-            c.scope,
-            {
-                "number": c.number,
-                "task": (go_no_go if c.scope == "go_no_go" else spec[c.scope].tasks)[c.number - 1],
-                "note": c.note,
-            },
-        )
-        for c in checks
-    ]
-    signoffs = [
-        SignOff("qa_lead", SignOffStatus.SIGNED, "U0QA", t(100), "all 212 tests green"),
-        SignOff("dba", SignOffStatus.SIGNED, "U0DBA", t(104)),
-        SignOff("vp_engineering", SignOffStatus.SIGNED, "U0VP", t(110), "approved"),
-    ]
-    events += [Event("signoffs.requested", t(96), "U0RM", None, {"roles": [s.role for s in plan.signoffs]})]
-    criteria = {s.role: s.criterion for s in plan.signoffs}
-    events += [
-        Event("signoff.signed", s.at, s.by, s.role, {"criterion": criteria[s.role], "comment": s.comment})
-        for s in signoffs
-    ]
-    events += [
-        Event("release.approved", t(110), "warroom", None, {"outcome": "success"}),
-        Event("handoff.posted", t(180), "warroom", None, {"to": "devops_lead", "open_issues": 0, "open_pages": 0}),
-        Event("handoff.accepted", t(185), "U0DEV", "devops_lead", {"oncall": ["devops_lead"]}),
-    ]
-    async with sessions() as session, session.begin():
-        before = await repo.get_release(session=session, release_id="r1")
-        assert before is not None
-        after = replace(
-            before,
-            task_checks=tuple(checks),
-            signoffs=tuple(signoffs),
-            signoffs_requested_at=t(96),
-            approved_at=t(110),
-            handoff_posted_at=t(180),
-            handoff_accepted_by="U0DEV",
-            handoff_accepted_at=t(185),
-            revision=before.revision + 1,
-        )
-        await repo.save_release(session=session, before=before, after=after, now=t(185))
-        await repo.append_events(session=session, release_id="r1", events=sorted(events, key=lambda e: e.at))

@@ -85,7 +85,7 @@ def test_the_recorded_export_holds_the_whole_day(
     assert data["signoffs"]["deployment_status"] == "success"
     assert data["handoff"]["accepted_by"] == "U0DEV"
     delayed = [a["name"] for a in data["announcements"] if a["delayed"]]
-    assert "status update of 17:15" in delayed
+    assert "status update of 17:30" in delayed
     skipped = [a["name"] for a in data["announcements"] if a["status"] == "skipped"]
     assert "announcement advance" in skipped
     assert [e["kind"] for e in data["rollback"]] == ["rollback.decision_point"]

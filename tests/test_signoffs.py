@@ -145,7 +145,8 @@ def test_each_role_signs_and_the_last_signature_approves_with_the_outcome(plan: 
     last = decide_signoff(first.release, plan, QA, Sign("QA_LEAD"), later)
     assert last.release.approved_at == later
     approved = [e for e in last.events if e.kind == "release.approved"]
-    assert approved and approved[0].data == {"outcome": "success"}
+    assert approved and approved[0].data == {"outcome": "success", "last_signed_by": QA.user_id}
+    assert approved[0].actor == "warroom", "the approval follows from the last signature; nobody typed it"
     posts = [e for e in last.effects if isinstance(e, Post)]
     assert {(p.channel, p.template) for p in posts} == {
         ("war_room", "signoffs_approved"),
@@ -159,7 +160,8 @@ def test_after_a_rollback_the_approval_records_rollback(plan: Plan) -> None:
     release = decide_signoff(release, plan, RM, Sign("release_manager"), NOW).release
     last = decide_signoff(release, plan, QA, Sign("qa_lead"), NOW)
     assert last.release.approved_at == NOW
-    assert [e.data for e in last.events if e.kind == "release.approved"] == [{"outcome": "rollback"}]
+    approved = [e.data for e in last.events if e.kind == "release.approved"]
+    assert approved == [{"outcome": "rollback", "last_signed_by": QA.user_id}]
 
 
 def test_only_the_roles_people_sign_and_nothing_changes_otherwise(plan: Plan) -> None:

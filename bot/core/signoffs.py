@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.domain import (
+    SYSTEM,
     Actor,
     Conflict,
     Effect,
@@ -188,7 +189,9 @@ def sign(release: Release, plan: Plan, actor: Actor, command: Sign, now: datetim
     if not missing(updated, plan):
         outcome = outcome_of(updated)
         updated = replace(updated, approved_at=now)
-        events.append(Event("release.approved", now, actor.user_id, data={"outcome": outcome}))
+        events.append(
+            Event("release.approved", now, SYSTEM.user_id, data={"outcome": outcome, "last_signed_by": actor.user_id})
+        )
         data = {"outcome": outcome}
         effects += [
             Post("war_room", "signoffs_approved", data, key=APPROVED_KEYS[0]),
