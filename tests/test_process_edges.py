@@ -444,13 +444,15 @@ async def test_a_timer_job_hands_its_pass_over_so_it_never_overlaps_itself(
 async def test_socket_mode_connects_once_slack_lets_it_and_serves_commands(
     fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
-    fake_slack.method_outage("apps.connections.open", "reset", seconds=2)
+    fake_slack.method_outage("apps.connections.open", "reset")  # until the bot has tried once, however slow its start
     fake_slack.method_outage("auth.test", "500")  # and the token could not be checked at start
     log = tmp_path / "warroom.log"
     async with (
         running_bot(fake_slack, _plan(tmp_path), _db(tmp_path), log, extra_env=SOCKET_MODE) as bot,
         aiohttp.ClientSession() as session,
     ):
+        await fake_slack.wait_for("apps.connections.open:outage", 1, within=30)
+        fake_slack.restore("apps.connections.open")
         await fake_slack.wait_for("socket.connected", 1, within=20)
         await bot.wait_for_output("Socket Mode connected", within=10)
         async with session.get(f"{bot.base}/healthz") as response:
