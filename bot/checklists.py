@@ -7,6 +7,7 @@ release (`Release.task_checks`) and on the timeline (`task.checked`, `task.unche
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -85,10 +86,15 @@ def task_counts(release: Release, plan: Plan, scope: str) -> tuple[int, int]:
     return sum(1 for n in release.checked(scope) if 1 <= n <= total), total
 
 
+TASK_NUMBER = re.compile(r"[0-9]{1,4}")
+"""A task number as typed or carried by a button: ASCII digits only (`²` is a digit to `str.isdigit`, and
+`int` refuses very long numbers), at most 4 of them — a checklist has at most 40 items."""
+
+
 def parse_number(word: str, usage: str) -> int:
     """`3` or `#3` → 3; anything else is a UsageError naming what was typed."""
     cleaned = word.removeprefix("#")
-    if not cleaned.isdigit():
+    if not TASK_NUMBER.fullmatch(cleaned):
         raise UsageError(f"`{clip(word, 40)}` is not a task number: give its number as listed, e.g. `3`.", usage)
     return int(cleaned)
 
@@ -284,7 +290,11 @@ def parse_toggle(value: str) -> tuple[str, str, int, bool | None]:
     """A TASK_TOGGLE value `RELEASE:SCOPE:N`, optionally with `:tick` or `:untick` (what the button showed,
     so a second click on a stale message does not undo the first) → (release, scope, number, done)."""
     parts = value.split(":")
-    if len(parts) not in {3, 4} or not parts[2].isdigit() or (len(parts) == 4 and parts[3] not in {"tick", "untick"}):
+    if (
+        len(parts) not in {3, 4}
+        or not TASK_NUMBER.fullmatch(parts[2])
+        or (len(parts) == 4 and parts[3] not in {"tick", "untick"})
+    ):
         raise UsageError("This button names no checklist item; use `/phase tasks ID` to see the checklist.")
     done = None if len(parts) == 3 else parts[3] == "tick"
     return parts[0], parts[1], int(parts[2]), done

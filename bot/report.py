@@ -656,7 +656,7 @@ def decision_name(kind: str) -> str:
     return DECISIONS.get(kind, _words(kind))
 
 
-_LINK_SYNTAX = str.maketrans({"[": "\\[", "]": "\\]", "<": "\\<"})
+_LINK_SYNTAX = str.maketrans({"\\": "\\\\", "[": "\\[", "]": "\\]", "<": "\\<"})
 
 
 def _one_line(value: object) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.checklists import toggle_value
 from bot.core.home import PAGE, SIGNOFF, TASKS, VOTE, Waiting
 from bot.core.text import slack_escape
 from bot.domain import Release
@@ -75,8 +76,8 @@ def _item(entry: Entry, item: Waiting) -> list[dict[str, Any]]:
     text = f"☑️ *{name}* — *{slack_escape(item.title)}* is running: {count} open task{'s' * (count != 1)} of yours"
     blocks = [bk.section(text)]
     for task in item.tasks[:TASKS_SHOWN]:
-        value = f"{release.id}:{item.subject}:{task.number}"
-        button = bk.button("Done", ActionId.TASK_TOGGLE, value)
+        # ticks, never toggles: a second click on a Home not yet refreshed must not untick it
+        button = bk.button("Done", ActionId.TASK_TOGGLE, toggle_value(release, item.subject, task.number, done=True))
         blocks.append(bk.section(f"{task.number}. {slack_escape(task.text)}", accessory=button))
     if count > TASKS_SHOWN:
         blocks.append(

@@ -26,7 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app import build_runtime  # noqa: E402
+from bot.checklists import TickTask, tick_task  # noqa: E402
 from bot.commands import parse_phase, parse_release  # noqa: E402
+from bot.core.handoff import accept_handoff  # noqa: E402
+from bot.core.signoffs import decide_signoff, parse_signoff  # noqa: E402
 from bot.domain import Actor, Outcome, Release  # noqa: E402
 from bot.gonogo_commands import parse_gonogo  # noqa: E402
 from bot.issues import decide_issue, parse_issue  # noqa: E402
@@ -54,7 +57,7 @@ def _as(plan: Plan, user: str, fn: Callable[..., Outcome], command: Any) -> Rule
     return lambda r, p, now: fn(r, p, actor, command, now)
 
 
-async def rehearse(plan_path: str, out: Path) -> None:
+async def rehearse(plan_path: str, out: Path) -> int:
     database = out / "warroom.db"
     plan, source = load_checked(plan_path)
     channels = {ref.lstrip("#"): f"C0{key.upper().replace('_', '')[:8]}" for key, ref in plan.channels.items()}
@@ -80,7 +83,15 @@ async def rehearse(plan_path: str, out: Path) -> None:
                 start + max(0, LATENESS[n % len(LATENESS)] // 2),
                 _as(plan, owner, change_phase, parse_phase(f"start {phase.id}")),
             )
-            at(end, _as(plan, owner, change_phase, parse_phase(f"done {phase.id}")))
+            # the owner ticks the checklist as the phase runs; every fifth phase ends with its last task open
+            left_open = bool(phase.tasks) and n % 5 == 4
+            ticked = phase.tasks[:-1] if left_open else phase.tasks
+            begun = start + max(0, LATENESS[n % len(LATENESS)] // 2)
+            for k, _task in enumerate(ticked, start=1):
+                when = begun + max(1, (end - begun) * k // (len(phase.tasks) + 1))
+                at(min(when, end), _as(plan, owner, tick_task, TickTask(phase.id, k, True)))
+            done = f"done {phase.id} --force left for the day team" if left_open else f"done {phase.id}"
+            at(end, _as(plan, owner, change_phase, parse_phase(done)))
             last = max(last, end)
         component, region = plan.components[0], plan.regions[0] if plan.regions else ""
         regions = tuple(plan.regions)
@@ -95,15 +106,28 @@ async def rehearse(plan_path: str, out: Path) -> None:
         window = max(int((plan.release.window.end - plan.t0).total_seconds() // 60), last + 2)
         manager = _person(plan, "release_manager")
         at(window, _as(plan, manager, change_release, parse_release("complete")))
+        for n, spec in enumerate(plan.signoffs):  # each role signs within the half hour after completion
+            at(
+                window + 3 + 4 * n,
+                _as(plan, _person(plan, spec.role), decide_signoff, parse_signoff(f"signoff {spec.role}")),
+            )
+        end = window + 4 * len(plan.signoffs) + 5
+        if plan.handoff is not None:
+            receiver = Actor(_person(plan, plan.handoff.to), frozenset({plan.handoff.to}))
+            handoff_at = int(plan.handoff.at.total_seconds() // 60)
+            at(max(handoff_at, end) + 5, lambda r, p, now: accept_handoff(r, p, receiver, now))
+            end = max(handoff_at, end) + 6
 
+        refused = 0
         minute = -135
-        while minute <= window:
+        while minute <= end:
             clock.set(plan.t0 + timedelta(minutes=minute))
             for rule in steps.get(minute, []):
                 try:
                     await runtime.service.run(plan.id, rule)
                 except Exception as exc:  # a rehearsal goes on: a refused command is printed, as a reply would say
                     print(f"T{minute:+d}m: {exc}", file=sys.stderr)
+                    refused += 1
             await runtime.dispatcher.run_due()
             await runtime.settle()
             minute += 1
@@ -121,6 +145,9 @@ async def rehearse(plan_path: str, out: Path) -> None:
             f"{len(fake.posts())} messages posted; report {len(markdown.content or b'')} bytes, chart "
             f"{len(chart.content or b'')} bytes uploaded to {war_room}; written to {out}"
         )
+        if refused:
+            print(f"{refused} step(s) of the rehearsal were refused: see above", file=sys.stderr)
+        return 1 if refused else 0
     finally:
         await runtime.close()
         await fake.stop()
@@ -133,7 +160,7 @@ def main() -> None:
     parsed = args.parse_args()
     parsed.out.mkdir(parents=True, exist_ok=True)
     (parsed.out / "warroom.db").unlink(missing_ok=True)
-    asyncio.run(rehearse(parsed.plan, parsed.out))
+    sys.exit(asyncio.run(rehearse(parsed.plan, parsed.out)))
 
 
 if __name__ == "__main__":

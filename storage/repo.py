@@ -198,9 +198,10 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
     release = _from_row(
         Release,
         row,
-        task_checks=tuple(_from_row(TaskCheck, c) for c in ticked),
+        # sorted here, not by the database: ORDER BY follows the server's collation, the kept copy code points
+        task_checks=tuple(sorted((_from_row(TaskCheck, c) for c in ticked), key=_check_key)),
         signoffs=tuple(sorted((_from_row(SignOff, s) for s in signoffs), key=lambda s: (s.at, s.role))),
-        alerts=tuple(_from_row(AlertLink, a) for a in alerts),
+        alerts=tuple(sorted((_from_row(AlertLink, a) for a in alerts), key=lambda a: (a.issue_number, a.fingerprint))),
         checks=tuple(sorted((_from_row(CheckState, c) for c in checks), key=lambda c: c.name)),
         phases=tuple(_from_row(Phase, p) for p in phases),
         issues=tuple(_from_row(Issue, i) for i in issues),

@@ -375,3 +375,17 @@ def test_an_alert_firing_again_while_its_issue_is_open_says_so_in_the_war_room(p
     bk.validate(message.blocks)
     assert "is firing again since <!date^" in message.text
     assert [e.kind for e in outcome.events] == ["alert.refired"]
+
+
+def test_alert_text_mentions_nobody_and_carries_no_invisible_format_characters(plan: Plan) -> None:
+    # annotations are often filled from labels, which a scraped target can set: they must not ping or disguise
+    sneaky = alert(
+        "DiskFilling", annotations={"summary": "ask <@U0CTO> or <#C0SEC> \u202eevil", "description": "x\u200by"}
+    )
+    release = receive(in_progress(plan), plan, sneaky).release
+    issue = release.issue(1)
+    assert issue is not None and "\u202e" not in issue.impact and issue.error == "xy"
+    card = compose(plan, "issue_card", release, NOW, {"number": 1})
+    for text in (json.dumps(card.blocks, ensure_ascii=False), card.text):
+        assert "<@U0CTO>" not in text and "<#C0SEC>" not in text, text
+        assert "@U0CTO" in text, "the name is still shown, as text"

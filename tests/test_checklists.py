@@ -242,6 +242,9 @@ async def test_a_click_on_a_private_checklist_replaces_it_with_the_ticked_one(ro
         ("check db-migration 9", "Database Migration has 4 items: the number must be from 1 to 4 (got 9)"),
         ("check db-migration 0", "the number must be from 1 to 4 (got 0)"),
         ("check db-migration three", "`three` is not a task number"),
+        ("check db-migration \u00b2", "is not a task number"),  # a digit to str.isdigit, not to int
+        ("check db-migration " + "9" * 5000, "is not a task number"),  # longer than int() reads
+        ("check db-migration 1.5", "`1.5` is not a task number"),
         ("check db-migration", "Which task? Give its number: `check db-migration N`"),
         ("check", "Which phase?"),
         ("tasks", "Which phase?"),

@@ -312,3 +312,20 @@ async def test_export_never_prints_the_database_password(
     output = capsys.readouterr()
     assert "no release 'nope'" in output.err and "releases: none" in output.err, output.err
     assert "s3cret-db-password" not in output.err + output.out, output.err
+
+
+def test_typed_text_cannot_make_a_link_in_the_markdown_export() -> None:
+    from bot.report import _md, _one_line
+
+    for typed in ("[x](http://evil.example)", "\\[x\\](http://evil.example)", "<http://evil.example|x>"):
+        for rendered in (_one_line(typed), _md(typed)):
+            # every [ ] < is escaped, and so is a backslash typed to cancel that escaping
+            unescaped = [i for i, c in enumerate(rendered) if c in "[]<" and _backslashes_before(rendered, i) % 2 == 0]
+            assert not unescaped, (typed, rendered)
+
+
+def _backslashes_before(text: str, index: int) -> int:
+    count = 0
+    while index - count - 1 >= 0 and text[index - count - 1] == "\\":
+        count += 1
+    return count

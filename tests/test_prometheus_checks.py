@@ -5,6 +5,7 @@ question a failing trigger raises."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -173,6 +174,24 @@ async def test_a_slow_prometheus_is_unreadable_within_the_timeout() -> None:
         plan, _ = checks_plan(url)
         answers = await reader(plan, timeout=0.3).read(plan)
         assert answers["API p95"].error == "Prometheus did not answer within 0.3s"
+
+
+async def test_an_answer_that_comes_in_pieces_is_read_to_its_end() -> None:
+    body = json.dumps({"status": "success", "data": {"resultType": "scalar", "result": [1, "0.01"]}}).encode()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(body[:20])  # as a proxy or a slow link hands it over
+        await asyncio.sleep(0.05)
+        await response.write(body[20:])
+        await response.write_eof()
+        return response
+
+    async for url in fake_prometheus(handler):
+        plan, _ = checks_plan(url)
+        answers = await reader(plan).read(plan)
+        assert answers["API p95"].value == 0.01, answers["API p95"]
 
 
 async def test_a_proxy_error_page_is_unreadable() -> None:

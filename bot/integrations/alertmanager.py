@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Literal
@@ -44,10 +45,18 @@ class PayloadError(ValueError):
     """A body that is not a webhook delivery; the message says why."""
 
 
+_MENTION = re.compile(r"<(?=[@#!])")
+"""The start of a Slack mention or link token (`<@U…>`, `<#C…>`, `<!…>`)."""
+
+
 def _clean(text: str, limit: int) -> str:
-    """Text from outside as it can be stored and shown: no control characters, at most `limit` characters."""
+    """Text from outside as it can be stored and shown: no control or invisible format characters (such as
+    the right-to-left override), no Slack mention — alert text comes from labels a scraped target can set, so
+    `<@U…>` is shown with a look-alike angle (U+2039) and pings nobody — and at most `limit` characters."""
     if control_characters(text):
         text = "".join(c for c in text if c in "\n\t" or not control_characters(c))
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    text = _MENTION.sub("\u2039", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

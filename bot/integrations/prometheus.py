@@ -61,8 +61,13 @@ class PrometheusChecks:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 allow_redirects=False,
             ) as response:
-                raw = await response.content.read(MAX_ANSWER_BYTES + 1)
                 status = response.status
+                raw = b""
+                # read to the end (an answer may come in several pieces), but no more than the limit allows
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    raw += chunk
+                    if len(raw) > MAX_ANSWER_BYTES:
+                        break
         except TimeoutError:
             return Answer(error=f"Prometheus did not answer within {self.timeout:g}s")
         except aiohttp.ClientConnectorError as exc:
