@@ -300,6 +300,20 @@ def parse_toggle(value: str) -> tuple[str, str, int, bool | None]:
     return parts[0], parts[1], int(parts[2]), done
 
 
+def confirm_value(release_id: str, phase_id: str, note: str) -> str:
+    """The value of *Finish anyway*: `RELEASE:PHASE`, with the note typed with `/phase done` kept for the click."""
+    value = f"{release_id}:{phase_id}"
+    return value + f":{note.strip()[:1800]}" if note.strip() else value
+
+
+def parse_confirm(value: str) -> tuple[str, str, str]:
+    """A PHASE_DONE_CONFIRM value `RELEASE:PHASE` (optionally `:NOTE`, the note typed with `/phase done`)."""
+    parts = value.split(":", 2)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise UsageError("This button names no phase; finish it with `/phase done ID --force [note]`.")
+    return parts[0], parts[1], parts[2] if len(parts) > 2 else ""
+
+
 def toggle_value(release: Release, scope: str, number: int, *, done: bool) -> str:
     """The value of a tick (`done`) or untick button."""
     return f"{release.id}:{scope}:{number}:{'tick' if done else 'untick'}"

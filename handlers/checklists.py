@@ -14,11 +14,12 @@ from bot.checklists import (
     OpenTasks,
     ShowTasks,
     TickTask,
+    parse_confirm,
     parse_toggle,
     require_checklist,
     tick_task,
 )
-from bot.domain import GO_NO_GO_CHECKLIST, UsageError
+from bot.domain import GO_NO_GO_CHECKLIST
 from bot.ids import ActionId
 from bot.rules import ChangePhase, PhaseVerb, change_phase
 from handlers.deps import Deps
@@ -85,14 +86,6 @@ async def on_task_toggle(
         await respond(response_type="ephemeral", replace_original=True, **message.kwargs())
         return
     await answer(body, respond, client, outcome.reply, deps.notice)
-
-
-def parse_confirm(value: str) -> tuple[str, str, str]:
-    """A PHASE_DONE_CONFIRM value `RELEASE:PHASE` (optionally `:NOTE`, the note typed with `/phase done`)."""
-    parts = value.split(":", 2)
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise UsageError("This button names no phase; finish it with `/phase done ID --force [note]`.")
-    return parts[0], parts[1], parts[2] if len(parts) > 2 else ""
 
 
 async def on_done_confirmed(

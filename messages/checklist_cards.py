@@ -16,6 +16,7 @@ from bot.checklists import (
     PHASE_TASKS_USAGE,
     OpenTasks,
     closed_reason,
+    confirm_value,
     items,
     task_counts,
     toggle_value,
@@ -153,9 +154,7 @@ def gonogo_checklist(plan: Plan, release: Release, now: datetime) -> Message:
 def done_confirmation(error: OpenTasks) -> Message:
     """What `/phase done ID` answers while tasks are open: which, and a button to finish anyway."""
     listed = "\n".join(f"{OPEN} *{n}.* {slack_escape(text)}" for n, text in error.left)
-    value = f"{error.release_id}:{error.phase_id}"
-    if error.note.strip():
-        value += f":{error.note.strip()[:1800]}"  # the note typed with `/phase done`, kept for the click
+    value = confirm_value(error.release_id, error.phase_id, error.note)
     confirm = {
         "title": {"type": "plain_text", "text": "Finish with open tasks?"},
         "text": {"type": "mrkdwn", "text": "The open tasks are recorded as left open (timeline and checklist)."},

@@ -170,6 +170,45 @@ def should_escape(command: str) -> bool:
     return bool(found and found[0].get("should_escape", False))
 
 
+def home_click(user: str, action_id: str, value: str) -> dict[str, Any]:
+    """A block_actions payload as Slack sends it for a button in the App Home: the Home view and a `view`
+    container, no channel, no message, no response_url."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T111"},
+        "api_app_id": "A111",
+        "token": "verification_token",
+        "container": {"type": "view", "view_id": f"VHOME{user}"},
+        "trigger_id": f"111.{user}.home",
+        "team": {"id": "T111", "domain": "test-domain"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {
+            "id": f"VHOME{user}",
+            "team_id": "T111",
+            "type": "home",
+            "blocks": [],
+            "private_metadata": "",
+            "callback_id": "",
+            "state": {"values": {}},
+            "hash": "1700000000.abc",
+            "root_view_id": f"VHOME{user}",
+            "app_id": "A111",
+            "external_id": "",
+            "app_installed_team_id": "T111",
+            "bot_id": "BBOT",
+        },
+        "actions": [
+            {"action_id": action_id, "block_id": "b", "value": value, "type": "button", "action_ts": "1700000000.1"}
+        ],
+    }
+
+
+async def home_answer(fake: FakeSlack, user: str, text: str) -> None:
+    """The answer to a click in the App Home is the line on top of the Home published next: wait for it."""
+    await fake.wait_until(lambda: any(text in json.dumps(v, ensure_ascii=False) for v in fake.homes(user)))
+
+
 class SlackDriver:
     """Sends signed requests shaped like ../shared/slack/fixtures to the app's HTTP endpoint."""
 

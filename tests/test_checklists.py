@@ -19,7 +19,7 @@ from bot.votes import VOTE_KEY
 from messages.blocks import validate
 from messages.render import render
 from storage import repo
-from tests.conftest import T0, Clock, SlackDriver, plan_text
+from tests.conftest import T0, Clock, SlackDriver, home_answer, home_click, plan_text
 from tests.fake_slack import FakeSlack
 from tests.test_gonogo_handlers import OPEN_AT, click
 
@@ -76,21 +76,6 @@ def toggles(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def events(slack: SlackDriver, kind: str) -> list[Any]:
     async with slack.runtime.service.sessions() as session:
         return [e for e in await repo.get_timeline(session=session, release_id="r1") if e.kind == kind]
-
-
-def home_click(action_id: str, user: str, value: str) -> dict[str, Any]:
-    """A click on the App Home: Slack sends the view, `container.type == "view"`, no channel, no response_url."""
-    return {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T111"},
-        "api_app_id": "A111",
-        "token": "verification_token",
-        "container": {"type": "view", "view_id": "V0HOME"},
-        "trigger_id": f"trigger-home-{user}",
-        "team": {"id": "T111", "domain": "test-domain"},
-        "view": {"id": "V0HOME", "type": "home", "blocks": [], "state": {"values": {}}, "hash": "1"},
-        "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button", "action_ts": "1.1"}],
-    }
 
 
 # --- the checklist message -----------------------------------------------------------------------------------
@@ -176,27 +161,22 @@ async def test_someone_outside_the_plan_cannot_tick_and_nothing_changes(room: Sl
     assert "Ticked 1." in ok["text"]
 
 
-async def _home_answer(room: SlackDriver, user: str, text: str) -> None:
-    """The answer to a click in the App Home is the line on top of the Home published next."""
-    await room.fake.wait_until(lambda: any(text in json.dumps(v, ensure_ascii=False) for v in room.fake.homes(user)))
-
-
 async def test_tick_from_the_app_home_works_and_answers_on_top_of_the_home(room: SlackDriver) -> None:
     await room.command("/phase", "start db-migration", user="U0DBA")
     await deliver(room)
     [post] = checklist_posts(room.fake)
     ts = _ts_of(room.fake, post)
-    await room.action(home_click("task_toggle", "U0DBA", "r1:db-migration:3:tick"))
+    await room.action(home_click("U0DBA", "task_toggle", "r1:db-migration:3:tick"))
     await deliver(room)
     release = await room.runtime.service.get("r1")
     assert release.checked("db-migration")[3].done_by == "U0DBA"
     [update] = updates_of(room.fake, ts)
     assert "✅ *3.* Monitor migration progress" in json.dumps(update["blocks"], ensure_ascii=False)
-    await _home_answer(room, "U0DBA", "Ticked 3. Monitor migration progress")
+    await home_answer(room.fake, "U0DBA", "Ticked 3. Monitor migration progress")
     # a refusal from the Home reaches the person there too, and changes nothing
-    await room.action(home_click("task_toggle", "U0STRANGER", "r1:db-migration:1:tick"))
+    await room.action(home_click("U0STRANGER", "task_toggle", "r1:db-migration:1:tick"))
     await deliver(room)
-    await _home_answer(room, "U0STRANGER", "Only people listed in the plan")
+    await home_answer(room.fake, "U0STRANGER", "Only people listed in the plan")
     assert 1 not in (await room.runtime.service.get("r1")).checked("db-migration")
 
 
@@ -341,11 +321,11 @@ async def test_done_force_is_the_text_path_and_all_ticked_needs_no_confirmation(
 
 async def test_confirming_from_the_app_home_finishes_the_phase(room: SlackDriver) -> None:
     await room.command("/phase", "start db-migration", user="U0DBA")
-    await room.action(home_click("phase_done_confirm", "U0DBA", "r1:db-migration"))
+    await room.action(home_click("U0DBA", "phase_done_confirm", "r1:db-migration"))
     await deliver(room)
     phase = (await room.runtime.service.get("r1")).phase("db-migration")
     assert phase is not None and phase.status is PhaseStatus.DONE
-    await _home_answer(room, "U0DBA", "Left open: 4 task(s)")
+    await home_answer(room.fake, "U0DBA", "Left open: 4 task(s)")
 
 
 # --- the status update and progress ---------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from bot.rules import load_plan_into
 from bot.service import LoadedPlan
 from bot.votes import OpenVote, open_vote
 from messages.home_view import HOME_BLOCKS, Entry, home_view
-from tests.conftest import FAST_PACE, T0, SlackDriver, make_settings, plan_text, sign
+from tests.conftest import FAST_PACE, T0, SlackDriver, home_click, make_settings, plan_text, sign
 from tests.fake_slack import FakeSlack
 from tests.test_issues import view_submission
 
@@ -108,40 +108,6 @@ async def open_home(slack: SlackDriver, user: str) -> list[dict[str, Any]]:
     await slack.fake.wait_until(lambda: len(slack.fake.homes(user)) > before)
     await slack.runtime.settle()
     return valid(slack.fake.homes(user)[-1])
-
-
-def home_click(user: str, action_id: str, value: str) -> dict[str, Any]:
-    """A block_actions payload as Slack sends it for a button in the App Home: the Home view and a `view`
-    container, no channel, no message, no response_url."""
-    return {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T111"},
-        "api_app_id": "A111",
-        "token": "verification_token",
-        "container": {"type": "view", "view_id": f"VHOME{user}"},
-        "trigger_id": f"111.{user}.home",
-        "team": {"id": "T111", "domain": "test-domain"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "view": {
-            "id": f"VHOME{user}",
-            "team_id": "T111",
-            "type": "home",
-            "blocks": [],
-            "private_metadata": "",
-            "callback_id": "",
-            "state": {"values": {}},
-            "hash": "1700000000.abc",
-            "root_view_id": f"VHOME{user}",
-            "app_id": "A111",
-            "external_id": "",
-            "app_installed_team_id": "T111",
-            "bot_id": "BBOT",
-        },
-        "actions": [
-            {"action_id": action_id, "block_id": "b", "value": value, "type": "button", "action_ts": "1700000000.1"}
-        ],
-    }
 
 
 async def click_in_home(slack: SlackDriver, user: str, action_id: str, value: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from bot.domain import ReleaseStatus, SignOffStatus
 from bot.plan import parse_plan
 from bot.service import LoadedPlan
 from messages.blocks import validate
-from tests.conftest import T0, Clock, SlackDriver
+from tests.conftest import T0, Clock, SlackDriver, home_answer, home_click
 from tests.test_gonogo_handlers import click, release, submission, timeline
 from tests.test_signoffs import signoff_plan_text
 
@@ -72,21 +72,6 @@ def buttons(blocks: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
             if element.get("type") == "button":
                 found[(element["action_id"], element["value"])] = element
     return found
-
-
-def home_click(action_id: str, user: str, value: str) -> dict[str, Any]:
-    """A block_actions payload from the App Home: a `view` container, no channel, no response_url."""
-    return {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T111"},
-        "api_app_id": "A111",
-        "token": "verification_token",
-        "container": {"type": "view", "view_id": "V0HOME"},
-        "trigger_id": f"trigger-home-{user}",
-        "team": {"id": "T111", "domain": "test-domain"},
-        "view": {"id": "V0HOME", "type": "home", "blocks": [], "private_metadata": "", "callback_id": ""},
-        "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button", "action_ts": "1.1"}],
-    }
 
 
 # --- sign-offs -------------------------------------------------------------------------------------------
@@ -215,29 +200,24 @@ async def test_release_signoff_is_the_release_managers_and_waits_for_the_end(roo
     assert "is not a sign-off role" in bad_role["text"] and "`qa_lead`" in bad_role["text"]
 
 
-async def _home_answer(room: SlackDriver, user: str, text: str) -> None:
-    """The answer to a click in the App Home is the line on top of the Home published next."""
-    await room.fake.wait_until(lambda: any(text in json.dumps(v, ensure_ascii=False) for v in room.fake.homes(user)))
-
-
 async def test_a_click_from_the_app_home_signs_and_answers_on_top_of_the_home(room: SlackDriver, clock: Clock) -> None:
     table = await finish(room, clock)
     ts = posted_ts(room, table)
-    await room.action(home_click("signoff_sign", "U0QA", "r1:qa_lead"))
-    await _home_answer(room, "U0QA", "Signed off as qa lead")
+    await room.action(home_click("U0QA", "signoff_sign", "r1:qa_lead"))
+    await home_answer(room.fake, "U0QA", "Signed off as qa lead")
     assert not room.fake.posts("U0QA"), "no DM: the answer is on the Home"
     await deliver(room)
     assert "signed by <@U0QA>" in json.dumps(updates_of(room, ts)[-1]["blocks"])
     # a refusal from Home: the explanation is on the Home too, and nothing changes
-    await room.action(home_click("signoff_sign", "U0DBA", "r1:release_manager"))
-    await _home_answer(room, "U0DBA", "Only the release manager may sign off")
+    await room.action(home_click("U0DBA", "signoff_sign", "r1:release_manager"))
+    await home_answer(room.fake, "U0DBA", "Only the release manager may sign off")
     assert (await release(room.runtime)).signoff("release_manager") is None
     # refusing from Home: the form opens, and the answer is on the Home
-    await room.action(home_click("signoff_refuse", "U0RM", "r1:release_manager"))
+    await room.action(home_click("U0RM", "signoff_refuse", "r1:release_manager"))
     [opened] = await room.fake.wait_for("views.open")
     assert json.loads(opened["view"]["private_metadata"])["channel"] == ""
     await room.action(submission(opened["view"], "U0RM", {"reason": {"type": "plain_text_input", "value": "DR test"}}))
-    await _home_answer(room, "U0RM", "Refused as release manager")
+    await home_answer(room.fake, "U0RM", "Refused as release manager")
     given = (await release(room.runtime)).signoff("release_manager")
     assert given is not None and given.comment == "DR test"
 
@@ -272,8 +252,8 @@ async def test_handoff_posts_at_its_time_and_acceptance_moves_level_one(room: Sl
     await deliver(room)
     assert updates_of(room, ts) == []
 
-    await room.action(home_click("handoff_accept", "U0DAY", "r1"))  # from the App Home: answered there
-    await _home_answer(room, "U0DAY", "Escalation level 1 now pages oncall day")
+    await room.action(home_click("U0DAY", "handoff_accept", "r1"))  # from the App Home: answered there
+    await home_answer(room.fake, "U0DAY", "Escalation level 1 now pages oncall day")
     await deliver(room)
     [update] = updates_of(room, ts)
     validate(update["blocks"])
