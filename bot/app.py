@@ -14,6 +14,7 @@ from aiohttp import ClientSession, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import build_normalized_headers, extract_content_type, parse_body
 from slack_sdk.web.async_client import AsyncWebClient
@@ -33,7 +34,7 @@ from bot.core.slack_request import body_problem
 from bot.core.window import ended_before_start
 from bot.domain import Outcome, Release
 from bot.home import HomeBoard
-from bot.inbox import Inbox
+from bot.inbox import ACKNOWLEDGED, Inbox
 from bot.integrations.alertmanager import PATH as ALERTMANAGER_HOOK
 from bot.integrations.alertmanager import alertmanager_hook
 from bot.integrations.prometheus import PrometheusChecks
@@ -43,7 +44,7 @@ from bot.plan import Plan, utcnow
 from bot.redact import REDACTOR
 from bot.service import Service
 from bot.settings import Settings, SettingsError
-from bot.slack import BotIdentity, Directory, delivery_client, web_client
+from bot.slack import BotIdentity, Directory, PooledRespond, delivery_client, web_client
 from handlers import register_all
 from handlers.deps import Deps
 from handlers.errors import reply_error, request_name
@@ -145,6 +146,9 @@ def build_app(
     @app.middleware
     async def inject_deps(context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Any]) -> None:
         context["deps"] = deps
+        if type(context.get("respond")) is AsyncRespond and client.session is not None:
+            # Bolt's own (not the private reply of a recovered request whose response_url has expired)
+            context["respond"] = PooledRespond(response_url=context.response_url, session=client.session)
         METRICS.command(request_name(body), "received")
         await next()
 
@@ -309,7 +313,11 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
         if isinstance(bolt_request, str):
             log.warning("refused a signed request to /slack/events from %s: %s", request.remote, bolt_request)
             return web.json_response({"error": f"not a Slack request: {bolt_request}"}, status=400)
-        bolt_response = await runtime.app.async_dispatch(bolt_request)
+        try:
+            bolt_response = await runtime.app.async_dispatch(bolt_request)
+        finally:
+            if (acknowledged := bolt_request.context.get(ACKNOWLEDGED)) is not None:
+                acknowledged()  # the answer is ready: the work behind earlier acks may go on
         kind = "command" if "command=" in bolt_request.raw_body[:2000] else "interaction"
         METRICS.ack_seconds.labels(kind).observe(time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)

@@ -59,6 +59,11 @@ FINISH_WITHIN = 60.0
 """How long recovery waits for one request's listener before it moves on to the next."""
 WORKING = 8
 """Requests whose work (after their ack) runs at once; the rest wait their turn, holding nothing."""
+ACK_DEADLINE = 3.0
+"""Slack's time for an ack; past it a request no longer counts as being acknowledged."""
+ACKS_FIRST_WITHIN = 0.5
+"""Work behind an ack waits while other requests are still being acknowledged (Slack gives each 3 seconds),
+at most this long, so a burst's work cannot make the acks behind it late, nor be starved by them."""
 WAITING = 32
 """Acknowledged requests waiting for their turn in memory; past that, a request waits in the inbox (where it
 is recorded already) and is taken up from there in the order received, so a burst of thousands holds
@@ -69,6 +74,8 @@ NOT_KEPT = frozenset({"token"})
 verified by their signature) and which would otherwise sit in the database and in DEBUG logs."""
 
 _RECOVERED = "inbox_recovered"
+ACKNOWLEDGED = "inbox_acknowledged"
+"""In a request's context: call it once the request's ack is on its way to Slack."""
 _KINDS = {"block_actions": "action", "view_submission": "view"}
 
 Clock = Callable[[], datetime]
@@ -152,6 +159,10 @@ class Inbox:
         self.writes = WriteHealth()
         """Whether the inbox can record (its own file on SQLite): /healthz fails while it cannot."""
         self._replies: set[asyncio.Task[Any]] = set()
+        self._arriving = 0
+        """Recorded requests between their arrival and their ack leaving (see `_arrival`)."""
+        self._none_arriving = asyncio.Event()
+        self._none_arriving.set()
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:
@@ -199,6 +210,38 @@ class Inbox:
 
     # --- before the ack -----------------------------------------------------------------------------------
 
+    def _arrival(self) -> Callable[[], None]:
+        """Count a request as being acknowledged; the callable returned (idempotent) says its ack is out.
+
+        Whichever comes first: the HTTP front once Bolt's response is ready, its listener's ack in Socket
+        Mode, or Slack's 3 seconds, after which the ack no longer matters.
+        """
+        self._arriving += 1
+        self._none_arriving.clear()
+        done = False
+        timer: asyncio.TimerHandle | None = None
+
+        def acknowledged() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            if timer is not None:
+                timer.cancel()
+            self._arriving -= 1
+            if not self._arriving:
+                self._none_arriving.set()
+
+        timer = asyncio.get_running_loop().call_later(ACK_DEADLINE, acknowledged)
+        return acknowledged
+
+    async def _after_acks(self) -> None:
+        """Wait until no request is being acknowledged, at most ACKS_FIRST_WITHIN."""
+        if self._arriving:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ACKS_FIRST_WITHIN):
+                    await self._none_arriving.wait()
+
     async def middleware(
         self, req: AsyncBoltRequest, context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
@@ -216,6 +259,25 @@ class Inbox:
             await next()
             return None
         key, kind = identity
+        acknowledged = self._arrival()
+        context[ACKNOWLEDGED] = acknowledged
+        try:
+            response = await self._take_in(req, context, next, key, kind)
+        except BaseException:
+            acknowledged()
+            raise
+        if response is not None:  # answered here, without a listener
+            acknowledged()
+        return response
+
+    async def _take_in(
+        self,
+        req: AsyncBoltRequest,
+        context: AsyncBoltContext,
+        next: Callable[[], Awaitable[None]],
+        key: str,
+        kind: str,
+    ) -> BoltResponse | None:
         now = self.clock()
         user, channel = _who(req.body)
         payload = {k: v for k, v in req.body.items() if k not in NOT_KEPT}
@@ -231,7 +293,7 @@ class Inbox:
             METRICS.command(request.name, "replayed")
             log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])
             return BoltResponse(status=200, body="")
-        self._attach(context, key, may_wait_in_inbox=kind != "view")
+        self._attach(context, key, may_wait_in_inbox=kind != "view", acked_by_listener=req.mode != "http")
         await next()
         return None
 
@@ -247,15 +309,21 @@ class Inbox:
                 return BoltResponse(status=200, body={"response_action": "errors", "errors": {block: text[:300]}})
             return BoltResponse(status=200, body="")
         if url := body.get("response_url"):  # a click: Slack shows nothing of its ack, so the reply goes after it
-            reply = AsyncWebhookClient(str(url)).send(text=text, response_type="ephemeral", replace_original=False)
+            reply = AsyncWebhookClient(str(url), session=self.client.session).send(
+                text=text, response_type="ephemeral", replace_original=False
+            )
             task = asyncio.get_running_loop().create_task(reply)
             self._replies.add(task)
             task.add_done_callback(self._replies.discard)
         return BoltResponse(status=200, body="")
 
-    def _attach(self, context: AsyncBoltContext, key: str, *, may_wait_in_inbox: bool) -> None:
+    def _attach(
+        self, context: AsyncBoltContext, key: str, *, may_wait_in_inbox: bool, acked_by_listener: bool = False
+    ) -> None:
         """`may_wait_in_inbox`: once acknowledged, the request may wait for its turn in the inbox rather than
-        in memory (not a form, whose ack comes after its change; not one taken up from the inbox already)."""
+        in memory (not a form, whose ack comes after its change; not one taken up from the inbox already).
+        `acked_by_listener`: its listener's ack is its answer to Slack (Socket Mode; over HTTP the front
+        says when the answer is out)."""
         # the listener's task is created after the middleware returns, so it inherits this value
         CURRENT_REQUEST.set(RequestSlot(key))
         self._in_flight.add(key)
@@ -268,6 +336,8 @@ class Inbox:
             nonlocal turn, deferred
             if turn:
                 return
+            if acked_by_listener and (acknowledged := context.get(ACKNOWLEDGED)) is not None:
+                acknowledged()
             if may_wait_in_inbox and (self._deferred or self._waiting >= WAITING) and not self._stopping:
                 # recorded already: it waits in the inbox, its turn after those before it
                 deferred = True
@@ -275,6 +345,7 @@ class Inbox:
                 raise asyncio.CancelledError
             self._waiting += 1
             try:
+                await self._after_acks()
                 await self._working.acquire()
             finally:
                 self._waiting -= 1
@@ -431,7 +502,9 @@ class Inbox:
     async def _reply(self, request: InboundRequest, text: str) -> None:
         url = request.payload.get("response_url")
         if url and self.clock() - request.received_at <= RESPONSE_URL_VALID:
-            await AsyncWebhookClient(str(url)).send(text=text, response_type="ephemeral", replace_original=False)
+            await AsyncWebhookClient(str(url), session=self.client.session).send(
+                text=text, response_type="ephemeral", replace_original=False
+            )
             return
         await reply_privately(self.client, user=request.user_id, channel=request.channel_id, text=text)
 

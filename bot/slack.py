@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.context.respond.internals import _build_message
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -19,7 +22,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+from slack_sdk.models.attachments import Attachment
+from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+from slack_sdk.webhook.webhook_response import WebhookResponse
 
 from bot.domain import Actor
 from bot.plan import Plan
@@ -58,6 +65,47 @@ def web_client(
 
 NOT_REPEATED = ("chat.postMessage",)
 """Methods a client must not repeat by itself: an answer lost after Slack posted means a second post."""
+
+
+class PooledRespond(AsyncRespond):
+    """Bolt's `respond`, sent over the app's one kept-alive HTTP session rather than a connection of its own
+    for every reply (Bolt's opens and closes a session per call)."""
+
+    def __init__(self, *, response_url: str | None, session: aiohttp.ClientSession) -> None:
+        super().__init__(response_url=response_url)
+        self.session = session
+
+    async def __call__(  # the same arguments as Bolt's, shaped into the message by Bolt's own function
+        self,
+        text: str | dict[str, Any] = "",
+        blocks: Sequence[dict[str, Any] | Block] | None = None,
+        attachments: Sequence[dict[str, Any] | Attachment] | None = None,
+        response_type: str | None = None,
+        replace_original: bool | None = None,
+        delete_original: bool | None = None,
+        unfurl_links: bool | None = None,
+        unfurl_media: bool | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> WebhookResponse:
+        if self.response_url is None:
+            raise ValueError("respond is unsupported here as there is no response_url")
+        if isinstance(text, dict):
+            message = _build_message(**text)
+        else:
+            message = _build_message(
+                text=text,
+                blocks=blocks,
+                attachments=attachments,
+                response_type=response_type,
+                replace_original=replace_original,
+                delete_original=delete_original,
+                unfurl_links=unfurl_links,
+                unfurl_media=unfurl_media,
+                thread_ts=thread_ts,
+                metadata=metadata,
+            )
+        return await AsyncWebhookClient(url=self.response_url, session=self.session).send_dict(message)
 
 
 def _repeatable(request: HttpRequest) -> bool:

@@ -123,6 +123,8 @@ class Call:
     method: str
     args: dict[str, Any]
     at: float
+    peer: Any = None
+    """The caller's address and port, where recorded: calls on one kept-alive connection share it."""
 
 
 @dataclass
@@ -349,12 +351,12 @@ class FakeSlack:
 
     # --- the server ---------------------------------------------------------------------------------------
 
-    async def _record(self, method: str, args: dict[str, Any]) -> None:
+    async def _record(self, method: str, args: dict[str, Any], peer: Any = None) -> None:
         if self.hold is not None and method in self.held:
             self.waiting.append(method)
             await self._notify()
             await self.hold.wait()
-        self.calls.append(Call(method, args, time.time()))
+        self.calls.append(Call(method, args, time.time(), peer))
         await self._notify()
 
     async def _notify(self) -> None:
@@ -386,7 +388,8 @@ class FakeSlack:
             await self._record("respond:refused", body)
             return web.Response(status=400, text=refused)
         hook = request.match_info["hook"]  # `webhook_url` is "respond"; other names tell replies apart
-        await self._record("respond" if hook == "respond" else f"respond:{hook}", body)
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        await self._record("respond" if hook == "respond" else f"respond:{hook}", body, peer)
         return web.Response(text="ok")
 
     async def _upload(self, request: web.Request) -> web.Response:
