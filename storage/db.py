@@ -42,8 +42,18 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """
     if is_sqlite(url):
         one_at_a_time = {"pool_size": 1, "max_overflow": 0, "pool_timeout": POOL_WAIT_S}
-        options: dict[str, Any] = {**({} if ":memory:" in url else one_at_a_time), **kwargs}
-        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **options)
+        # the connection is in autocommit mode (isolation_level None): its transactions are the explicit
+        # BEGIN IMMEDIATE below, which SQLAlchemy ends itself (commit, rollback, or rollback at close), so
+        # the pool's own rollback on every return would be one more round trip to the driver's thread
+        options: dict[str, Any] = {
+            **({} if ":memory:" in url else one_at_a_time),
+            "pool_reset_on_return": None,
+            **kwargs,
+        }
+        from storage import one_trip  # SQLite only
+
+        connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, "async_creator_fn": one_trip.connect}
+        engine = create_async_engine(url, connect_args=connect_args, **options)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -158,14 +158,16 @@ def _as_loaded(before: Release | None, after: Release) -> Release:
 
 async def get_release(*, session: AsyncSession, release_id: str, lock: bool = False) -> Release | None:
     """Load a release and everything it owns; `lock` holds its row until the transaction ends."""
-    query = select(ReleaseRow).where(ReleaseRow.id == release_id)
+    # the stamp first (two integers, under the lock when asked): most of the time the kept copy is current
+    version = select(ReleaseRow.stamp, ReleaseRow.revision).where(ReleaseRow.id == release_id)
     if lock:
-        query = query.with_for_update()
-    row = (await session.execute(query)).scalar_one_or_none()
-    if row is None:
+        version = version.with_for_update()
+    current = (await session.execute(version)).one_or_none()
+    if current is None:
         return None
-    if (kept := release_cache.lookup(session, release_id, row.stamp, row.revision)) is not None:
+    if (kept := release_cache.lookup(session, release_id, current.stamp, current.revision)) is not None:
         return kept
+    row = (await session.execute(select(ReleaseRow).where(ReleaseRow.id == release_id))).scalar_one()
     phases = (
         await session.scalars(select(PhaseRow).where(PhaseRow.release_id == release_id).order_by(PhaseRow.position))
     ).all()
