@@ -57,6 +57,9 @@ MAX_ATTEMPTS = 3
 SWEEP_SECONDS = 60.0
 FINISH_WITHIN = 60.0
 """How long recovery waits for one request's listener before it moves on to the next."""
+FINISH_WRITE_WITHIN = 0.1
+"""A request's finish is written with the next request's record, or after this many seconds if none comes
+first: one transaction for both under load. (A crash in between repeats only the reply, at the start.)"""
 WORKING = 8
 """Requests whose work (after their ack) runs at once; the rest wait their turn, holding nothing."""
 ACK_DEADLINE = 3.0
@@ -156,6 +159,7 @@ class Inbox:
         self._records: list[tuple[InboundRequest, asyncio.Future[bool]]] = []
         self._finishes: list[tuple[str, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._finish_timer: asyncio.TimerHandle | None = None
         self.writes = WriteHealth()
         """Whether the inbox can record (its own file on SQLite): /healthz fails while it cannot."""
         self._replies: set[asyncio.Task[Any]] = set()
@@ -178,6 +182,9 @@ class Inbox:
         return await future
 
     def _write_soon(self) -> None:
+        if self._finish_timer is not None:  # what waits for it goes into this write
+            self._finish_timer.cancel()
+            self._finish_timer = None
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
 
@@ -363,7 +370,8 @@ class Inbox:
                 self._at_work.discard(asyncio.current_task())
             try:
                 if completed:  # a listener the stop cut short stays unfinished, for the next start
-                    await self.finish(key)
+                    # taken up from the inbox (recovery waits for it) or a form: written at once
+                    await self.finish(key, at_once=not may_wait_in_inbox)
             finally:
                 if not deferred:
                     self._in_flight.discard(key)
@@ -412,11 +420,16 @@ class Inbox:
                 return
         self._in_flight.discard(key)  # finished meanwhile, or another replica took it over
 
-    async def finish(self, key: str) -> None:
-        """Mark the request finished: its listener replied, or said why not."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def finish(self, key: str, *, at_once: bool = True) -> None:
+        """Mark the request finished: its listener replied, or said why not. Unless `at_once`, it is written
+        with the next record, or within FINISH_WRITE_WITHIN."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._finishes.append((key, future))
-        self._write_soon()
+        if at_once or self._stopping:
+            self._write_soon()
+        elif self._finish_timer is None and (self._writer is None or self._writer.done()):
+            self._finish_timer = loop.call_later(FINISH_WRITE_WITHIN, self._write_soon)
         try:
             await future
         except Exception:  # it stays unfinished: recovery finds its change applied and repeats only the reply
@@ -559,5 +572,7 @@ class Inbox:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
+        if self._finishes:
+            self._write_soon()
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
