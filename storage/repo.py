@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -235,11 +235,12 @@ async def save_release(
         session.add(ReleaseRow(**columns, created_at=now, updated_at=now))
         await session.flush()
     elif columns != _to_columns(before, skip=_RELEASE_CHILDREN) or plan_source is not None:
+        releases = _table(ReleaseRow)
         stamp = await session.scalar(
-            update(ReleaseRow)
-            .where(ReleaseRow.id == after.id)
-            .values(**columns, updated_at=now, stamp=ReleaseRow.stamp + 1)
-            .returning(ReleaseRow.stamp)
+            update(releases)
+            .where(releases.c.id == after.id)
+            .values(**columns, updated_at=now, stamp=releases.c.stamp + 1)
+            .returning(releases.c.stamp)
         )
 
     await _sync(session, PhaseRow, after.id, before.phases if before else (), after.phases, lambda p: p.id)
@@ -251,14 +252,15 @@ async def save_release(
     await _sync(session, AlertLinkRow, after.id, before.alerts if before else (), after.alerts, lambda a: a.fingerprint)
     await _sync(session, CheckRow, after.id, before.checks if before else (), after.checks, lambda c: c.name)
     old_decisions = len(before.decisions) if before else 0
-    for decision in after.decisions[old_decisions:]:
-        session.add(DecisionRow(release_id=after.id, **_to_columns(decision)))
+    if decisions := [{"release_id": after.id, **_to_columns(d)} for d in after.decisions[old_decisions:]]:
+        await session.execute(insert(_table(DecisionRow)), decisions)
     if stamp is None:
+        releases = _table(ReleaseRow)
         stamp = await session.scalar(
-            update(ReleaseRow)
-            .where(ReleaseRow.id == after.id)
-            .values(stamp=ReleaseRow.stamp + 1)
-            .returning(ReleaseRow.stamp)
+            update(releases)
+            .where(releases.c.id == after.id)
+            .values(stamp=releases.c.stamp + 1)
+            .returning(releases.c.stamp)
         )
     release_cache.remember_on_commit(session, _as_loaded(before, after), int(stamp or 0))
 
@@ -275,27 +277,35 @@ async def _sync(
     new: Iterable[Any],
     key: Any,
 ) -> None:
+    """Write a child table's changes as table statements (the ORM's unit of work cost more than the writes);
+    new rows go in one statement, after the updates and deletes."""
+    table = _table(model)
+    keys = [name for name in _pk_names(model) if name != "release_id"]
     old_by_key = {key(o): o for o in old}
     new_by_key = {key(n): n for n in new}
+    added: list[dict[str, Any]] = []
     for k, obj in new_by_key.items():
         previous = old_by_key.get(k)
         if previous is obj or previous == obj:
             continue
         values = _to_columns(obj)
         if previous is None:
-            session.add(model(release_id=release_id, **values))
+            added.append({"release_id": release_id, **values})
         else:
-            pk = {name: values[name] for name in _pk_names(model) if name != "release_id"}
-            conditions = [getattr(model, "release_id") == release_id]  # noqa: B009 - mapped attribute by name
-            conditions += [getattr(model, name) == value for name, value in pk.items()]
-            await session.execute(update(model).where(*conditions).values(**values))
+            conditions = [table.c.release_id == release_id] + [table.c[name] == values[name] for name in keys]
+            await session.execute(update(table).where(*conditions).values(**values))
     for k, obj in old_by_key.items():
         if k not in new_by_key:
             values = _to_columns(obj)
-            conditions = [getattr(model, "release_id") == release_id]  # noqa: B009 - mapped attribute by name
-            conditions += [getattr(model, n) == values[n] for n in _pk_names(model) if n != "release_id"]
-            await session.execute(delete(model).where(*conditions))
-    await session.flush()
+            conditions = [table.c.release_id == release_id] + [table.c[name] == values[name] for name in keys]
+            await session.execute(delete(table).where(*conditions))
+    if added:
+        await session.execute(insert(table), added)
+
+
+def _table(model: type[Base]) -> Table:
+    # declarative models with __tablename__ are mapped to a Table
+    return cast(Table, model.__table__)
 
 
 def _pk_names(model: type[Base]) -> list[str]:
@@ -319,10 +329,13 @@ async def get_plan_source(*, session: AsyncSession, release_id: str) -> tuple[st
 
 
 async def append_events(*, session: AsyncSession, release_id: str, events: Iterable[Event]) -> None:
-    for e in events:
-        session.add(
-            TimelineRow(release_id=release_id, at=e.at, kind=e.kind, actor=e.actor, subject=e.subject, data=e.data)
-        )
+    """Append to the timeline, in one statement, without reading it."""
+    rows = [
+        {"release_id": release_id, "at": e.at, "kind": e.kind, "actor": e.actor, "subject": e.subject, "data": e.data}
+        for e in events
+    ]
+    if rows:
+        await session.execute(insert(_table(TimelineRow)), rows)
 
 
 async def get_timeline(*, session: AsyncSession, release_id: str) -> list[Event]:
