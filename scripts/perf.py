@@ -8,6 +8,9 @@ one goes first so a noisy neighbour hurts both alike. Absolute times vary from r
 machines; the ratios are what to compare. Figures:
 
 - ack p50 / p99 / throughput at 1, 10 and 50 concurrent senders (signed `/phase` requests), and the ratio;
+  each round runs alone (the next starts once the work behind its acks is done), and the CPU each request
+  cost the process, its work behind the ack included, is read from /proc (steadier than times on a busy
+  machine);
 - work behind the ack: `/phase done` → its war-room post reaching Slack, at 1, 10, 20 and 50 commands/s;
 - RSS idle and after N `/issue` commands with issues accumulating;
 - start-up: process start → `/healthz` 200, and the import time of `bot.cli`;
@@ -127,6 +130,11 @@ class Server:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the process (all its threads) has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -473,12 +481,17 @@ async def main() -> None:
         await asyncio.sleep(1)
         lines.append(row("RSS idle", f"{warroom.rss_mib():.0f} MiB", f"{floor.rss_mib():.0f} MiB"))
         try:
+            cpu: dict[str, list[float]] = {"warroom": [], "floor": []}
             for senders in (1, 10, 50):
                 stats: dict[str, list[tuple[float, float, float]]] = {"warroom": [], "floor": []}
                 for r in range(args.rounds):
                     order = (warroom, floor) if r % 2 == 0 else (floor, warroom)
                     for server in order:
+                        used = server.cpu_seconds()
                         latencies, throughput = await ack_round(session, server, fake, senders, args.requests)
+                        # each round alone: the work behind one server's acks must not slow the other's round
+                        await quiet(fake, 0.5)
+                        cpu[server.name].append((server.cpu_seconds() - used) / len(latencies))
                         stats[server.name].append((percentile(latencies, 50), percentile(latencies, 99), throughput))
                 for index, label in ((0, "p50"), (1, "p99")):
                     w = [s[index] for s in stats["warroom"]]
@@ -502,6 +515,15 @@ async def main() -> None:
                         f"{statistics.median(w) / statistics.median(f):.2f}x",
                     )
                 )
+            w, f = statistics.median(cpu["warroom"]), statistics.median(cpu["floor"])
+            lines.append(
+                row(
+                    "CPU per `/phase list` (the process, its work behind the ack included)",
+                    ms(w),
+                    ms(f),
+                    f"{w / f:.1f}x",
+                )
+            )
             await quiet(fake)
             first = 0
             for rate in (1, 10, 20, 50):
