@@ -266,6 +266,8 @@ class Inbox:
             await next()
             return None
         key, kind = identity
+        if kind == "view":  # a form's ack comes after its change: other work does not wait for that
+            return await self._take_in(req, context, next, key, kind)
         acknowledged = self._arrival()
         context[ACKNOWLEDGED] = acknowledged
         try:
