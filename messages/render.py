@@ -13,9 +13,19 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from bot.checklists import task_view
+from bot.checklists import checks_by_scope, task_view
 from bot.core.text import slack_escape as slack_escape  # the one escaping function, for the builders
-from bot.domain import ALERTMANAGER, GRAFANA, SYSTEM, IssueStatus, PhaseStatus, Release, ReleaseStatus, Severity
+from bot.domain import (
+    ALERTMANAGER,
+    GRAFANA,
+    SYSTEM,
+    IssueStatus,
+    Phase,
+    PhaseStatus,
+    Release,
+    ReleaseStatus,
+    Severity,
+)
 from bot.lifecycle import pending_evaluations
 from bot.plan import Plan
 from bot.rules import current_phases, next_phase, progress, schedule_delta, status_colour
@@ -33,6 +43,8 @@ PHASE_ICONS = {
     PhaseStatus.SKIPPED: "⏭️",
 }
 COLOUR_ICONS = {"Green": "🟢", "Yellow": "🟡", "Red": "🔴"}
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+"""Most severe first, as `Severity` lists them."""
 
 
 def _finalize(value: object) -> object:
@@ -182,8 +194,13 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
     colour, reason = status_colour(release, now)
     delta = schedule_delta(release, now)
     nxt = next_phase(release)
-    phases = [{**phase_view(p, tz, now), **task_view(release, plan, p.id)} for p in release.phases]
-    current = [{**phase_view(p, tz, now), **task_view(release, plan, p.id)} for p in current_phases(release)]
+    checks = checks_by_scope(release)
+
+    def full_view(p: Phase) -> dict[str, Any]:
+        return {**phase_view(p, tz, now), **task_view(release, plan, p.id, checks.get(p.id, {}))}
+
+    phases = [full_view(p) for p in release.phases]
+    current = [full_view(p) for p in current_phases(release)]
     open_issues = [
         {
             "number": i.number,
@@ -193,7 +210,7 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             "impact": i.impact,
             "investigator": i.investigator,
         }
-        for i in sorted(release.issues, key=lambda i: (list(Severity).index(i.severity), i.number))
+        for i in sorted(release.issues, key=lambda i: (SEVERITY_RANK[i.severity], i.number))
         if i.status is IssueStatus.OPEN
     ]  # most severe first: where a message shows only the first few, those are the ones that matter
     roles = {role: list(members) for role, members in plan.people.items()}
@@ -226,7 +243,7 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
         "skipped": [p for p in phases if p["status"] == "skipped"],
         "failed": [p for p in phases if p["status"] == "failed"],
         "unfinished": [p for p in phases if p["status"] in {"pending", "in_progress"}],
-        "next": {**phase_view(nxt, tz, now), **task_view(release, plan, nxt.id)} if nxt else None,
+        "next": full_view(nxt) if nxt else None,
         "progress": progress(release, plan),
         "colour": colour.value,
         "colour_icon": COLOUR_ICONS[colour.value],
