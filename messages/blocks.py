@@ -134,6 +134,8 @@ def actions(elements: list[dict[str, Any]], block_id: str | None = None) -> dict
 def value(text: str) -> str:
     """A value put into a template: marked, so that `layout` reads it as text and never as layout (a line
     of it starting with `#`, `---` or `~`, or a blank line in it, stays inside the block it is in)."""
+    if "\n" not in text:  # nor "\r\n"
+        return VALUE + text
     return VALUE + text.replace("\r\n", "\n").replace("\n", VALUE_NEWLINE)
 
 

@@ -65,10 +65,18 @@ def date_token(value: datetime | str | None, tz: str = "UTC", fmt: str = "{date_
         return Markup("—")
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    local = value.astimezone(ZoneInfo(tz))
+    # The token depends on the instant only: keyed by it in UTC, where equal datetimes are one instant
+    # (two wall times an hour apart in a zone's autumn fold compare equal in that zone).
+    return _date_token(value.astimezone(UTC), tz, fmt)
+
+
+@lru_cache(maxsize=4096)
+def _date_token(instant: datetime, tz: str, fmt: str) -> Markup:
+    """The token of an instant (an aware UTC datetime); a card shows the same few hundred times each render."""
+    local = instant.astimezone(ZoneInfo(tz))
     pattern = "%H:%M " if fmt == "{time}" else "%a %d %b %Y %H:%M "
     fallback = local.strftime(pattern) + (local.tzname() or tz)
-    return Markup(f"<!date^{int(value.timestamp())}^{fmt}|{fallback}>")
+    return Markup(f"<!date^{int(instant.timestamp())}^{fmt}|{fallback}>")
 
 
 def time_token(value: datetime | str | None, tz: str = "UTC") -> Markup:
@@ -110,12 +118,29 @@ def _duration(value: timedelta | None) -> str:
     return "—" if value is None else format_duration(value)
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Environment(jinja2.Environment):
+    """Jinja's environment, reading `p.name` of view data (plain dicts) as the item straight away."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Jinja tries the attribute first and the item after it; a dict has no attributes but its methods,
+        # so for any other name the item is what Jinja would find, without raising AttributeError first.
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 def _environment(templates_dir: str | None) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir:
         loaders.append(jinja2.FileSystemLoader(templates_dir))
     loaders.append(jinja2.FileSystemLoader(str(TEMPLATES)))
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.ChoiceLoader(loaders),
         finalize=_finalize,
         autoescape=False,  # escaping is Slack's, done by finalize: HTML entities would show literally
@@ -154,18 +179,28 @@ def template_syntax_error(source: str) -> str | None:
 # --- view data -----------------------------------------------------------------------------------------------
 
 
+_STATUS_SHOWN = {status: (status.value, status.value.replace("_", " "), PHASE_ICONS[status]) for status in PhaseStatus}
+"""A phase status as views show it: (status, status_text, icon)."""
+_DONE = PhaseStatus.DONE
+_UNFINISHED = frozenset({PhaseStatus.PENDING, PhaseStatus.IN_PROGRESS})
+_ZERO = timedelta(0)
+_MINUTE = timedelta(minutes=1)
+
+
 def phase_view(phase: Any, tz: str, now: datetime) -> dict[str, Any]:
+    status = phase.status
     late = None
-    if phase.status is PhaseStatus.DONE and phase.finished_at:
+    if status is _DONE and phase.finished_at:
         late = phase.finished_at - phase.planned_end
-    elif phase.status in {PhaseStatus.PENDING, PhaseStatus.IN_PROGRESS} and now > phase.planned_end:
+    elif status in _UNFINISHED and now > phase.planned_end:
         late = now - phase.planned_end
+    value, text, icon = _STATUS_SHOWN[status]
     return {
         "id": phase.id,
         "name": phase.name,
-        "status": phase.status.value,
-        "status_text": phase.status.value.replace("_", " "),
-        "icon": PHASE_ICONS[phase.status],
+        "status": value,
+        "status_text": text,
+        "icon": icon,
         "region": phase.region,
         "owners": list(phase.owners),
         "planned_start": phase.planned_start,
@@ -183,9 +218,9 @@ def phase_view(phase: Any, tz: str, now: datetime) -> dict[str, Any]:
 def _lateness(delta: timedelta | None) -> str:
     if delta is None:
         return ""
-    if abs(delta) < timedelta(minutes=1):
+    if abs(delta) < _MINUTE:
         return "on time"
-    return f"{format_duration(delta)} late" if delta > timedelta(0) else f"{format_duration(delta)} early"
+    return f"{format_duration(delta)} late" if delta > _ZERO else f"{format_duration(delta)} early"
 
 
 def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -197,7 +232,9 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
     checks = checks_by_scope(release)
 
     def full_view(p: Phase) -> dict[str, Any]:
-        return {**phase_view(p, tz, now), **task_view(release, plan, p.id, checks.get(p.id, {}))}
+        shown = phase_view(p, tz, now)
+        shown.update(task_view(release, plan, p.id, checks.get(p.id, {})))
+        return shown
 
     phases = [full_view(p) for p in release.phases]
     current = [full_view(p) for p in current_phases(release)]
