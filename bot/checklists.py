@@ -327,22 +327,27 @@ SUMMARY_OPEN = 3
 """Open tasks a one-line summary names (the next ones); the later ones are counted."""
 
 
+def no_tasks() -> dict[str, Any]:
+    """`task_view` of a checklist without items (most phases)."""
+    return {
+        "tasks": [],
+        "tasks_done": 0,
+        "tasks_total": 0,
+        "tasks_open": [],
+        "tasks_summary": [],
+        "tasks_earlier": 0,
+        "tasks_later": 0,
+    }
+
+
 def task_view(release: Release, plan: Plan, scope: str, checked: dict[int, TaskCheck] | None = None) -> dict[str, Any]:
     """Template data of a checklist (documented in the README): every task, the counts, the open ones, and
     a short summary for one line (`summary`: the last ticked and the next open tasks, with icons).
 
     `checked` is `release.checked(scope)`, when the caller has it already (see `checks_by_scope`)."""
     listed = items(plan, scope)
-    if not listed:  # most phases: ticks of items the plan no longer lists are not shown
-        return {
-            "tasks": [],
-            "tasks_done": 0,
-            "tasks_total": 0,
-            "tasks_open": [],
-            "tasks_summary": [],
-            "tasks_earlier": 0,
-            "tasks_later": 0,
-        }
+    if not listed:  # ticks of items the plan no longer lists are not shown
+        return no_tasks()
     if checked is None:
         checked = release.checked(scope)
     tasks = [

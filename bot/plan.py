@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -361,17 +362,17 @@ class Plan(_Model):
 
     def phase_spec(self, phase_id: str) -> PhaseSpec | None:
         """The phase of this id as the plan lists it (None when there is none)."""
-        return self._phase_index.get(phase_id)
+        return self.phase_specs().get(phase_id)
 
-    @property
-    def _phase_index(self) -> dict[str, PhaseSpec]:
+    def phase_specs(self) -> Mapping[str, PhaseSpec]:
+        """The plan's phases by id."""
         # Built once per plan and kept beside the list it was built from: `model_copy(update=...)` copies
         # the instance dict, so a copy with other phases must not reuse its original's index.
-        kept = self.__dict__.get("_phase_index_of")
+        kept = self.__dict__.get("_phase_index")
         if kept is None or kept[0] is not self.phases:
             kept = (self.phases, {p.id: p for p in self.phases})
-            self.__dict__["_phase_index_of"] = kept
-        index: dict[str, PhaseSpec] = kept[1]
+            self.__dict__["_phase_index"] = kept
+        index: Mapping[str, PhaseSpec] = kept[1]
         return index
 
     def members(self, roles: list[str] | tuple[str, ...]) -> list[str]:

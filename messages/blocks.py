@@ -55,18 +55,22 @@ def truncate(text: str, limit: int) -> str:
 def _split(text: str, limit: int) -> list[str]:
     """Split long mrkdwn into chunks at line breaks, each within `limit`."""
     chunks: list[str] = []
-    current = ""
+    lines: list[str] = []  # the chunk being filled, "\n".join(lines), kept as lines: no copy per line
+    size = 0  # its length; a chunk starts at its first non-empty line
     for line in text.split("\n"):
         if len(line) > limit:
             line = truncate(line, limit)
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            chunks.append(current)
-            current = line
+        grown = size + 1 + len(line) if size else len(line)
+        if grown > limit:
+            chunks.append("\n".join(lines))
+            lines, size = [line], len(line)
+        elif size:
+            lines.append(line)
+            size = grown
         else:
-            current = candidate
-    if current:
-        chunks.append(current)
+            lines, size = [line], grown
+    if size:
+        chunks.append("\n".join(lines))
     return chunks
 
 
@@ -143,6 +147,14 @@ def _unmark(text: str, newline: str = "\n") -> str:
     return text.replace(VALUE, "").replace(VALUE_NEWLINE, newline)
 
 
+def _blank(line: str) -> bool:
+    """Nothing but marks and white space: a paragraph break. `line` is stripped."""
+    rest = line.lstrip(VALUE + VALUE_NEWLINE)
+    if rest and not rest[0].isspace():
+        return False  # the usual line: a character that is neither (found without unmarking the line)
+    return not _unmark(line).strip()
+
+
 def sections(text: str) -> list[dict[str, Any]]:
     """Sections for mrkdwn longer than one allows, split at line breaks; no layout rules apply."""
     return [section(chunk) for chunk in _split(text, MAX_SECTION) if chunk.strip()]
@@ -159,6 +171,8 @@ def layout(markup: str) -> list[dict[str, Any]]:
     paragraph: list[str] = []
 
     def flush() -> None:
+        if not paragraph:
+            return
         text = _unmark("\n".join(paragraph)).strip("\n")
         paragraph.clear()
         if text.strip():
@@ -175,7 +189,7 @@ def layout(markup: str) -> list[dict[str, Any]]:
         elif stripped.startswith("~ "):
             flush()
             blocks.append(context(_unmark(stripped[2:]).strip()))
-        elif not _unmark(stripped).strip():
+        elif not stripped or _blank(stripped):
             flush()
         else:
             paragraph.append(line.rstrip())

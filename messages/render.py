@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from bot.checklists import checks_by_scope, task_view
+from bot.checklists import checks_by_scope, no_tasks, task_view
 from bot.core.text import slack_escape as slack_escape  # the one escaping function, for the builders
 from bot.domain import (
     ALERTMANAGER,
@@ -49,6 +49,11 @@ SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 
 def _finalize(value: object) -> object:
     """Every value a template prints: escaped, and marked as data so `layout` never reads it as layout."""
+    if type(value) is str:
+        if "&" not in value and "<" not in value and ">" not in value and "\n" not in value:
+            return bk.VALUE + value  # what escaping and marking make of most values (names, ids), done at once
+    elif type(value) is Markup and "\n" not in value:
+        return bk.VALUE + str(value)  # a token (dates, mentions): the same, already escaped
     if value is None:
         return bk.value("")
     if isinstance(value, Markup):
@@ -61,6 +66,8 @@ def date_token(value: datetime | str | None, tz: str = "UTC", fmt: str = "{date_
 
     Takes a datetime, or an ISO 8601 string with an offset as stored in a message's `data`.
     """
+    if type(value) is datetime and value.tzinfo is UTC:  # as stored: the key already
+        return _date_token(value, tz, fmt)
     if value is None:
         return Markup("—")
     if isinstance(value, str):
@@ -80,6 +87,8 @@ def _date_token(instant: datetime, tz: str, fmt: str) -> Markup:
 
 
 def time_token(value: datetime | str | None, tz: str = "UTC") -> Markup:
+    if type(value) is datetime and value.tzinfo is UTC:  # as stored: see date_token
+        return _date_token(value, tz, "{time}")
     return date_token(value, tz, "{time}")
 
 
@@ -230,10 +239,13 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
     delta = schedule_delta(release, now)
     nxt = next_phase(release)
     checks = checks_by_scope(release)
+    specs = plan.phase_specs()
 
     def full_view(p: Phase) -> dict[str, Any]:
         shown = phase_view(p, tz, now)
-        shown.update(task_view(release, plan, p.id, checks.get(p.id, {})))
+        spec = specs.get(p.id)
+        has_tasks = spec is not None and spec.tasks
+        shown.update(task_view(release, plan, p.id, checks.get(p.id, {})) if has_tasks else no_tasks())
         return shown
 
     phases = [full_view(p) for p in release.phases]
