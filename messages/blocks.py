@@ -53,7 +53,12 @@ def truncate(text: str, limit: int) -> str:
 
 
 def _split(text: str, limit: int) -> list[str]:
-    """Split long mrkdwn into chunks at line breaks, each within `limit`."""
+    """Split long mrkdwn into chunks at line breaks, each within `limit`.
+
+    Each chunk holds as many whole lines as fit and starts at a non-empty line; a line longer than `limit`
+    is cut to fit (see `truncate`)."""
+    if max(map(len, text.split("\n"))) <= limit:
+        return _split_fitting(text, limit)
     chunks: list[str] = []
     lines: list[str] = []  # the chunk being filled, "\n".join(lines), kept as lines: no copy per line
     size = 0  # its length; a chunk starts at its first non-empty line
@@ -72,6 +77,23 @@ def _split(text: str, limit: int) -> list[str]:
     if size:
         chunks.append("\n".join(lines))
     return chunks
+
+
+def _split_fitting(text: str, limit: int) -> list[str]:
+    """`_split` of text whose lines all fit: each cut at the last line break within reach, no line copied."""
+    chunks: list[str] = []
+    start, end = 0, len(text)
+    while True:
+        while start < end and text[start] == "\n":  # a chunk starts at a non-empty line
+            start += 1
+        if start == end:
+            return chunks
+        if end - start <= limit:
+            chunks.append(text[start:])
+            return chunks
+        cut = text.rfind("\n", start, start + limit + 1)  # found: the first line fits, and is not empty
+        chunks.append(text[start:cut])
+        start = cut + 1
 
 
 def header(text: str) -> dict[str, Any]:
