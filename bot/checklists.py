@@ -70,7 +70,7 @@ def items(plan: Plan, scope: str) -> list[str]:
     """The checklist's items as the plan lists them (empty when the scope has none)."""
     if scope == GO_NO_GO_CHECKLIST:
         return list(plan.go_no_go.checklist) if plan.go_no_go else []
-    spec = next((p for p in plan.phases if p.id == scope), None)
+    spec = plan.phase_spec(scope)
     return list(spec.tasks) if spec is not None else []
 
 
@@ -327,11 +327,29 @@ SUMMARY_OPEN = 3
 """Open tasks a one-line summary names (the next ones); the later ones are counted."""
 
 
-def task_view(release: Release, plan: Plan, scope: str) -> dict[str, Any]:
+def no_tasks() -> dict[str, Any]:
+    """`task_view` of a checklist without items (most phases)."""
+    return {
+        "tasks": [],
+        "tasks_done": 0,
+        "tasks_total": 0,
+        "tasks_open": [],
+        "tasks_summary": [],
+        "tasks_earlier": 0,
+        "tasks_later": 0,
+    }
+
+
+def task_view(release: Release, plan: Plan, scope: str, checked: dict[int, TaskCheck] | None = None) -> dict[str, Any]:
     """Template data of a checklist (documented in the README): every task, the counts, the open ones, and
-    a short summary for one line (`summary`: the last ticked and the next open tasks, with icons)."""
+    a short summary for one line (`summary`: the last ticked and the next open tasks, with icons).
+
+    `checked` is `release.checked(scope)`, when the caller has it already (see `checks_by_scope`)."""
     listed = items(plan, scope)
-    checked = release.checked(scope)
+    if not listed:  # ticks of items the plan no longer lists are not shown
+        return no_tasks()
+    if checked is None:
+        checked = release.checked(scope)
     tasks = [
         {
             "number": n,
@@ -355,3 +373,11 @@ def task_view(release: Release, plan: Plan, scope: str) -> dict[str, Any]:
         "tasks_earlier": max(0, len(done) - SUMMARY_DONE),
         "tasks_later": max(0, len(left) - SUMMARY_OPEN),
     }
+
+
+def checks_by_scope(release: Release) -> dict[str, dict[int, TaskCheck]]:
+    """`release.checked(scope)` of every scope at once, for views of all the phases."""
+    grouped: dict[str, dict[int, TaskCheck]] = {}
+    for check in release.task_checks:
+        grouped.setdefault(check.scope, {})[check.number] = check
+    return grouped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -358,6 +359,21 @@ class Plan(_Model):
             for member in members:
                 roles.setdefault(member, set()).add(role)
         return {member: frozenset(r) for member, r in roles.items()}
+
+    def phase_spec(self, phase_id: str) -> PhaseSpec | None:
+        """The phase of this id as the plan lists it (None when there is none)."""
+        return self.phase_specs().get(phase_id)
+
+    def phase_specs(self) -> Mapping[str, PhaseSpec]:
+        """The plan's phases by id."""
+        # Built once per plan and kept beside the list it was built from: `model_copy(update=...)` copies
+        # the instance dict, so a copy with other phases must not reuse its original's index.
+        kept = self.__dict__.get("_phase_index")
+        if kept is None or kept[0] is not self.phases:
+            kept = (self.phases, {p.id: p for p in self.phases})
+            self.__dict__["_phase_index"] = kept
+        index: Mapping[str, PhaseSpec] = kept[1]
+        return index
 
     def members(self, roles: list[str] | tuple[str, ...]) -> list[str]:
         """The user and group IDs of `roles`, in plan order, without repeats."""

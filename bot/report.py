@@ -66,8 +66,23 @@ def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
     return (later - earlier).total_seconds() if later is not None and earlier is not None else None
 
 
-def _first(timeline: list[Event], kind: str, subject: str) -> Event | None:
-    return next((e for e in timeline if e.kind == kind and e.subject == subject), None)
+_LOOKED_UP = frozenset({"message.posted", "issue.investigating", "phase.done", "page.escalated"})
+"""The kinds of event the report looks up per message, issue, phase or page."""
+
+
+def _by_subject(timeline: list[Event]) -> dict[tuple[str, str | None], list[Event]]:
+    """The events of the kinds looked up, by (kind, subject), in timeline order: one pass over a long
+    timeline instead of one per phase, issue, page and announcement."""
+    index: dict[tuple[str, str | None], list[Event]] = {}
+    for e in timeline:
+        if e.kind in _LOOKED_UP:
+            index.setdefault((e.kind, e.subject), []).append(e)
+    return index
+
+
+def _first(index: dict[tuple[str, str | None], list[Event]], kind: str, subject: str) -> Event | None:
+    found = index.get((kind, subject))
+    return found[0] if found else None
 
 
 def _tasks(
@@ -93,12 +108,17 @@ def _tasks(
 
 
 def _phase_row(
-    release: Release, p: Any, plan: Plan | None, timeline: list[Event], iso: Callable[[datetime | None], str | None]
+    release: Release,
+    p: Any,
+    plan: Plan | None,
+    index: dict[tuple[str, str | None], list[Event]],
+    iso: Callable[[datetime | None], str | None],
 ) -> dict[str, Any]:
     late = p.finished_at - p.planned_end if p.finished_at and p.status is PhaseStatus.DONE else None
-    spec = next((s for s in plan.phases if s.id == p.id), None) if plan is not None else None
+    spec = plan.phase_spec(p.id) if plan is not None else None
     tasks = _tasks(release, p.id, list(spec.tasks) if spec else [], iso)
-    done_event = next((e for e in reversed(timeline) if e.kind == "phase.done" and e.subject == p.id), None)
+    done_events = index.get(("phase.done", p.id))
+    done_event = done_events[-1] if done_events else None
     start_late = _seconds(p.started_at, p.planned_start)
     return {
         "id": p.id,
@@ -170,14 +190,17 @@ def _handoff(
 
 
 def _announcements(
-    release: Release, timeline: list[Event], outbox: list[OutboxItem], iso: Callable[[datetime | None], str | None]
+    release: Release,
+    index: dict[tuple[str, str | None], list[Event]],
+    outbox: list[OutboxItem],
+    iso: Callable[[datetime | None], str | None],
 ) -> list[dict[str, Any]]:
     """The plan's announcements and status updates as delivered: sent (on time or delayed), skipped, failed…"""
     rows = []
     for item in outbox:
         if item.kind not in ANNOUNCED_KINDS:
             continue
-        posted = _first(timeline, "message.posted", item.key)
+        posted = _first(index, "message.posted", item.key)
         rows.append(
             {
                 "key": item.key,
@@ -202,6 +225,7 @@ def report(
 
     `plan` gives the checklists, sign-offs and handoff as the plan lists them; `outbox` the announcements."""
     tz = zone(release.timezone)
+    index = _by_subject(timeline)
 
     def iso(value: datetime | None) -> str | None:
         return value.astimezone(tz).isoformat() if value else None
@@ -222,7 +246,7 @@ def report(
             "progress": progress(release),
             "attempt": release.attempt,
         },
-        "phases": [_phase_row(release, p, plan, timeline, iso) for p in release.phases],
+        "phases": [_phase_row(release, p, plan, index, iso) for p in release.phases],
         "go_no_go_checklist": _tasks(
             release, GO_NO_GO_CHECKLIST, list(go_no_go.checklist) if go_no_go is not None else [], iso
         ),
@@ -240,7 +264,7 @@ def report(
                 "reported_at": iso(i.reported_at),
                 "investigator": i.investigator,
                 "investigating_at": iso(taken.at)
-                if (taken := _first(timeline, "issue.investigating", f"issue:{i.number}"))
+                if (taken := _first(index, "issue.investigating", f"issue:{i.number}"))
                 else None,
                 "seconds_to_investigate": _seconds(taken.at, i.reported_at) if taken else None,
                 "resolved_at": iso(i.resolved_at),
@@ -261,7 +285,7 @@ def report(
                 "acked_by": p.acked_by,
                 "acked_at": iso(p.acked_at),
                 "seconds_to_ack": _seconds(p.acked_at, p.created_at),
-                "levels_reached": _levels(p.level, timeline, f"page:{p.number}"),
+                "levels_reached": _levels(p.level, index.get(("page.escalated", f"page:{p.number}"), [])),
             }
             for p in release.pages
         ],
@@ -287,7 +311,7 @@ def report(
         ],
         "signoffs": _signoffs(release, plan, timeline, iso),
         "handoff": _handoff(release, plan, iso),
-        "announcements": _announcements(release, timeline, outbox or [], iso),
+        "announcements": _announcements(release, index, outbox or [], iso),
         "timeline": [
             {
                 "at": iso(e.at),
@@ -302,12 +326,12 @@ def report(
     }
 
 
-def _levels(first: int | None, timeline: list[Event], subject: str) -> list[int]:
+def _levels(first: int | None, escalations: list[Event]) -> list[int]:
     """The escalation levels a page went to, in order (none for a page to a role or a person)."""
     levels = [first] if first is not None else []
-    for e in timeline:
+    for e in escalations:
         level = e.data.get("to")
-        if e.subject == subject and e.kind == "page.escalated" and isinstance(level, int) and level not in levels:
+        if isinstance(level, int) and level not in levels:
             levels.append(level)
     return levels
 

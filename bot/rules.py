@@ -286,17 +286,20 @@ def progress(release: Release, plan: Plan | None = None) -> int:
     return int(finished / total * 100)
 
 
+_BEHIND_WHEN_LATE = frozenset({PhaseStatus.IN_PROGRESS, PhaseStatus.PENDING, PhaseStatus.FAILED})
+"""A phase in one of these states past its planned end holds the release behind plan."""
+
+
 def schedule_delta(release: Release, now: datetime) -> timedelta:
     """How far behind plan the release is (positive: behind; negative: ahead; zero: on time)."""
     behind = timedelta(0)
     for phase in release.phases:
-        if (phase.status is PhaseStatus.IN_PROGRESS and now > phase.planned_end) or (
-            phase.status in {PhaseStatus.PENDING, PhaseStatus.FAILED} and now > phase.planned_end
-        ):
+        if phase.status in _BEHIND_WHEN_LATE and now > phase.planned_end:
             behind = max(behind, now - phase.planned_end)
     if behind > timedelta(0):
         return behind
-    finished = [p for p in release.phases if p.status is PhaseStatus.DONE and p.finished_at]
+    done = PhaseStatus.DONE
+    finished = [p for p in release.phases if p.status is done and p.finished_at]
     if finished:
         last = max(finished, key=lambda p: p.finished_at or p.planned_end)
         assert last.finished_at is not None
@@ -305,12 +308,14 @@ def schedule_delta(release: Release, now: datetime) -> timedelta:
 
 
 def current_phases(release: Release) -> tuple[Phase, ...]:
-    return tuple(p for p in release.phases if p.status is PhaseStatus.IN_PROGRESS)
+    running = PhaseStatus.IN_PROGRESS
+    return tuple(p for p in release.phases if p.status is running)
 
 
 def next_phase(release: Release) -> Phase | None:
     """The earliest planned phase still pending."""
-    pending = [p for p in release.phases if p.status is PhaseStatus.PENDING]
+    waiting = PhaseStatus.PENDING
+    pending = [p for p in release.phases if p.status is waiting]
     return min(pending, key=lambda p: (p.planned_start, p.position)) if pending else None
 
 
@@ -320,21 +325,26 @@ class Colour(StrEnum):
     RED = "Red"
 
 
+_SERIOUS = frozenset({Severity.CRITICAL, Severity.HIGH})
+
+
 def status_colour(release: Release, now: datetime) -> tuple[Colour, str]:
     """Green/Yellow/Red as the reference defines them, with the reason. Nobody types it."""
     if release.status in {ReleaseStatus.ROLLING_BACK, ReleaseStatus.ROLLED_BACK}:
         return Colour.RED, "rollback"
-    failed = [p for p in release.phases if p.status is PhaseStatus.FAILED]
-    if failed:
-        return Colour.RED, f"phase failed: {failed[0].name}"
-    serious = [i for i in release.open_issues if i.severity in {Severity.CRITICAL, Severity.HIGH}]
+    failed = PhaseStatus.FAILED
+    first_failed = next((p for p in release.phases if p.status is failed), None)
+    if first_failed is not None:
+        return Colour.RED, f"phase failed: {first_failed.name}"
+    open_issues = release.open_issues
+    serious = [i for i in open_issues if i.severity in _SERIOUS]
     if serious:
         return Colour.RED, f"open {serious[0].severity.value} issue #{serious[0].number}"
     delta = schedule_delta(release, now)
     if delta > timedelta(minutes=15):
         return Colour.RED, f"{format_duration(delta)} behind plan"
-    if release.open_issues:
-        return Colour.YELLOW, f"{len(release.open_issues)} open issue(s)"
+    if open_issues:
+        return Colour.YELLOW, f"{len(open_issues)} open issue(s)"
     if delta > timedelta(minutes=1):
         return Colour.YELLOW, f"{format_duration(delta)} behind plan"
     return Colour.GREEN, "on track"

@@ -53,21 +53,47 @@ def truncate(text: str, limit: int) -> str:
 
 
 def _split(text: str, limit: int) -> list[str]:
-    """Split long mrkdwn into chunks at line breaks, each within `limit`."""
+    """Split long mrkdwn into chunks at line breaks, each within `limit`.
+
+    Each chunk holds as many whole lines as fit and starts at a non-empty line; a line longer than `limit`
+    is cut to fit (see `truncate`)."""
+    if max(map(len, text.split("\n"))) <= limit:
+        return _split_fitting(text, limit)
     chunks: list[str] = []
-    current = ""
+    lines: list[str] = []  # the chunk being filled, "\n".join(lines), kept as lines: no copy per line
+    size = 0  # its length; a chunk starts at its first non-empty line
     for line in text.split("\n"):
         if len(line) > limit:
             line = truncate(line, limit)
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            chunks.append(current)
-            current = line
+        grown = size + 1 + len(line) if size else len(line)
+        if grown > limit:
+            chunks.append("\n".join(lines))
+            lines, size = [line], len(line)
+        elif size:
+            lines.append(line)
+            size = grown
         else:
-            current = candidate
-    if current:
-        chunks.append(current)
+            lines, size = [line], grown
+    if size:
+        chunks.append("\n".join(lines))
     return chunks
+
+
+def _split_fitting(text: str, limit: int) -> list[str]:
+    """`_split` of text whose lines all fit: each cut at the last line break within reach, no line copied."""
+    chunks: list[str] = []
+    start, end = 0, len(text)
+    while True:
+        while start < end and text[start] == "\n":  # a chunk starts at a non-empty line
+            start += 1
+        if start == end:
+            return chunks
+        if end - start <= limit:
+            chunks.append(text[start:])
+            return chunks
+        cut = text.rfind("\n", start, start + limit + 1)  # found: the first line fits, and is not empty
+        chunks.append(text[start:cut])
+        start = cut + 1
 
 
 def header(text: str) -> dict[str, Any]:
@@ -134,11 +160,21 @@ def actions(elements: list[dict[str, Any]], block_id: str | None = None) -> dict
 def value(text: str) -> str:
     """A value put into a template: marked, so that `layout` reads it as text and never as layout (a line
     of it starting with `#`, `---` or `~`, or a blank line in it, stays inside the block it is in)."""
+    if "\n" not in text:  # nor "\r\n"
+        return VALUE + text
     return VALUE + text.replace("\r\n", "\n").replace("\n", VALUE_NEWLINE)
 
 
 def _unmark(text: str, newline: str = "\n") -> str:
     return text.replace(VALUE, "").replace(VALUE_NEWLINE, newline)
+
+
+def _blank(line: str) -> bool:
+    """Nothing but marks and white space: a paragraph break. `line` is stripped."""
+    rest = line.lstrip(VALUE + VALUE_NEWLINE)
+    if rest and not rest[0].isspace():
+        return False  # the usual line: a character that is neither (found without unmarking the line)
+    return not _unmark(line).strip()
 
 
 def sections(text: str) -> list[dict[str, Any]]:
@@ -157,6 +193,8 @@ def layout(markup: str) -> list[dict[str, Any]]:
     paragraph: list[str] = []
 
     def flush() -> None:
+        if not paragraph:
+            return
         text = _unmark("\n".join(paragraph)).strip("\n")
         paragraph.clear()
         if text.strip():
@@ -173,7 +211,7 @@ def layout(markup: str) -> list[dict[str, Any]]:
         elif stripped.startswith("~ "):
             flush()
             blocks.append(context(_unmark(stripped[2:]).strip()))
-        elif not _unmark(stripped).strip():
+        elif not stripped or _blank(stripped):
             flush()
         else:
             paragraph.append(line.rstrip())

@@ -13,9 +13,19 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from bot.checklists import task_view
+from bot.checklists import checks_by_scope, no_tasks, task_view
 from bot.core.text import slack_escape as slack_escape  # the one escaping function, for the builders
-from bot.domain import ALERTMANAGER, GRAFANA, SYSTEM, IssueStatus, PhaseStatus, Release, ReleaseStatus, Severity
+from bot.domain import (
+    ALERTMANAGER,
+    GRAFANA,
+    SYSTEM,
+    IssueStatus,
+    Phase,
+    PhaseStatus,
+    Release,
+    ReleaseStatus,
+    Severity,
+)
 from bot.lifecycle import pending_evaluations
 from bot.plan import Plan
 from bot.rules import current_phases, next_phase, progress, schedule_delta, status_colour
@@ -33,10 +43,17 @@ PHASE_ICONS = {
     PhaseStatus.SKIPPED: "⏭️",
 }
 COLOUR_ICONS = {"Green": "🟢", "Yellow": "🟡", "Red": "🔴"}
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+"""Most severe first, as `Severity` lists them."""
 
 
 def _finalize(value: object) -> object:
     """Every value a template prints: escaped, and marked as data so `layout` never reads it as layout."""
+    if type(value) is str:
+        if "&" not in value and "<" not in value and ">" not in value and "\n" not in value:
+            return bk.VALUE + value  # what escaping and marking make of most values (names, ids), done at once
+    elif type(value) is Markup and "\n" not in value:
+        return bk.VALUE + str(value)  # a token (dates, mentions): the same, already escaped
     if value is None:
         return bk.value("")
     if isinstance(value, Markup):
@@ -49,17 +66,29 @@ def date_token(value: datetime | str | None, tz: str = "UTC", fmt: str = "{date_
 
     Takes a datetime, or an ISO 8601 string with an offset as stored in a message's `data`.
     """
+    if type(value) is datetime and value.tzinfo is UTC:  # as stored: the key already
+        return _date_token(value, tz, fmt)
     if value is None:
         return Markup("—")
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    local = value.astimezone(ZoneInfo(tz))
+    # The token depends on the instant only: keyed by it in UTC, where equal datetimes are one instant
+    # (two wall times an hour apart in a zone's autumn fold compare equal in that zone).
+    return _date_token(value.astimezone(UTC), tz, fmt)
+
+
+@lru_cache(maxsize=4096)
+def _date_token(instant: datetime, tz: str, fmt: str) -> Markup:
+    """The token of an instant (an aware UTC datetime); a card shows the same few hundred times each render."""
+    local = instant.astimezone(ZoneInfo(tz))
     pattern = "%H:%M " if fmt == "{time}" else "%a %d %b %Y %H:%M "
     fallback = local.strftime(pattern) + (local.tzname() or tz)
-    return Markup(f"<!date^{int(value.timestamp())}^{fmt}|{fallback}>")
+    return Markup(f"<!date^{int(instant.timestamp())}^{fmt}|{fallback}>")
 
 
 def time_token(value: datetime | str | None, tz: str = "UTC") -> Markup:
+    if type(value) is datetime and value.tzinfo is UTC:  # as stored: see date_token
+        return _date_token(value, tz, "{time}")
     return date_token(value, tz, "{time}")
 
 
@@ -98,12 +127,29 @@ def _duration(value: timedelta | None) -> str:
     return "—" if value is None else format_duration(value)
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Environment(jinja2.Environment):
+    """Jinja's environment, reading `p.name` of view data (plain dicts) as the item straight away."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Jinja tries the attribute first and the item after it; a dict has no attributes but its methods,
+        # so for any other name the item is what Jinja would find, without raising AttributeError first.
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 def _environment(templates_dir: str | None) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir:
         loaders.append(jinja2.FileSystemLoader(templates_dir))
     loaders.append(jinja2.FileSystemLoader(str(TEMPLATES)))
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.ChoiceLoader(loaders),
         finalize=_finalize,
         autoescape=False,  # escaping is Slack's, done by finalize: HTML entities would show literally
@@ -142,18 +188,28 @@ def template_syntax_error(source: str) -> str | None:
 # --- view data -----------------------------------------------------------------------------------------------
 
 
+_STATUS_SHOWN = {status: (status.value, status.value.replace("_", " "), PHASE_ICONS[status]) for status in PhaseStatus}
+"""A phase status as views show it: (status, status_text, icon)."""
+_DONE = PhaseStatus.DONE
+_UNFINISHED = frozenset({PhaseStatus.PENDING, PhaseStatus.IN_PROGRESS})
+_ZERO = timedelta(0)
+_MINUTE = timedelta(minutes=1)
+
+
 def phase_view(phase: Any, tz: str, now: datetime) -> dict[str, Any]:
+    status = phase.status
     late = None
-    if phase.status is PhaseStatus.DONE and phase.finished_at:
+    if status is _DONE and phase.finished_at:
         late = phase.finished_at - phase.planned_end
-    elif phase.status in {PhaseStatus.PENDING, PhaseStatus.IN_PROGRESS} and now > phase.planned_end:
+    elif status in _UNFINISHED and now > phase.planned_end:
         late = now - phase.planned_end
+    value, text, icon = _STATUS_SHOWN[status]
     return {
         "id": phase.id,
         "name": phase.name,
-        "status": phase.status.value,
-        "status_text": phase.status.value.replace("_", " "),
-        "icon": PHASE_ICONS[phase.status],
+        "status": value,
+        "status_text": text,
+        "icon": icon,
         "region": phase.region,
         "owners": list(phase.owners),
         "planned_start": phase.planned_start,
@@ -171,9 +227,9 @@ def phase_view(phase: Any, tz: str, now: datetime) -> dict[str, Any]:
 def _lateness(delta: timedelta | None) -> str:
     if delta is None:
         return ""
-    if abs(delta) < timedelta(minutes=1):
+    if abs(delta) < _MINUTE:
         return "on time"
-    return f"{format_duration(delta)} late" if delta > timedelta(0) else f"{format_duration(delta)} early"
+    return f"{format_duration(delta)} late" if delta > _ZERO else f"{format_duration(delta)} early"
 
 
 def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -182,8 +238,18 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
     colour, reason = status_colour(release, now)
     delta = schedule_delta(release, now)
     nxt = next_phase(release)
-    phases = [{**phase_view(p, tz, now), **task_view(release, plan, p.id)} for p in release.phases]
-    current = [{**phase_view(p, tz, now), **task_view(release, plan, p.id)} for p in current_phases(release)]
+    checks = checks_by_scope(release)
+    specs = plan.phase_specs()
+
+    def full_view(p: Phase) -> dict[str, Any]:
+        shown = phase_view(p, tz, now)
+        spec = specs.get(p.id)
+        has_tasks = spec is not None and spec.tasks
+        shown.update(task_view(release, plan, p.id, checks.get(p.id, {})) if has_tasks else no_tasks())
+        return shown
+
+    phases = [full_view(p) for p in release.phases]
+    current = [full_view(p) for p in current_phases(release)]
     open_issues = [
         {
             "number": i.number,
@@ -193,7 +259,7 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             "impact": i.impact,
             "investigator": i.investigator,
         }
-        for i in sorted(release.issues, key=lambda i: (list(Severity).index(i.severity), i.number))
+        for i in sorted(release.issues, key=lambda i: (SEVERITY_RANK[i.severity], i.number))
         if i.status is IssueStatus.OPEN
     ]  # most severe first: where a message shows only the first few, those are the ones that matter
     roles = {role: list(members) for role, members in plan.people.items()}
@@ -226,7 +292,7 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
         "skipped": [p for p in phases if p["status"] == "skipped"],
         "failed": [p for p in phases if p["status"] == "failed"],
         "unfinished": [p for p in phases if p["status"] in {"pending", "in_progress"}],
-        "next": {**phase_view(nxt, tz, now), **task_view(release, plan, nxt.id)} if nxt else None,
+        "next": full_view(nxt) if nxt else None,
         "progress": progress(release, plan),
         "colour": colour.value,
         "colour_icon": COLOUR_ICONS[colour.value],

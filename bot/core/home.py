@@ -71,7 +71,7 @@ def waiting_for(plan: Plan, release: Release, person: Person) -> list[Waiting]:
             if signoff.role in roles and release.signoff(signoff.role) is None:
                 items.append(Waiting(SIGNOFF, release.id, signoff.role, "Sign-off", signoff.criterion))
     for phase in release.phases:
-        phase_spec = next((p for p in plan.phases if p.id == phase.id), None)
+        phase_spec = plan.phase_spec(phase.id)
         if phase.status is not PhaseStatus.IN_PROGRESS or phase_spec is None or not roles & set(phase_spec.owner):
             continue
         done = release.checked(phase.id)

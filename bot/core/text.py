@@ -22,6 +22,8 @@ _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 
 
 def _entities(text: str) -> str:
+    if "&" not in text and "<" not in text and ">" not in text:
+        return text  # most text: names, ids, numbers
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -43,6 +45,8 @@ def slack_escape(value: object) -> str:
     """Typed text as Slack mrkdwn that shows what was typed: nothing in it can notify a channel or a user
     group or become a disguised link; `<@U…>` and `<#C…>` mentions stay mentions."""
     text = str(value)
+    if "<" not in text:  # no token in it
+        return _entities(text)
     out: list[str] = []
     position = 0
     for match in _TOKEN.finditer(text):
