@@ -159,8 +159,8 @@ def _upgrade(connection: Connection) -> None:
         # test beside HEAD compares the two schemas), stamped as migrated, within the write-locking BEGIN
         from storage.models import Base
 
-        Base.metadata.create_all(connection)
-        _VERSIONS.create_all(connection)
+        Base.metadata.create_all(connection, checkfirst=False)  # no table yet: none to ask SQLite about
+        _VERSIONS.create_all(connection, checkfirst=False)
         connection.execute(insert(_ALEMBIC_VERSION).values(version_num=HEAD))
         return
     from alembic import command
