@@ -123,6 +123,9 @@ def build_app(
     bolt_log = logging.getLogger("slack_bolt.AsyncApp")
     bolt_log.addFilter(_UNUSED_TOKEN_WARNING)
     app = AsyncApp(
+        # named, Bolt does not look its caller's file name up with inspect.stack(), which reads the source of
+        # every frame on the stack: a tenth of a second at start
+        name="warroom",
         # given its logger, Bolt leaves its level alone; left to itself it copies the root's level onto it,
         # and its Socket Mode session lines would show at INFO although `slack_bolt` is set to WARNING
         logger=bolt_log,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import re
@@ -14,19 +13,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.core.window import schedule_warnings
-from bot.plan import Plan, PlanError, line_for, source_lines, utcnow
-from bot.settings import Settings, SettingsError, load_settings
-from bot.timeparse import format_duration, zone
-from bot.validate import load_checked
-
+# Each command imports what it needs when it runs: `check` and `preview` need no database, Slack or HTTP
+# server, and `run` nothing of `export` (tests/test_lazy_imports.py holds each command to its own share).
 if TYPE_CHECKING:
+    from bot.plan import Plan, PlanError
     from bot.service import Service
+    from bot.settings import Settings
 
 log = logging.getLogger("warroom")
 
 
 def _load_all(paths: Sequence[str]) -> list[tuple[Plan, str, str]]:
+    from bot.plan import PlanError
+    from bot.validate import load_checked
+
     loaded: list[tuple[Plan, str, str]] = []
     problems: list[str] = []
     for path in paths:
@@ -58,6 +58,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def check(paths: Sequence[str], now: datetime | None = None) -> int:
     """`warroom check`: 0 when every plan is valid (warnings included), else 1; `now` is the clock's."""
+    from bot.core.window import schedule_warnings
+    from bot.plan import PlanError, line_for, source_lines, utcnow
+    from bot.validate import load_checked
+
     status = 0
     for path in paths:
         try:
@@ -80,12 +84,17 @@ def check(paths: Sequence[str], now: datetime | None = None) -> int:
 
 def _local_t0(plan: Plan) -> str:
     """`Fri 25 Jul 2025 20:00 EDT (2025-07-26 00:00 UTC)`: the plan's zone, as its warnings give times."""
+    from bot.timeparse import zone
+
     local = plan.t0.astimezone(zone(plan.release.timezone))
     utc = "" if local.utcoffset() == timedelta(0) and local.tzname() == "UTC" else f" ({plan.t0:%Y-%m-%d %H:%M} UTC)"
     return f"{local:%a %d %b %Y %H:%M %Z}{utc}"
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
+    from bot.plan import PlanError
+    from bot.timeparse import format_duration
+    from bot.validate import load_checked
     from messages.plain import blocks_to_text
     from schedules.preview import preview
 
@@ -124,6 +133,9 @@ MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 def cmd_run(args: argparse.Namespace) -> int:
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload asked for during start-up must not kill it
+    from bot.plan import PlanError
+    from bot.settings import load_settings
+
     settings = load_settings()
     settings.require_slack()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -148,10 +160,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    import asyncio
+
     return asyncio.run(_run(settings, plans, args.plans, demo=args.demo, demo_user=args.demo_user))
 
 
-Transform = Callable[[Plan], Awaitable[Plan]]
+Transform = Callable[["Plan"], Awaitable["Plan"]]
 
 
 async def _same(plan: Plan) -> Plan:
@@ -212,6 +226,8 @@ async def _run(
     transform = _demo(runtime.service, demo_user) if demo else _same
     for plan, source, file in plans:
         await runtime.service.load(LoadedPlan(await transform(plan), source, file))
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -223,6 +239,7 @@ async def _run(
 async def _reload(service: Service, paths: Sequence[str], transform: Transform = _same) -> None:
     """SIGHUP: read the plan files again and load them, as a restart would; a plan with problems changes
     nothing (each problem is logged as `file:line: message`)."""
+    from bot.plan import PlanError
     from bot.service import LoadedPlan
 
     try:
@@ -241,11 +258,16 @@ async def _reload(service: Service, paths: Sequence[str], transform: Transform =
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import asyncio
+
     return asyncio.run(_export(args))
 
 
 async def _export(args: argparse.Namespace) -> int:
+    import asyncio
+
     from bot.report import report, to_json, to_markdown
+    from bot.settings import load_settings
     from storage import repo
     from storage.db import create_engine, migrate, sessionmaker
 
@@ -291,7 +313,7 @@ async def _export(args: argparse.Namespace) -> int:
 
 def _stored_plan(stored: tuple[str, str] | None) -> Plan | None:
     """The plan the release was last loaded from, as the database keeps it (None when it kept no source)."""
-    from bot.plan import parse_plan
+    from bot.plan import PlanError, parse_plan
 
     if stored is None or not stored[0].strip():
         return None
@@ -346,6 +368,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bot.settings import SettingsError
+
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))

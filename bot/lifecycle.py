@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.commands import ReleaseCommand, ReleaseVerb
+from bot.core.planned import planned_messages
 from bot.core.signoffs import ask_for_signoffs
 from bot.domain import (
     GO_NO_GO,
@@ -37,7 +38,6 @@ from bot.postmortem import request_report
 from bot.rules import postpone_effects
 from bot.timers import timer_rule
 from bot.votes import DECISION_POINT_TIMER, T0_TIMER, VOTE_KEY, VOTE_TIMERS, go_decision
-from schedules.planned import planned_messages
 
 ACTIVE = {
     ReleaseStatus.SCHEDULED,

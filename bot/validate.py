@@ -15,13 +15,13 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 
+from bot.core.planned import INLINE
 from bot.core.simulate import on_plan
 from bot.domain import Release, ReleaseStatus
 from bot.plan import Path_, Plan, PlanError, Problem, line_for, load_plan, source_lines
 from bot.rules import release_from_plan
 from bot.timeparse import format_offset
 from messages.render import RenderError, compose, environment
-from schedules.planned import INLINE
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import messages.vote_cards  # noqa: F401 - registers the vote and rollback-promp
 from bot.checklists import checklist_key
 from bot.checklists import items as checklist_items
 from bot.core.handoff import follow_up_key
+from bot.core.planned import planned_messages
 from bot.core.signoffs import SIGNOFFS_KEY
 from bot.core.simulate import on_plan
 from bot.domain import PhaseStatus, Release, ReleaseStatus, TaskCheck
@@ -20,7 +21,6 @@ from bot.rules import release_from_plan
 from bot.votes import AUTO_NO_GO_GRACE
 from messages.blocks import Message
 from messages.render import compose
-from schedules.planned import planned_messages
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,9 @@ necessarily the one that received the person's `app_home_opened`.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import HomeViewRow
@@ -18,8 +17,16 @@ from storage.models import HomeViewRow
 
 async def home_opened(*, session: AsyncSession, user_id: str, now: datetime) -> None:
     """Remember that `user_id` opened the Home (again)."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(HomeViewRow).values(user_id=user_id, opened_at=now, digest="")
+    # the dialect in use is loaded already; importing the other one would only slow the start
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement: Any = postgresql_insert(HomeViewRow)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(HomeViewRow)
+    statement = statement.values(user_id=user_id, opened_at=now, digest="")
     await session.execute(
         statement.on_conflict_do_update(index_elements=["user_id"], set_={"opened_at": statement.excluded.opened_at})
     )

@@ -146,6 +146,26 @@ def test_yaml_syntax_errors_name_the_line() -> None:
     assert "YAML syntax" in caught.value.problems[0].message
 
 
+def test_a_value_yaml_cannot_read_is_shown_with_its_excerpt_and_line() -> None:
+    text = plan_text().replace("  version: v1.2.3", "  version: !semver v1.2.3")
+    with pytest.raises(PlanError) as caught:
+        parse_plan(text, "tag.yml")
+    [problem] = caught.value.problems
+    assert "could not determine a constructor for the tag '!semver'" in problem.message
+    # the excerpt with its caret, under the line the tag is on, as the Python parser words it
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "!semver" in row)
+    assert f"line {line}, column" in problem.message
+    assert "version: !semver v1.2.3\n" in problem.message and problem.message.rstrip().endswith("^")
+
+
+def test_yaml_syntax_errors_are_worded_as_before_whichever_parser_reads_the_plan() -> None:
+    with pytest.raises(PlanError) as caught:
+        parse_plan("release:\n  id: [unclosed\n", "syntax.yml")
+    assert [str(p) for p in caught.value.problems] == [
+        "syntax.yml:3: YAML syntax: expected ',' or ']', but got '<stream end>'"
+    ]
+
+
 def test_unknown_fields_are_reported_not_ignored() -> None:
     text = plan_text().replace("  version: v1.2.3", "  version: v1.2.3\n  verison: typo")
     with pytest.raises(PlanError, match="unknown field"):

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from bot.domain import (
     GO_NO_GO_CHECKLIST,
@@ -24,7 +30,7 @@ from bot.plan import Plan, parse_plan
 from bot.rules import ChangePhase, PhaseVerb, change_phase
 from bot.service import LoadedPlan, Service
 from storage import repo
-from storage.db import create_engine, migrate, sessionmaker
+from storage.db import HEAD, MIGRATIONS, _alembic_config, create_engine, migrate, sessionmaker
 from tests.conftest import T0, Clock
 
 MANY_PHASES = 20
@@ -114,6 +120,68 @@ async def test_migrations_apply_once_and_twice_is_harmless(database_url: str) ->
         "timeline",
     } <= tables
     assert version is not None
+
+
+def _schema(path: Path) -> dict[str, Any]:
+    """Each table's columns (by name: batch migrations rebuild tables with their columns in another
+    order), indexes and unique constraints, and foreign keys, and the revision the database is stamped at."""
+    with closing(sqlite3.connect(path)) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        schema: dict[str, Any] = {
+            table: (
+                sorted(tuple(r[1:]) for r in db.execute(f"PRAGMA table_info('{table}')")),
+                sorted(
+                    (r[1], r[2], r[3], tuple(c[2] for c in db.execute(f"PRAGMA index_info('{r[1]}')")))
+                    for r in db.execute(f"PRAGMA index_list('{table}')")
+                ),
+                sorted(tuple(r[2:]) for r in db.execute(f"PRAGMA foreign_key_list('{table}')")),
+            )
+            for table in tables
+        }
+        schema["stamped at"] = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    return schema
+
+
+def _alembic_upgrade(connection: Connection, revision: str) -> None:
+    command.upgrade(_alembic_config(connection), revision)
+
+
+async def test_a_new_sqlite_database_gets_the_schema_the_migrations_give(tmp_path: Path) -> None:
+    migrated = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}")
+    async with migrated.begin() as connection:  # every migration in turn, by Alembic
+        await connection.run_sync(_alembic_upgrade, "head")
+    await migrated.dispose()
+    created = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'created.db'}")
+    await migrate(created)  # a new database: its tables in one step
+    await migrate(created)  # then at head: nothing to do
+    await created.dispose()
+    assert _schema(tmp_path / "created.db") == _schema(tmp_path / "migrated.db")
+    assert _schema(tmp_path / "created.db")["stamped at"] == [(HEAD,)]
+
+
+def test_head_is_the_newest_migration() -> None:
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD
+
+
+async def test_a_database_at_an_older_revision_is_migrated_to_head(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(_alembic_upgrade, "0006")  # before the release stamp
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO releases (id, name, version, timezone, window_start, window_end, status, revision, "
+                "plan_source, plan_file, created_at, updated_at) VALUES ('r1', 'R', 'v1', 'UTC', "
+                "'2026-12-05 22:00:00', '2026-12-06 06:00:00', 'planned', 1, '', '', '2026-12-01 00:00:00', "
+                "'2026-12-01 00:00:00')"
+            )
+        )
+    await migrate(engine)
+    async with engine.connect() as connection:
+        stamp = (await connection.execute(text("SELECT stamp FROM releases WHERE id = 'r1'"))).scalar()
+        version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    await engine.dispose()
+    assert (stamp, version) == (0, HEAD)
 
 
 async def test_release_round_trips_through_the_database(database_url: str, clock: Clock, plan: Plan) -> None:
