@@ -119,8 +119,9 @@ CLAIM_BATCH = 200
 """Messages one delivery pass claims at most (1,000 due in the same second go out in five passes)."""
 
 
-TIMER_BATCH = 100
-"""Timers one transaction fires at most (500 releases starting in the same second take five)."""
+TIMER_BATCH = 50
+"""Timers one transaction fires at most; each pass then delivers what is due before it fires more, so the
+messages of the first releases to start do not wait for every other release's timers."""
 
 
 def _decide(timer: repo.Timer) -> Callable[[Release, Any, datetime], Outcome]:
