@@ -214,3 +214,26 @@ async def test_a_broken_timer_rule_does_not_keep_the_others_due_with_it_from_fir
         assert not any("test:broken" in r.getMessage() for r in caplog.records), "and not retried at every pass"
     finally:
         await rt.close()
+
+
+async def test_messages_due_at_one_time_share_one_wake_up(
+    fake_slack: FakeSlack, database_url: str, clock: Clock
+) -> None:
+    rt = await runtime(fake_slack, database_url, clock)
+    try:
+        at = (clock() + timedelta(minutes=10)).replace(microsecond=0)
+        later = tuple(
+            Post(f"C{c:03d}", "inline", {"inline": f"Later {c}"}, key=f"later:{c}", due_at=at) for c in range(30)
+        )
+        await rt.service.run("r1", lambda r, p, now: Outcome(r, effects=later))
+        await rt.settle()
+        await rt.timekeeper.rebuild()
+        wake_ups = [j for j in rt.timekeeper.scheduler.get_jobs() if getattr(j.trigger, "run_date", None) == at]
+        assert len(wake_ups) == 1, "one job wakes the pass that delivers all thirty"
+
+        clock.set(at)
+        await wake_ups[0].func()
+        await rt.timekeeper.finish()
+        assert sorted(k for _, k in posted(fake_slack, "later:")) == sorted(p.key or "" for p in later)
+    finally:
+        await rt.close()
