@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -50,6 +50,19 @@ CURRENT_REQUEST: ContextVar[RequestSlot | None] = ContextVar("warroom_current_re
 
 class AlreadyHandled(Exception):
     """This request's change was committed before: by another replica, or before a restart."""
+
+
+Claim = Callable[[AsyncSession], Awaitable[bool]]
+"""Taken in the change's transaction, under its release's lock: False when another process has the work."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A change that runs only if its claim holds (a timer: marked fired, unless another process did)."""
+
+    release_id: str
+    claim: Claim
+    decide: Decide
 
 
 @dataclass
@@ -150,7 +163,6 @@ class Service:
     async def run(self, release_id: str, decide: Decide) -> Outcome:
         """Load the release, let the rule decide, save it all in one transaction, then deliver."""
         plan = self.plan(release_id)
-        now = self.clock()
         request = CURRENT_REQUEST.get()
         if request is not None and request.used:
             request = None  # one request, one change: later runs (and work it started) are on their own
@@ -158,33 +170,100 @@ class Service:
             request.used = True
         try:
             async with self.sessions() as session, session.begin():
-                before = await repo.get_release(session=session, release_id=release_id, lock=True)
-                if before is None:
-                    raise NotFound(f"Release {release_id!r} is not in the database; run `warroom run` with its plan.")
-                # under the release's lock: whoever processes the same request second sees the first one's mark
-                if request is not None and await repo.handled_reply(session=session, key=request.key) is not None:
-                    raise AlreadyHandled(request.key)
-                outcome = decide(before, plan, now)
-                outcome = replace(outcome, effects=one_post_per_channel(outcome.effects, plan))
-                if request is not None:
-                    await repo.mark_handled(session=session, key=request.key, reply=outcome.reply, now=now)
-                changed = outcome.release is not before and outcome.release != before
-                if changed:
-                    await repo.save_release(session=session, before=before, after=outcome.release, now=now)
-                await repo.append_events(session=session, release_id=release_id, events=outcome.events)
-                await repo.apply_effects(
-                    session=session, release_id=release_id, effects=outcome.effects, now=now, seq=uuid.uuid4().hex[:12]
-                )
+                decided = await self._change(session, release_id, plan, decide, self.clock(), request=request)
         except DBAPIError as exc:
             if (cause := write_failure(exc)) is None:
                 raise
             self.writes.failed(cause)
             raise NotSaved(cause) from None
+        assert decided is not None, "a change without a claim is always decided"
+        outcome, changed = decided
         if changed or outcome.events or outcome.effects:
             self.writes.succeeded()
         if outcome.events or outcome.effects:
             await self._after_commit(release_id, outcome)
         return outcome
+
+    async def run_claimed(self, units: Sequence[Claimed]) -> list[Outcome | Exception | None]:
+        """Several changes in one transaction (timers falling due together), each only if its `claim` holds
+        under its release's lock; per unit its outcome, None when the claim was taken elsewhere, or the error
+        its rule raised (nothing of that unit is written). Delivered after the commit, like `run`.
+
+        The units' releases are locked in the order given; callers give them sorted by release, so two
+        processes running overlapping batches take the locks in the same order. A database error rolls
+        back every unit (the claims with them) and is raised.
+        """
+        now = self.clock()
+        results: list[Outcome | Exception | None] = []
+        written = False
+        async with self.sessions() as session, session.begin():
+            for unit in units:
+                refused: list[Exception] = []
+
+                def guarded(
+                    release: Release, plan: Plan, at: datetime, _u: Claimed = unit, _r: list[Exception] = refused
+                ) -> Outcome:
+                    try:
+                        return _u.decide(release, plan, at)
+                    except Exception as exc:  # this rule's error is its unit's alone: it writes nothing
+                        _r.append(exc)
+                        return Outcome(release)
+
+                try:
+                    plan = self.plan(unit.release_id)
+                    decided = await self._change(session, unit.release_id, plan, guarded, now, claim=unit.claim)
+                except NotFound as exc:
+                    results.append(exc)
+                    continue
+                if refused:
+                    results.append(refused[0])
+                    continue
+                if decided is None:
+                    results.append(None)
+                    continue
+                outcome, changed = decided
+                written = written or changed or bool(outcome.events or outcome.effects)
+                results.append(outcome)
+        if written:
+            self.writes.succeeded()
+        for unit, result in zip(units, results, strict=True):
+            if isinstance(result, Outcome) and (result.events or result.effects):
+                await self._after_commit(unit.release_id, result)
+        return results
+
+    async def _change(
+        self,
+        session: AsyncSession,
+        release_id: str,
+        plan: Plan,
+        decide: Decide,
+        now: datetime,
+        *,
+        request: RequestSlot | None = None,
+        claim: Claim | None = None,
+    ) -> tuple[Outcome, bool] | None:
+        """Within the caller's transaction: lock and load the release, decide, write the result; the outcome
+        and whether the release itself changed, or None when `claim` (taken under the lock) did not hold."""
+        before = await repo.get_release(session=session, release_id=release_id, lock=True)
+        if before is None:
+            raise NotFound(f"Release {release_id!r} is not in the database; run `warroom run` with its plan.")
+        # under the release's lock: whoever processes the same request second sees the first one's mark
+        if request is not None and await repo.handled_reply(session=session, key=request.key) is not None:
+            raise AlreadyHandled(request.key)
+        if claim is not None and not await claim(session):
+            return None
+        outcome = decide(before, plan, now)
+        outcome = replace(outcome, effects=one_post_per_channel(outcome.effects, plan))
+        if request is not None:
+            await repo.mark_handled(session=session, key=request.key, reply=outcome.reply, now=now)
+        changed = outcome.release is not before and outcome.release != before
+        if changed:
+            await repo.save_release(session=session, before=before, after=outcome.release, now=now)
+        await repo.append_events(session=session, release_id=release_id, events=outcome.events)
+        await repo.apply_effects(
+            session=session, release_id=release_id, effects=outcome.effects, now=now, seq=uuid.uuid4().hex[:12]
+        )
+        return outcome, changed
 
     async def get(self, release_id: str) -> Release:
         async with self.sessions() as session:

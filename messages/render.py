@@ -358,8 +358,25 @@ def _inline_template(source: str) -> jinja2.Template:
     return environment(None).from_string(source)
 
 
+TEMPLATE_SYNTAX = ("{{", "{%", "{#")
+NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def literal_text(source: str) -> str | None:
+    """What the environment renders `source` to when it holds no template syntax (most plan announcements are
+    plain text), without compiling it: the text with its line breaks as `\n` and one trailing line break
+    dropped, as Jinja's lexer gives it (`keep_trailing_newline=False`); None when `source` is a template."""
+    if any(mark in source for mark in TEMPLATE_SYNTAX):
+        return None
+    lines = NEWLINE.split(source)
+    if lines[-1] == "":
+        del lines[-1]
+    return "\n".join(lines)
+
+
 def render_inline(source: str, context: dict[str, Any]) -> str:
-    return _inline_template(source).render(**context)
+    literal = literal_text(source)
+    return literal if literal is not None else _inline_template(source).render(**context)
 
 
 def render(
@@ -373,9 +390,11 @@ def render(
     inline: str | None = None,
 ) -> Message:
     """Render a template (or an inline one) into a Message within Slack's limits."""
-    context = view(release, plan, now, data)
-    context["delayed"] = delayed
-    markup = render_inline(inline, context) if inline is not None else render_markup(plan, name, context)
+    markup = literal_text(inline) if inline is not None else None
+    if markup is None:  # a template: rendered from the release's view data
+        context = view(release, plan, now, data)
+        context["delayed"] = delayed
+        markup = render_inline(inline, context) if inline is not None else render_markup(plan, name, context)
     blocks = bk.layout(markup)
     if delayed:
         blocks.append(bk.context("⏱️ (delayed) — this message was due earlier; the bot was unavailable then."))

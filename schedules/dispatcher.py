@@ -31,7 +31,7 @@ from bot.domain import Event, Outcome, Post, Release
 from bot.ids import METADATA_EVENT_TYPE
 from bot.metrics import METRICS
 from bot.postmortem import UPLOAD_KIND, report_files
-from bot.service import Service
+from bot.service import Claimed, Service
 from bot.slack import Directory, api_error
 from bot.timers import TIMER_RULES
 from messages.blocks import Message
@@ -119,6 +119,22 @@ CLAIM_BATCH = 200
 """Messages one delivery pass claims at most (1,000 due in the same second go out in five passes)."""
 
 
+TIMER_BATCH = 50
+"""Timers one transaction fires at most; each pass then delivers what is due before it fires more, so the
+messages of the first releases to start do not wait for every other release's timers."""
+
+
+def _decide(timer: repo.Timer) -> Callable[[Release, Any, datetime], Outcome]:
+    def decide(release: Release, plan: Any, now: datetime) -> Outcome:
+        return TIMER_RULES[timer.rule](release, plan, now, timer.data)
+
+    return decide
+
+
+async def _fire(session: Any, *, timer: repo.Timer, now: datetime) -> bool:
+    return await repo.fire_timer(session=session, release_id=timer.release_id, key=timer.key, at=timer.at, now=now)
+
+
 @dataclass
 class _Record:
     """How a claimed message ended, waiting to be written with the others that ended meanwhile."""
@@ -160,8 +176,11 @@ class Dispatcher:
     """Called before a message is rendered for posting; True when it changed the release (re-read it then).
     The plan's checks are read here, so the vote and status updates show readings of the moment."""
     claim_batch: int = CLAIM_BATCH
+    timer_batch: int = TIMER_BATCH
     _records: list[_Record] = field(default_factory=list)
     _writer: asyncio.Task[None] | None = None
+    _unwritten: list[asyncio.Future[None]] = field(default_factory=list)
+    """Records of posted messages the current pass has yet to see committed (see `_finish`)."""
 
     def __post_init__(self) -> None:
         self._pacer = Pacer(self.pace)
@@ -240,27 +259,45 @@ class Dispatcher:
     # --- timers ---------------------------------------------------------------------------------------------
 
     async def _fire_timers(self) -> int:
+        """Fire the due timers: many in one transaction (each claimed under its release's lock, so a timer
+        another process fired meanwhile is left alone); when that batch fails for anything but the database,
+        one by one, so a rule that cannot be saved does not hold up the others."""
         now = self.clock()
         async with self.service.sessions() as session:
-            due = await repo.due_timers(session=session, now=now)
-        fired = 0
-        for timer in due:
+            due = await repo.due_timers(session=session, now=now, limit=self.timer_batch)
+        units: list[tuple[repo.Timer, Claimed]] = []
+        for timer in sorted(due, key=lambda t: (t.release_id, t.at, t.key)):  # locks in one order everywhere
             rule = TIMER_RULES.get(timer.rule)
             if rule is None or timer.release_id not in self.service.plans:
                 log.warning("timer %s/%s has no rule %r or plan; leaving it", timer.release_id, timer.key, timer.rule)
                 continue
+            units.append((timer, Claimed(timer.release_id, partial(_fire, timer=timer, now=now), _decide(timer))))
+        if not units:
+            return 0
+        try:
+            results = await self.service.run_claimed([unit for _, unit in units])
+        except DBAPIError:
+            raise
+        except Exception:
+            log.exception("firing %d timers together failed; firing them one by one", len(units))
+            return await self._fire_one_by_one([timer for timer, _ in units], now)
+        fired = 0
+        for (timer, _), result in zip(units, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("timer %s/%s failed", timer.release_id, timer.key, exc_info=result)
+            elif result is not None:
+                fired += 1
+        return fired
 
-            def decide(release: Release, plan: Any, now: datetime, _t: repo.Timer = timer) -> Outcome:
-                return TIMER_RULES[_t.rule](release, plan, now, _t.data)
-
+    async def _fire_one_by_one(self, due: list[repo.Timer], now: datetime) -> int:
+        fired = 0
+        for timer in due:
             async with self.service.sessions() as session, session.begin():
-                claimed = await repo.fire_timer(
-                    session=session, release_id=timer.release_id, key=timer.key, at=timer.at, now=now
-                )
+                claimed = await _fire(session, timer=timer, now=now)
             if not claimed:
                 continue
             try:
-                await self.service.run(timer.release_id, decide)
+                await self.service.run(timer.release_id, _decide(timer))
                 fired += 1
             except Exception:
                 log.exception("timer %s/%s failed", timer.release_id, timer.key)
@@ -270,14 +307,15 @@ class Dispatcher:
 
     async def _deliver_batch(self) -> int:
         now = self.clock()
+        self._unwritten = []  # a pass cut short leaves none for the next one to wait for
         async with self.service.sessions() as session, session.begin():
             items = await repo.claim_due(
                 session=session, now=now, claim_id=self.process_id, stale_after=STALE_CLAIM, limit=self.claim_batch
             )
+            # Delivery never changes a release, so each one is loaded once per batch, with the claim; a change
+            # made meanwhile enqueues its own refresh, which the next pass renders from fresh state.
+            releases = await repo.get_releases(session=session, release_ids={i.release_id for i in items})
         self._claimed.update((item.id, item) for item in items)
-        # Delivery never changes a release, so each one is loaded once per batch; a change made meanwhile
-        # enqueues its own refresh, which the next pass renders from fresh state.
-        releases: dict[str, Release] = {}
         # One lane per channel, in order; lanes run side by side, so a paced or rate-limited channel
         # holds back only itself, and none waits longer than the pass may (`pace.hold`).
         self._deadline = time.monotonic() + self.pace.hold
@@ -287,6 +325,8 @@ class Dispatcher:
         results = await asyncio.gather(
             *(self._deliver_lane(lane, releases) for lane in lanes.values()), return_exceptions=True
         )
+        unwritten, self._unwritten = self._unwritten, []
+        results += await asyncio.gather(*unwritten, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -361,14 +401,19 @@ class Dispatcher:
         if self._held_until is None or retry_at < self._held_until:
             self._held_until = retry_at
 
-    async def _finish(self, item: OutboxItem, status: str, **kwargs: Any) -> None:
+    async def _finish(self, item: OutboxItem, status: str, *, wait: bool = True, **kwargs: Any) -> None:
         """Record how a claimed message ended. Messages that end at about the same time (the lanes of a pass)
-        are written in one transaction; each waits until its own record is committed."""
+        are written in one transaction; each waits until its own record is committed, unless `wait` is False:
+        then the pass waits for it before it ends (a posted message's lane goes on to its next one meanwhile,
+        still in order, since Slack has answered for this one)."""
         written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._records.append(_Record(item, status, self.clock(), kwargs, written))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_records())
-        await written
+        if wait:
+            await written
+        else:
+            self._unwritten.append(written)
 
     async def _write_records(self) -> None:
         while self._records:
@@ -393,6 +438,8 @@ class Dispatcher:
 
     async def _write(self, batch: list[_Record]) -> None:
         async with self.service.sessions() as session, session.begin():
+            sent = [repo.Sent(r.item.id, r.now, **r.fields) for r in batch if r.status == "sent"]
+            await repo.finish_sent(session=session, claim_id=self.process_id, sent=sent)  # one statement for all
             for record in batch:
                 await self._record(session, record.item, record.status, record.now, **record.fields)
         self.service.writes.succeeded()
@@ -407,9 +454,12 @@ class Dispatcher:
                 record.written.set_result(None)
 
     async def _record(self, session: Any, item: OutboxItem, status: str, now: datetime, **kwargs: Any) -> None:
-        await repo.finish_item(
-            session=session, item_id=item.id, claim_id=self.process_id, status=status, now=now, **kwargs
-        )
+        """What goes with a message's end: its row (a sent one's is written with the others by `_write`) and
+        the timeline's note of it."""
+        if status != "sent":
+            await repo.finish_item(
+                session=session, item_id=item.id, claim_id=self.process_id, status=status, now=now, **kwargs
+            )
         if status == "skipped" and item.kind in {"announcement", "post", "status"}:
             event = Event("message.skipped", now, subject=item.key, data={"reason": kwargs.get("error", "")})
             await repo.append_events(session=session, release_id=item.release_id, events=[event])
@@ -494,7 +544,7 @@ class Dispatcher:
             else:
                 await self._finish(item, "skipped", error="the original is not posted yet; it will show this state")
             return None
-        await self._finish(item, "sent", channel_id=posted[0], ts=posted[1], delayed=delayed)
+        await self._finish(item, "sent", wait=False, channel_id=posted[0], ts=posted[1], delayed=delayed)
         return None
 
     async def _post(

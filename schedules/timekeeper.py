@@ -100,13 +100,21 @@ class Timekeeper:
                 log.error("a scheduled pass failed", exc_info=result)
 
     async def rebuild(self) -> None:
-        """One date job per pending message or timer, with a deterministic id."""
+        """One date job per time a pending message or timer falls due, its id naming the time.
+
+        A job wakes a pass that delivers whatever is due, so messages due at one time share it: 1,000 posts
+        due in the same second are one job, not 1,000, and a rebuild only adds the times it has no job for
+        (APScheduler keeps its jobs in a sorted list, so adding thousands at every change took seconds).
+        """
         async with self.dispatcher.service.sessions() as session:
             pending = await repo.pending_schedule(session=session)
         wanted = set()
-        for job_id, at in pending:
-            # a time already past runs at once (misfire_grace_time=None): never drop a due job
+        for at in sorted({at for _, at in pending}):
+            job_id = f"due:{at.isoformat()}"
             wanted.add(job_id)
+            if self.scheduler.get_job(job_id) is not None:
+                continue
+            # a time already past runs at once (misfire_grace_time=None): never drop a due job
             self.scheduler.add_job(
                 self._timer_fired,
                 "date",

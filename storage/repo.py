@@ -215,6 +215,24 @@ async def get_release(*, session: AsyncSession, release_id: str, lock: bool = Fa
     return release
 
 
+async def get_releases(*, session: AsyncSession, release_ids: Iterable[str]) -> dict[str, Release]:
+    """Several releases, as `get_release` gives each: the kept copies whose stamp is still the database's
+    are checked in one query; only the others are loaded in full. Releases not in the database are left out."""
+    wanted = sorted(set(release_ids))
+    if not wanted:
+        return {}
+    rows = (await session.execute(select(ReleaseRow).where(ReleaseRow.id.in_(wanted)))).scalars().all()
+    found: dict[str, Release] = {}
+    for row in rows:
+        kept = release_cache.lookup(session, row.id, row.stamp, row.revision)
+        if kept is not None:
+            found[row.id] = kept
+    for release_id in (row.id for row in rows if row.id not in found):
+        if (release := await get_release(session=session, release_id=release_id)) is not None:
+            found[release_id] = release
+    return found
+
+
 async def save_release(
     *,
     session: AsyncSession,
@@ -607,6 +625,50 @@ async def finish_item(
         update(OutboxRow).where(OutboxRow.id == item_id, OutboxRow.claim_id == claim_id).values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A claimed message Slack took: where and as which ts (see `finish_sent`)."""
+
+    item_id: int
+    at: datetime
+    channel_id: str | None = None
+    ts: str | None = None
+    delayed: bool = False
+    error: str = ""
+
+
+async def finish_sent(*, session: AsyncSession, claim_id: str, sent: list[Sent]) -> None:
+    """Record messages as sent in one statement, however many; like `finish_item(status="sent")` for each
+    (one whose claim another process took meanwhile is left alone)."""
+    if not sent:
+        return
+    table = cast(Table, OutboxRow.__table__)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("item_id"), table.c.claim_id == claim_id)
+        .values(
+            status="sent",
+            sent_at=bindparam("at"),
+            channel_id=bindparam("sent_channel"),
+            ts=bindparam("sent_ts"),
+            delayed=bindparam("sent_delayed"),
+            error=bindparam("sent_error"),
+        )
+    )
+    rows = [
+        {
+            "item_id": s.item_id,
+            "at": s.at,
+            "sent_channel": s.channel_id,
+            "sent_ts": s.ts,
+            "sent_delayed": s.delayed,
+            "sent_error": s.error[:2000],
+        }
+        for s in sent
+    ]
+    await session.execute(statement, rows)
 
 
 async def hand_back(

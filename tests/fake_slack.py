@@ -231,6 +231,8 @@ class FakeSlack:
     """Calls to the `held` methods wait for `hold` before being recorded and answered."""
     waiting: list[str] = field(default_factory=list)
     """Methods of the calls that started waiting for `hold`."""
+    held_channels: frozenset[str] = frozenset()
+    """Posts (chat.postMessage) to these channels wait for `hold` too: one slow channel among quick ones."""
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     """Open Socket Mode connections (apps.connections.open hands out their URL)."""
     conversations: dict[str, Conversation | None] = field(default_factory=dict)
@@ -352,7 +354,8 @@ class FakeSlack:
     # --- the server ---------------------------------------------------------------------------------------
 
     async def _record(self, method: str, args: dict[str, Any], peer: Any = None) -> None:
-        if self.hold is not None and method in self.held:
+        slow_channel = method == "chat.postMessage" and args.get("channel") in self.held_channels
+        if self.hold is not None and (method in self.held or slow_channel):
             self.waiting.append(method)
             await self._notify()
             await self.hold.wait()

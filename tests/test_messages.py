@@ -14,7 +14,7 @@ from bot.domain import Issue, PhaseStatus, ReleaseStatus, Severity
 from bot.plan import BUILTIN_TEMPLATES, Plan, load_plan
 from bot.rules import release_from_plan
 from messages import blocks as bk
-from messages.render import compose, render, slack_escape
+from messages.render import compose, environment, literal_text, render, slack_escape
 from messages.schedule_card import schedule_card
 from schedules.upcoming import Upcoming
 from tests.conftest import ROOT, T0
@@ -66,6 +66,28 @@ def test_inline_announcements_render(plan: Plan) -> None:
     )
     assert_valid(message)
     assert "Test Platform" in message.text and "<!date^" in message.text
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Deployment starts now",
+        "Two lines\nof text\n",
+        "Windows\r\nline breaks\r\n\r\n",
+        "old Mac\rline breaks\r",
+        "\n",
+        "",
+        "braces { alone } and }} closing ones, a # and a %",
+        "*bold* <https://example.com|a link> & <!here> as the author wrote them",
+    ],
+)
+def test_plain_inline_text_renders_as_jinja_would_without_compiling(source: str) -> None:
+    assert literal_text(source) == environment(None).from_string(source).render()
+
+
+@pytest.mark.parametrize("source", ["{{ release.name }}", "{% if true %}x{% endif %}", "a {# note #} b"])
+def test_inline_text_with_template_syntax_is_left_to_jinja(source: str) -> None:
+    assert literal_text(source) is None
 
 
 def test_status_update_follows_the_reference_template(plan: Plan) -> None:

@@ -433,16 +433,16 @@ class Killed(Exception):
 
 def crash_recording(monkeypatch: pytest.MonkeyPatch, keys: str) -> Any:
     """Make recording a sent outbox item whose key contains `keys` fail; returns the real function."""
-    real_finish = repo.finish_item
+    real_finish = repo.finish_sent
 
-    async def finish(**kwargs: Any) -> bool:
-        if kwargs["status"] == "sent":
-            items = await repo.outbox(session=kwargs["session"])
-            if any(i.id == kwargs["item_id"] and keys in i.key for i in items):
-                raise Killed
-        return await real_finish(**kwargs)
+    async def finish(**kwargs: Any) -> None:
+        items = await repo.outbox(session=kwargs["session"])
+        sent = {s.item_id for s in kwargs["sent"]}
+        if any(i.id in sent and keys in i.key for i in items):
+            raise Killed
+        await real_finish(**kwargs)
 
-    monkeypatch.setattr(repo, "finish_item", finish)
+    monkeypatch.setattr(repo, "finish_sent", finish)
     return real_finish
 
 
@@ -450,7 +450,7 @@ async def page_with_a_lost_commit(slack: SlackDriver, monkeypatch: pytest.Monkey
     """Page level 1; the DM to U0OC1 reaches Slack but the process dies before recording it."""
     real_finish = crash_recording(monkeypatch, ":dm:U0OC1")
     await slack.command("/page", "1 payments API failing", user="U0RM")
-    monkeypatch.setattr(repo, "finish_item", real_finish)
+    monkeypatch.setattr(repo, "finish_sent", real_finish)
 
 
 async def page_items(slack: SlackDriver, release_id: str, part: str) -> list[repo.OutboxItem]:
@@ -480,7 +480,7 @@ async def test_group_members_already_paged_are_not_paged_again_after_a_lost_comm
     await load_group_plan(slack)
     real_finish = crash_recording(monkeypatch, ":dm:S0ONCALL")
     await slack.command("/page", "1 db down", user="U0RM", channel="C0WAR2", channel_name="war2")
-    monkeypatch.setattr(repo, "finish_item", real_finish)
+    monkeypatch.setattr(repo, "finish_sent", real_finish)
     assert dm_count(fake_slack, "U0A") == 1 and dm_count(fake_slack, "U0B") == 1
 
     await advance(slack, clock, 2)  # stale: each member's DM channel is read before sending again
@@ -521,7 +521,7 @@ async def test_the_war_room_copy_for_an_unexpanded_group_is_not_posted_twice(
     await load_group_plan(slack)  # the fake answers paid_teams_only: the group's copy goes to the war room
     real_finish = crash_recording(monkeypatch, ":dm:S0ONCALL")
     await slack.command("/page", "1 db down", user="U0RM", channel="C0WAR2", channel_name="war2")
-    monkeypatch.setattr(repo, "finish_item", real_finish)
+    monkeypatch.setattr(repo, "finish_sent", real_finish)
     await advance(slack, clock, 2)
     copies = [p for p in fake_slack.posts("C0WAR2") if "You are paged" in json.dumps(p["blocks"])]
     assert len(copies) == 1

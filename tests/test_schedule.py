@@ -122,21 +122,21 @@ async def test_crash_between_posting_and_recording_does_not_post_twice(
     rt: Runtime, fake_slack: FakeSlack, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock.set(ASSEMBLY)
-    real_finish = repo.finish_item
+    real_finish = repo.finish_sent
 
     class Killed(Exception):
         """The process dies here (raised in a delivery lane, so not SystemExit, which asyncio re-raises
         out of the event loop rather than out of the task)."""
 
-    async def crash_on_sent(**kwargs: Any) -> bool:
-        if kwargs["status"] == "sent":
+    async def crash_on_sent(**kwargs: Any) -> None:
+        if kwargs["sent"]:
             raise Killed("process killed before commit")
-        return await real_finish(**kwargs)
+        await real_finish(**kwargs)
 
-    monkeypatch.setattr(repo, "finish_item", crash_on_sent)
+    monkeypatch.setattr(repo, "finish_sent", crash_on_sent)
     with pytest.raises(Killed):
         await rt.dispatcher.run_due()
-    monkeypatch.setattr(repo, "finish_item", real_finish)
+    monkeypatch.setattr(repo, "finish_sent", real_finish)
     assert len(posts_with_key(fake_slack, "announcement:assembly")) == 1
     assert (await outbox(rt))["announcement:assembly"].status == "claimed"
 
