@@ -59,7 +59,10 @@ FINISH_WITHIN = 60.0
 """How long recovery waits for one request's listener before it moves on to the next."""
 FINISH_WRITE_WITHIN = 0.1
 """A request's finish is written with the next request's record, or after this many seconds if none comes
-first: one transaction for both under load. (A crash in between repeats only the reply, at the start.)"""
+first: one transaction for both under load. A crash in between processes the request again at the next
+start: a change it made is marked in its own transaction and not applied again (only its reply is sent
+again); one that changed nothing runs again (a list is shown again; a form it opened cannot be opened
+with the expired trigger, and the person is told so)."""
 WORKING = 8
 """Requests whose work (after their ack) runs at once; the rest wait their turn, holding nothing."""
 ACK_DEADLINE = 3.0
@@ -167,6 +170,8 @@ class Inbox:
         """Recorded requests between their arrival and their ack leaving (see `_arrival`)."""
         self._none_arriving = asyncio.Event()
         self._none_arriving.set()
+        self._yielding = 0
+        """Requests whose work waits in `_after_acks`."""
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:
@@ -220,8 +225,8 @@ class Inbox:
     def _arrival(self) -> Callable[[], None]:
         """Count a request as being acknowledged; the callable returned (idempotent) says its ack is out.
 
-        Whichever comes first: the HTTP front once Bolt's response is ready, its listener's ack in Socket
-        Mode, or Slack's 3 seconds, after which the ack no longer matters.
+        Whichever comes first: the HTTP front once Bolt's response is ready, the end of the recording in
+        Socket Mode, or Slack's 3 seconds, after which the ack no longer matters.
         """
         self._arriving += 1
         self._none_arriving.clear()
@@ -243,11 +248,18 @@ class Inbox:
         return acknowledged
 
     async def _after_acks(self) -> None:
-        """Wait until no request is being acknowledged, at most ACKS_FIRST_WITHIN."""
+        """Wait until no request is being acknowledged, at most ACKS_FIRST_WITHIN; turns stay in the order
+        received (one that did not have to wait lets those woken before it go first)."""
         if self._arriving:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(ACKS_FIRST_WITHIN):
-                    await self._none_arriving.wait()
+            self._yielding += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(ACKS_FIRST_WITHIN):
+                        await self._none_arriving.wait()
+            finally:
+                self._yielding -= 1
+        elif self._yielding:
+            await asyncio.sleep(0)
 
     async def middleware(
         self, req: AsyncBoltRequest, context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
@@ -275,7 +287,9 @@ class Inbox:
         except BaseException:
             acknowledged()
             raise
-        if response is not None:  # answered here, without a listener
+        if response is not None or req.mode != "http":
+            # answered here, without a listener; or Socket Mode, where Bolt answers once the listener acks
+            # (and not at all when none listens): it counts while it is recorded, the part that is ours
             acknowledged()
         return response
 
@@ -302,7 +316,7 @@ class Inbox:
             METRICS.command(request.name, "replayed")
             log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])
             return BoltResponse(status=200, body="")
-        self._attach(context, key, may_wait_in_inbox=kind != "view", acked_by_listener=req.mode != "http")
+        self._attach(context, key, may_wait_in_inbox=kind != "view")
         await next()
         return None
 
@@ -326,13 +340,9 @@ class Inbox:
             task.add_done_callback(self._replies.discard)
         return BoltResponse(status=200, body="")
 
-    def _attach(
-        self, context: AsyncBoltContext, key: str, *, may_wait_in_inbox: bool, acked_by_listener: bool = False
-    ) -> None:
+    def _attach(self, context: AsyncBoltContext, key: str, *, may_wait_in_inbox: bool) -> None:
         """`may_wait_in_inbox`: once acknowledged, the request may wait for its turn in the inbox rather than
-        in memory (not a form, whose ack comes after its change; not one taken up from the inbox already).
-        `acked_by_listener`: its listener's ack is its answer to Slack (Socket Mode; over HTTP the front
-        says when the answer is out)."""
+        in memory (not a form, whose ack comes after its change; not one taken up from the inbox already)."""
         # the listener's task is created after the middleware returns, so it inherits this value
         CURRENT_REQUEST.set(RequestSlot(key))
         self._in_flight.add(key)
@@ -345,8 +355,6 @@ class Inbox:
             nonlocal turn, deferred
             if turn:
                 return
-            if acked_by_listener and (acknowledged := context.get(ACKNOWLEDGED)) is not None:
-                acknowledged()
             if may_wait_in_inbox and (self._deferred or self._waiting >= WAITING) and not self._stopping:
                 # recorded already: it waits in the inbox, its turn after those before it
                 deferred = True

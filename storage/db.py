@@ -12,6 +12,7 @@ from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, ev
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import PoolResetState
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -44,7 +45,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         one_at_a_time = {"pool_size": 1, "max_overflow": 0, "pool_timeout": POOL_WAIT_S}
         # the connection is in autocommit mode (isolation_level None): its transactions are the explicit
         # BEGIN IMMEDIATE below, which SQLAlchemy ends itself (commit, rollback, or rollback at close), so
-        # the pool's own rollback on every return would be one more round trip to the driver's thread
+        # the pool's own rollback after every commit would be one more round trip to the driver's thread;
+        # `_on_reset` rolls back only what is still open
         options: dict[str, Any] = {
             **({} if ":memory:" in url else one_at_a_time),
             "pool_reset_on_return": None,
@@ -69,6 +71,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(connection: Connection) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        @event.listens_for(engine.sync_engine, "reset")
+        def _on_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+            # a transaction SQLAlchemy could not end (a COMMIT that failed leaves SQLite inside it, holding
+            # the write lock) is rolled back before the one connection serves anyone else
+            if state.asyncio_safe and dbapi_connection._connection.in_transaction:
+                dbapi_connection.rollback()
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)

@@ -85,6 +85,11 @@ class OneTripConnection(aiosqlite.Connection):
         return OneTripCursor(self)
 
     @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (read without a trip: the connection is not in use when asked)."""
+        return self._conn.in_transaction
+
+    @property
     def sqlite(self) -> sqlite3.Connection:
         connection: sqlite3.Connection = self._conn
         return connection
@@ -97,7 +102,8 @@ def connect(database: str, iter_chunk_size: int = 64, **kwargs: Any) -> OneTripC
     """What SQLAlchemy's aiosqlite dialect calls (as `async_creator_fn`) instead of `aiosqlite.connect`."""
 
     def connector() -> sqlite3.Connection:
-        opened: sqlite3.Connection = sqlite3.connect(database, **kwargs)
+        # opened on the connection's thread, which runs every statement; `in_transaction` is read elsewhere
+        opened: sqlite3.Connection = sqlite3.connect(database, **{**kwargs, "check_same_thread": False})
         return opened
 
     connection = OneTripConnection(connector, iter_chunk_size)

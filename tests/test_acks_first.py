@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot import inbox
 from tests.conftest import Clock, sign
 from tests.fake_slack import FakeSlack
+from tests.test_gonogo_handlers import click
 from tests.test_inbox import group_runtime
 
 
@@ -101,3 +103,41 @@ async def test_replies_through_response_urls_share_one_kept_alive_connection(
     peers = [c.peer for c in fake_slack.calls if c.method.startswith("respond:reply")]
     assert len(peers) == 4 and None not in peers
     assert len(set(peers)) == 1, f"each reply opened a connection of its own: {peers}"
+
+
+async def socket_request(runtime: Any, body: str | dict[str, Any]) -> Any:
+    """Dispatch a request as the Socket Mode handler does (verified by the socket, not signed): a form-encoded
+    command, or an interaction payload."""
+    payload = dict(parse_qsl(body)) if isinstance(body, str) else body
+    return await runtime.app.async_dispatch(AsyncBoltRequest(body=payload, mode="socket_mode"))
+
+
+async def test_in_socket_mode_a_request_nothing_listens_to_holds_no_work_back(
+    runtime: Any, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbox, "ACKS_FIRST_WITHIN", 30.0)  # were it held back, it would be for 3 s
+    link = click(fake_slack, "open_runbook_link", "U0QA")  # a link button: no listener, Bolt answers 404
+    link["trigger_id"] = "link.trigger"
+    assert (await socket_request(runtime, link)).status == 404
+    assert (await socket_request(runtime, phase_list(fake_slack, "after-link"))).status == 200
+    # Bolt gives no answer for the link; only Slack's 3 seconds would end its being acknowledged
+    await fake_slack.wait_until(lambda: replied(fake_slack, "after-link"), 2)
+    await runtime.settle()
+
+
+async def test_in_socket_mode_turns_stay_in_the_order_received(
+    runtime: Any, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbox, "ACKS_FIRST_WITHIN", 30.0)
+    arrived, let_go = await held_arrival(runtime, "second")
+    second = asyncio.create_task(socket_request(runtime, phase_list(fake_slack, "second")))
+    try:
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert (await socket_request(runtime, phase_list(fake_slack, "first"))).status == 200
+    finally:
+        let_go.set()
+    assert (await second).status == 200
+    await fake_slack.wait_until(lambda: replied(fake_slack, "first") and replied(fake_slack, "second"), 10)
+    await runtime.settle()
+    order = [c.method for c in fake_slack.calls if c.method in {"respond:first", "respond:second"}]
+    assert order == ["respond:first", "respond:second"], order

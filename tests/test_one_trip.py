@@ -3,6 +3,7 @@ results, errors and transactions as aiosqlite's own cursor."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -89,5 +90,27 @@ async def test_errors_are_the_drivers_and_a_failed_transaction_is_rolled_back(tm
         assert names == ["a"], "the failed transaction left nothing behind"
         async with engine.begin() as connection:  # and the connection it used is usable again
             await connection.execute(insert(things).values(name="c"))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_transaction_left_open_is_rolled_back_before_the_connection_serves_again(tmp_path: Path) -> None:
+    # as a COMMIT that failed leaves it: SQLAlchemy holds no transaction, SQLite is still inside one
+    engine = await engine_with_table(tmp_path)
+    try:
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute("BEGIN IMMEDIATE")
+            await raw.driver_connection.execute("INSERT INTO things (name) VALUES ('never committed')")
+        async with engine.begin() as connection:  # the one pooled connection, back from the pool
+            await connection.execute(insert(things).values(name="next"))
+        other = sqlite3.connect(tmp_path / "one.db", timeout=0.5)  # another process can write, too
+        try:
+            other.execute("INSERT INTO things (name) VALUES ('other')")
+            other.commit()
+            names = sorted(row[0] for row in other.execute("SELECT name FROM things"))
+        finally:
+            other.close()
+        assert names == ["next", "other"]
     finally:
         await engine.dispose()
