@@ -355,6 +355,9 @@ class Inbox:
             nonlocal turn, deferred
             if turn:
                 return
+            if (own := context.get(ACKNOWLEDGED)) is not None and self._arriving <= 1:
+                # no other request is being acknowledged: its work may run while Bolt sends its ack
+                own()
             if may_wait_in_inbox and (self._deferred or self._waiting >= WAITING) and not self._stopping:
                 # recorded already: it waits in the inbox, its turn after those before it
                 deferred = True
@@ -582,6 +585,8 @@ class Inbox:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
+        if self._replies:  # telling someone their click was not recorded: before the HTTP session closes
+            await asyncio.wait(set(self._replies), timeout=within)
         if self._finishes:
             self._write_soon()
         if self._writer is not None:
