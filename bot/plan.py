@@ -463,12 +463,24 @@ def _compose(text: str, filename: str, *, fast: bool = True) -> tuple[Any, dict[
         raise PlanError([Problem(filename, 1, "the plan is empty: start with release:, channels:, people:, phases:")])
     problems: list[Problem] = []
 
+    def construct(n: yaml.Node) -> Any:
+        try:
+            return loader.construct_object(n, deep=True)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, OverflowError, IndexError):
+            # PyYAML's constructors fail this way on a value its explicit tag does not fit (`!!timestamp nope`)
+            tag = str(n.tag).rsplit(":", 1)[-1]
+            shown = n.value if isinstance(n, yaml.ScalarNode) else "this value"
+            message = f"{shown!r} is not a valid {tag}: write it without the `!!{tag}` tag, or as a valid {tag}"
+            raise PlanError([Problem(filename, n.start_mark.line + 1, message)]) from None
+
     def build(n: yaml.Node, path: Path_) -> Any:
         lines[path] = n.start_mark.line + 1
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in n.value:
-                key = loader.construct_object(key_node, deep=True)
+                key = construct(key_node)
                 if key in out:
                     problems.append(Problem(filename, key_node.start_mark.line + 1, f"duplicate key {key!r}"))
                 lines[(*path, key)] = key_node.start_mark.line + 1
@@ -477,7 +489,7 @@ def _compose(text: str, filename: str, *, fast: bool = True) -> tuple[Any, dict[
             return out
         if isinstance(n, yaml.SequenceNode):
             return [build(item, (*path, i)) for i, item in enumerate(n.value)]
-        return loader.construct_object(n, deep=True)
+        return construct(n)
 
     try:
         data = build(node, ())

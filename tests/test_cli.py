@@ -50,6 +50,25 @@ def test_check_lists_every_problem_as_file_line_message(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("!!timestamp nope", "'nope' is not a valid timestamp: write it without the `!!timestamp` tag"),
+        ("!!int abc", "'abc' is not a valid int: write it without the `!!int` tag"),
+        ("!!float x1", "'x1' is not a valid float"),
+    ],
+)
+def test_check_of_a_value_its_yaml_tag_does_not_fit_is_one_clear_line(
+    tmp_path: Path, value: str, expected: str
+) -> None:
+    plan = tmp_path / "tagged.yml"
+    plan.write_text(f"release:\n  id: r1\n  name: {value}\n")
+    result = run("check", str(plan))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert f"{plan}:3: {expected}" in result.stdout + result.stderr
+
+
 def test_check_of_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
     result = run("check", str(tmp_path / "missing.yml"))
     assert result.returncode == 1 and "cannot read the plan" in result.stderr and "Traceback" not in result.stderr
