@@ -332,10 +332,7 @@ class Inbox:
                 return BoltResponse(status=200, body={"response_action": "errors", "errors": {block: text[:300]}})
             return BoltResponse(status=200, body="")
         if url := body.get("response_url"):  # a click: Slack shows nothing of its ack, so the reply goes after it
-            reply = AsyncWebhookClient(str(url), session=self.client.session).send(
-                text=text, response_type="ephemeral", replace_original=False
-            )
-            task = asyncio.get_running_loop().create_task(reply)
+            task = asyncio.get_running_loop().create_task(self._ephemeral(str(url), text))
             self._replies.add(task)
             task.add_done_callback(self._replies.discard)
         return BoltResponse(status=200, body="")
@@ -525,12 +522,15 @@ class Inbox:
                 "the recorded %s from %s is still running; the sweep will look again", request.name, request.user_id
             )
 
+    async def _ephemeral(self, response_url: str, text: str) -> None:
+        """A reply only its sender sees, through `response_url`, over the app's pooled HTTP session."""
+        webhook = AsyncWebhookClient(response_url, session=self.client.session)
+        await webhook.send(text=text, response_type="ephemeral", replace_original=False)
+
     async def _reply(self, request: InboundRequest, text: str) -> None:
         url = request.payload.get("response_url")
         if url and self.clock() - request.received_at <= RESPONSE_URL_VALID:
-            await AsyncWebhookClient(str(url), session=self.client.session).send(
-                text=text, response_type="ephemeral", replace_original=False
-            )
+            await self._ephemeral(str(url), text)
             return
         await reply_privately(self.client, user=request.user_id, channel=request.channel_id, text=text)
 

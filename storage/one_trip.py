@@ -87,7 +87,8 @@ class OneTripConnection(aiosqlite.Connection):
     @property
     def in_transaction(self) -> bool:
         """Whether a transaction is open (read without a trip: the connection is not in use when asked)."""
-        return self._conn.in_transaction
+        connection: sqlite3.Connection | None = self._connection
+        return connection is not None and connection.in_transaction
 
     @property
     def sqlite(self) -> sqlite3.Connection:

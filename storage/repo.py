@@ -221,7 +221,8 @@ async def get_releases(*, session: AsyncSession, release_ids: Iterable[str]) -> 
     wanted = sorted(set(release_ids))
     if not wanted:
         return {}
-    rows = (await session.execute(select(ReleaseRow).where(ReleaseRow.id.in_(wanted)))).scalars().all()
+    versions = select(ReleaseRow.id, ReleaseRow.stamp, ReleaseRow.revision).where(ReleaseRow.id.in_(wanted))
+    rows = (await session.execute(versions)).all()
     found: dict[str, Release] = {}
     for row in rows:
         kept = release_cache.lookup(session, row.id, row.stamp, row.revision)
@@ -248,18 +249,13 @@ async def save_release(
         columns["plan_source"] = plan_source
     if plan_file is not None:
         columns["plan_file"] = plan_file
-    stamp: int | None = None
+    # the row's own columns are written with the stamp's move, after the children (one statement either way)
+    row_changed = before is not None and (
+        columns != _to_columns(before, skip=_RELEASE_CHILDREN) or plan_source is not None
+    )
     if before is None:
         session.add(ReleaseRow(**columns, created_at=now, updated_at=now))
         await session.flush()
-    elif columns != _to_columns(before, skip=_RELEASE_CHILDREN) or plan_source is not None:
-        releases = _table(ReleaseRow)
-        stamp = await session.scalar(
-            update(releases)
-            .where(releases.c.id == after.id)
-            .values(**columns, updated_at=now, stamp=releases.c.stamp + 1)
-            .returning(releases.c.stamp)
-        )
 
     await _sync(session, PhaseRow, after.id, before.phases if before else (), after.phases, lambda p: p.id)
     await _sync(session, IssueRow, after.id, before.issues if before else (), after.issues, lambda i: i.number)
@@ -272,14 +268,14 @@ async def save_release(
     old_decisions = len(before.decisions) if before else 0
     if decisions := [{"release_id": after.id, **_to_columns(d)} for d in after.decisions[old_decisions:]]:
         await session.execute(insert(_table(DecisionRow)), decisions)
-    if stamp is None:
-        releases = _table(ReleaseRow)
-        stamp = await session.scalar(
-            update(releases)
-            .where(releases.c.id == after.id)
-            .values(stamp=releases.c.stamp + 1)
-            .returning(releases.c.stamp)
-        )
+    releases = _table(ReleaseRow)
+    changes = {**columns, "updated_at": now} if row_changed else {}
+    stamp = await session.scalar(
+        update(releases)
+        .where(releases.c.id == after.id)
+        .values(**changes, stamp=releases.c.stamp + 1)
+        .returning(releases.c.stamp)
+    )
     release_cache.remember_on_commit(session, _as_loaded(before, after), int(stamp or 0))
 
 
@@ -327,9 +323,7 @@ def _table(model: type[Base]) -> Table:
 
 
 def _pk_names(model: type[Base]) -> list[str]:
-    # declarative models with __tablename__ are mapped to a Table, whose primary_key is a constraint
-    table = cast(Table, model.__table__)
-    return [c.name for c in table.primary_key.columns]
+    return [c.name for c in _table(model).primary_key.columns]
 
 
 async def list_releases(*, session: AsyncSession) -> list[Release]:
@@ -644,7 +638,7 @@ async def finish_sent(*, session: AsyncSession, claim_id: str, sent: list[Sent])
     (one whose claim another process took meanwhile is left alone)."""
     if not sent:
         return
-    table = cast(Table, OutboxRow.__table__)
+    table = _table(OutboxRow)
     statement = (
         update(table)
         .where(table.c.id == bindparam("item_id"), table.c.claim_id == claim_id)
@@ -677,7 +671,7 @@ async def hand_back(
     """Put claimed messages Slack was not called for back in the outbox, each due again at its own time (one
     statement per kind of item, however many). Like `finish_item(status="pending", undo_attempt=True)`; an item
     an earlier attempt may have posted (claimed before) keeps its claim time, so whoever sends it looks first."""
-    table = cast(Table, OutboxRow.__table__)
+    table = _table(OutboxRow)
     for looks_first in (False, True):
         rows = [{"item_id": item.id, "at": at} for item, at in due if (item.claimed_at is not None) is looks_first]
         if not rows:
@@ -900,7 +894,7 @@ async def record_requests(*, session: AsyncSession, requests: list[InboundReques
     ]
     # ON CONFLICT DO NOTHING (both databases have it): a replay must not abort the others in this statement
     # the dialect in use is loaded already; importing the other one would only slow the start
-    table = cast(Table, InboxRow.__table__)
+    table = _table(InboxRow)
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
@@ -918,7 +912,7 @@ async def record_requests(*, session: AsyncSession, requests: list[InboundReques
 async def finish_requests(*, session: AsyncSession, keys: Iterable[str], now: datetime) -> None:
     """The requests' listeners are done (they replied, or said why not). Only the key is needed from now on
     (to recognise a replay): the payload, with its `response_url` and what was typed, is dropped."""
-    table = cast(Table, InboxRow.__table__)
+    table = _table(InboxRow)
     await session.execute(
         update(table)
         .where(table.c.key.in_(list(keys)), table.c.finished_at.is_(None))
