@@ -70,10 +70,11 @@ ACK_DEADLINE = 3.0
 ACKS_FIRST_WITHIN = 0.5
 """Work behind an ack waits while other requests are still being acknowledged (Slack gives each 3 seconds),
 at most this long, so a burst's work cannot make the acks behind it late, nor be starved by them."""
-WAITING = 32
-"""Acknowledged requests waiting for their turn in memory; past that, a request waits in the inbox (where it
-is recorded already) and is taken up from there in the order received, so a burst of thousands holds
-no more memory than this many."""
+WAITING = 512
+"""Acknowledged requests waiting for their turn in memory (about 13 KiB each: 512 hold some 6.5 MiB); past
+that, a request waits in the inbox (where it is recorded already) and is taken up from there in the order
+received, so a burst of thousands holds no more memory than this many. Taking one up costs a claim and a
+second dispatch through Bolt, about as much again as the request itself: the bound is for bursts only."""
 
 NOT_KEPT = frozenset({"token"})
 """Left out of the stored payload: Slack's verification token, which nothing here needs (requests are
@@ -152,8 +153,8 @@ class Inbox:
         self._in_flight: set[str] = set()
         self._working = asyncio.Semaphore(WORKING)
         self._waiting = 0
-        self._deferred: collections.deque[str] = collections.deque()
-        """Keys of acknowledged requests left waiting in the inbox, oldest first."""
+        self._deferred: collections.deque[tuple[str, datetime]] = collections.deque()
+        """Acknowledged requests left waiting in the inbox, oldest first: key, and when recorded (its claim)."""
         self._room = asyncio.Event()
         self._taking_up: asyncio.Task[None] | None = None
         self._at_work: set[asyncio.Task[Any]] = set()
@@ -267,7 +268,7 @@ class Inbox:
         """Record the request (a replay is answered 200 and goes no further), then let the listeners run."""
         recovered: InboundRequest | None = context.get(_RECOVERED)
         if recovered is not None:
-            self._attach(context, recovered.key, may_wait_in_inbox=False)
+            self._attach(context, recovered, may_wait_in_inbox=False)
             if self.clock() - recovered.received_at > RESPONSE_URL_VALID:
                 context["respond"] = PrivateReply(self.client, recovered.user_id, recovered.channel_id)
             await next()
@@ -316,7 +317,7 @@ class Inbox:
             METRICS.command(request.name, "replayed")
             log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])
             return BoltResponse(status=200, body="")
-        self._attach(context, key, may_wait_in_inbox=kind != "view")
+        self._attach(context, request, may_wait_in_inbox=kind != "view")
         await next()
         return None
 
@@ -337,9 +338,10 @@ class Inbox:
             task.add_done_callback(self._replies.discard)
         return BoltResponse(status=200, body="")
 
-    def _attach(self, context: AsyncBoltContext, key: str, *, may_wait_in_inbox: bool) -> None:
+    def _attach(self, context: AsyncBoltContext, request: InboundRequest, *, may_wait_in_inbox: bool) -> None:
         """`may_wait_in_inbox`: once acknowledged, the request may wait for its turn in the inbox rather than
         in memory (not a form, whose ack comes after its change; not one taken up from the inbox already)."""
+        key = request.key
         # the listener's task is created after the middleware returns, so it inherits this value
         CURRENT_REQUEST.set(RequestSlot(key))
         self._in_flight.add(key)
@@ -358,7 +360,7 @@ class Inbox:
             if may_wait_in_inbox and (self._deferred or self._waiting >= WAITING) and not self._stopping:
                 # recorded already: it waits in the inbox, its turn after those before it
                 deferred = True
-                self._defer(key)
+                self._defer(key, request.claimed_at)
                 raise asyncio.CancelledError
             self._waiting += 1
             try:
@@ -380,8 +382,8 @@ class Inbox:
                 self._at_work.discard(asyncio.current_task())
             try:
                 if completed:  # a listener the stop cut short stays unfinished, for the next start
-                    # taken up from the inbox (recovery waits for it) or a form: written at once
-                    await self.finish(key, at_once=not may_wait_in_inbox)
+                    # a form, or recovered after a restart (recovery waits for it): written at once
+                    await self.finish(key, at_once=request.kind == "view" or done is not None)
             finally:
                 if not deferred:
                     self._in_flight.discard(key)
@@ -393,10 +395,10 @@ class Inbox:
 
     # --- a burst: acknowledged requests waiting in the inbox ------------------------------------------------
 
-    def _defer(self, key: str) -> None:
+    def _defer(self, key: str, claimed_at: datetime) -> None:
         if not self._deferred:
             log.info("more than %d acknowledged requests wait for their turn: the rest wait in the inbox", WAITING)
-        self._deferred.append(key)
+        self._deferred.append((key, claimed_at))
         if self._taking_up is None or self._taking_up.done():
             # a context of its own: not the current request's, which a request it takes up must not inherit
             self._taking_up = asyncio.get_running_loop().create_task(self._take_up(), context=contextvars.Context())
@@ -408,27 +410,24 @@ class Inbox:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            key = self._deferred.popleft()
+            key, claimed_at = self._deferred.popleft()
             try:
-                await self._take_up_one(key)
+                await self._take_up_one(key, claimed_at)
             except Exception:
                 self._in_flight.discard(key)  # the sweep finds it once its claim is a minute old
                 log.warning("could not take up the recorded request %s; the sweep will", key[:16], exc_info=True)
 
-    async def _take_up_one(self, key: str) -> None:
-        async with self.inbox_sessions() as session:
-            request = await repo.recorded_request(session=session, key=key)
-        if request is not None:
-            async with self._writing() as session:
-                claimed = await repo.claim_request(session=session, request=request, now=self.clock())
-            if claimed:
-                assert self.app is not None, "Inbox.app is set when the Bolt app is built"
-                # its listener acks (already done, so nothing is sent) and waits for its turn like the rest
-                bolt_request = AsyncBoltRequest(body=request.payload, mode="socket_mode", context={_RECOVERED: request})
-                await self.app.async_dispatch(bolt_request)
-                CURRENT_REQUEST.set(None)
-                return
-        self._in_flight.discard(key)  # finished meanwhile, or another replica took it over
+    async def _take_up_one(self, key: str, claimed_at: datetime) -> None:
+        async with self._writing() as session:
+            request = await repo.take_up_request(session=session, key=key, claimed_at=claimed_at, now=self.clock())
+        if request is None:
+            self._in_flight.discard(key)  # finished meanwhile, or another replica took it over
+            return
+        assert self.app is not None, "Inbox.app is set when the Bolt app is built"
+        # its listener acks (already done, so nothing is sent) and waits for its turn like the rest
+        bolt_request = AsyncBoltRequest(body=request.payload, mode="socket_mode", context={_RECOVERED: request})
+        await self.app.async_dispatch(bolt_request)
+        CURRENT_REQUEST.set(None)
 
     async def finish(self, key: str, *, at_once: bool = True) -> None:
         """Mark the request finished: its listener replied, or said why not. Unless `at_once`, it is written

@@ -861,7 +861,8 @@ class InboundRequest:
     finished_at: datetime | None = None
 
 
-def _request(row: InboxRow) -> InboundRequest:
+def _request(row: Any) -> InboundRequest:
+    """From an `InboxRow`, or a row of its table's columns."""
     return InboundRequest(
         row.key,
         row.kind,
@@ -933,10 +934,21 @@ async def unfinished_requests(
     return [_request(r) for r in rows]
 
 
-async def recorded_request(*, session: AsyncSession, key: str) -> InboundRequest | None:
-    """The request recorded under `key` while it is not finished, else None."""
-    row = await session.get(InboxRow, key)
-    return None if row is None or row.finished_at is not None else _request(row)
+async def take_up_request(
+    *, session: AsyncSession, key: str, claimed_at: datetime, now: datetime
+) -> InboundRequest | None:
+    """Claim, and read, a request this process recorded and left waiting in the inbox: one statement. None
+    when it is finished, gone, or claimed since `claimed_at` (another process took it over)."""
+    table = _table(InboxRow)
+    row = (
+        await session.execute(
+            update(table)
+            .where(table.c.key == key, table.c.finished_at.is_(None), table.c.claimed_at == claimed_at)
+            .values(claimed_at=now, attempts=table.c.attempts + 1)
+            .returning(*table.c)
+        )
+    ).one_or_none()
+    return None if row is None else _request(row)
 
 
 async def claim_request(*, session: AsyncSession, request: InboundRequest, now: datetime) -> bool:

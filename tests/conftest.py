@@ -294,6 +294,33 @@ def postgres_url() -> str | None:
     return os.environ.get("WARROOM_TEST_POSTGRES_URL")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_database(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[str]:
+    """Each test runs on SQLite and on PostgreSQL (a fresh database; skipped without a server)."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    if request.param == "sqlite":
+        yield database_url
+        return
+    url = postgres_url()
+    if not url:
+        pytest.skip("WARROOM_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
+    name = f"warroom_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
 @pytest.fixture
 async def postgres_schema() -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """A PostgreSQL URL and engine arguments that confine a test to a fresh schema of its own."""

@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import Runtime, build_runtime
 from bot.domain import Event, Outcome, Post, Release, SetTimer
@@ -23,7 +17,7 @@ from bot.plan import Plan, parse_plan
 from bot.service import LoadedPlan
 from bot.timers import timer_rule
 from storage import repo
-from tests.conftest import FAST_PACE, Clock, make_settings, plan_text, postgres_url
+from tests.conftest import FAST_PACE, Clock, make_settings, plan_text
 from tests.fake_slack import FakeSlack
 
 
@@ -37,27 +31,6 @@ def noted(release: Release, plan: Plan, now: datetime, data: dict[str, Any]) -> 
 def broken(release: Release, plan: Plan, now: datetime, data: dict[str, Any]) -> Outcome:
     """A timer rule with a bug."""
     raise RuntimeError("this rule is broken")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A database two runtimes share: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'warroom.db'}"
-        return
-    url = postgres_url()
-    if not url:
-        pytest.skip("WARROOM_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
-    name = f"warroom_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 def release_text(n: int) -> str:
@@ -144,10 +117,10 @@ async def test_a_slow_channel_does_not_hold_back_the_others(
 
 
 async def test_two_dispatchers_with_small_batches_post_each_message_once(
-    fake_slack: FakeSlack, shared_database: str, clock: Clock
+    fake_slack: FakeSlack, any_database: str, clock: Clock
 ) -> None:
-    one = await runtime(fake_slack, shared_database, clock)
-    two = await runtime(fake_slack, shared_database, clock)
+    one = await runtime(fake_slack, any_database, clock)
+    two = await runtime(fake_slack, any_database, clock)
     one.dispatcher.claim_batch = two.dispatcher.claim_batch = 7  # their passes interleave
     try:
         posts = posts_to(channels=10, each=3)
@@ -177,10 +150,10 @@ async def notes(rt: Runtime, releases: int) -> list[str]:
 
 
 async def test_timers_due_together_fire_once_each_with_two_dispatchers(
-    fake_slack: FakeSlack, shared_database: str, clock: Clock
+    fake_slack: FakeSlack, any_database: str, clock: Clock
 ) -> None:
-    one = await runtime(fake_slack, shared_database, clock, releases=6)
-    two = await runtime(fake_slack, shared_database, clock, releases=6)
+    one = await runtime(fake_slack, any_database, clock, releases=6)
+    two = await runtime(fake_slack, any_database, clock, releases=6)
     one.dispatcher.timer_batch = two.dispatcher.timer_batch = 4  # batches that overlap
     try:
         await set_timers(one, 6, clock() + timedelta(minutes=1))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,9 +15,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import text as sql
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import Runtime, build_runtime, web_app
 from bot.core.text import slack_escape
@@ -28,7 +24,7 @@ from bot.service import LoadedPlan
 from messages import blocks as bk
 from messages.issue_cards import issue_modal
 from messages.render import render
-from tests.conftest import T0, Clock, SlackDriver, make_settings, plan_text, postgres_url, should_escape, sign
+from tests.conftest import T0, Clock, SlackDriver, make_settings, plan_text, should_escape, sign
 from tests.fake_slack import FakeSlack
 from tests.test_gonogo_handlers import click, open_vote, settle, submission
 
@@ -375,27 +371,6 @@ async def test_a_page_to_a_mentioned_member_or_a_group_of_the_plan_goes_out(
 
 
 # --- control characters ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def any_database(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[str]:
-    """Each test runs on SQLite and on PostgreSQL (a fresh database; skipped without a server)."""
-    if request.param == "sqlite":
-        yield database_url
-        return
-    url = postgres_url()
-    if not url:
-        pytest.skip("WARROOM_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
-    name = f"warroom_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(sql(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 @pytest.fixture
