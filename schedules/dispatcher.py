@@ -181,6 +181,9 @@ class Dispatcher:
     _writer: asyncio.Task[None] | None = None
     _unwritten: list[asyncio.Future[None]] = field(default_factory=list)
     """Records of posted messages the current pass has yet to see committed (see `_finish`)."""
+    _queued: dict[str, datetime] = field(default_factory=dict)
+    """Per lane, when the last message this process handed back for it is due again: a newer message of the
+    lane goes after that one, not before it while the channel happens to be free (see `_behind`)."""
 
     def __post_init__(self) -> None:
         self._pacer = Pacer(self.pace)
@@ -310,7 +313,12 @@ class Dispatcher:
         self._unwritten = []  # a pass cut short leaves none for the next one to wait for
         async with self.service.sessions() as session, session.begin():
             items = await repo.claim_due(
-                session=session, now=now, claim_id=self.process_id, stale_after=STALE_CLAIM, limit=self.claim_batch
+                session=session,
+                now=now,
+                claim_id=self.process_id,
+                stale_after=STALE_CLAIM,
+                limit=self.claim_batch,
+                behind=self._behind,
             )
             # Delivery never changes a release, so each one is loaded once per batch, with the claim; a change
             # made meanwhile enqueues its own refresh, which the next pass renders from fresh state.
@@ -335,8 +343,34 @@ class Dispatcher:
     def _lane(self, item: OutboxItem) -> str:
         if item.kind == "update":
             return f"update:{item.data.get('target')}"
-        plan = self.service.plans.get(item.release_id)
-        return plan.channel(item.channel) if plan is not None else item.channel
+        return self._channel_lane(item.release_id, item.channel)
+
+    def _channel_lane(self, release_id: str, channel: str) -> str:
+        plan = self.service.plans.get(release_id)
+        return plan.channel(channel) if plan is not None else channel
+
+    def _queue_behind(self, lane: str, at: datetime) -> None:
+        """A message of `lane` went back to the outbox, due again `at`: the lane's newer messages go after it."""
+        if (queued := self._queued.get(lane)) is None or queued < at:
+            self._queued[lane] = at
+        if self._held_until is None or at < self._held_until:
+            self._held_until = at
+
+    def _behind(self, release_id: str, kind: str, channel: str) -> datetime | None:
+        """For a due message about to be claimed: when it may go, after what its lane handed back and is not
+        due yet, each a pace interval after the one before; None when nothing of its lane waits."""
+        if kind == "update" or not self._queued:
+            return None
+        lane = self._channel_lane(release_id, channel)
+        queued = self._queued.get(lane)
+        if queued is None:
+            return None
+        if queued <= self.clock():
+            del self._queued[lane]  # what it held back is due: the claim takes them in the order they were due
+            return None
+        at = queued + timedelta(seconds=self.pace.interval)
+        self._queue_behind(lane, at)
+        return at
 
     async def _deliver_lane(self, lane: list[OutboxItem], releases: dict[str, Release]) -> None:
         for n, item in enumerate(lane):
@@ -357,6 +391,7 @@ class Dispatcher:
             self._claimed.pop(item.id, None)
             self._started.discard(item.id)
             METRICS.outbox("pending", item.kind)
+        self._queue_behind(self._lane(rest[0]), due[-1][1])
         if self._held_until is None or due[0][1] < self._held_until:
             self._held_until = due[0][1]
 
@@ -398,8 +433,7 @@ class Dispatcher:
         await self._finish(
             item, "pending", retry_at=retry_at, error=str(held), maybe_posted=maybe_posted, undo_attempt=not held.called
         )
-        if self._held_until is None or retry_at < self._held_until:
-            self._held_until = retry_at
+        self._queue_behind(self._lane(item), retry_at)
 
     async def _finish(self, item: OutboxItem, status: str, *, wait: bool = True, **kwargs: Any) -> None:
         """Record how a claimed message ended. Messages that end at about the same time (the lanes of a pass)

@@ -554,11 +554,28 @@ async def reschedule_pending(
 
 
 async def claim_due(
-    *, session: AsyncSession, now: datetime, claim_id: str, limit: int = 20, stale_after: timedelta
+    *,
+    session: AsyncSession,
+    now: datetime,
+    claim_id: str,
+    limit: int = 20,
+    stale_after: timedelta,
+    behind: Callable[[str, str, str], datetime | None] | None = None,
 ) -> list[OutboxItem]:
-    """Claim messages that are due (or whose earlier claim went stale) for sending by this process."""
+    """Claim messages that are due (or whose earlier claim went stale) for sending by this process.
+
+    `behind(release_id, kind, channel)`: for a due message never tried nor held back before, the time it goes
+    after the messages its channel holds back (it stays pending, due again then), or None to claim it now.
+    """
     due = (
-        select(OutboxRow.id)
+        select(
+            OutboxRow.id,
+            OutboxRow.release_id,
+            OutboxRow.kind,
+            OutboxRow.channel,
+            OutboxRow.status,
+            OutboxRow.next_attempt_at,
+        )
         .where(
             (
                 (OutboxRow.status == "pending")
@@ -571,7 +588,20 @@ async def claim_due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = list((await session.scalars(due)).all())
+    found = (await session.execute(due)).all()
+    later: list[dict[str, Any]] = []
+    ids = []
+    for item_id, release_id, kind, channel, status, next_attempt_at in found:
+        fresh = status == "pending" and next_attempt_at is None  # one held back is in its channel's queue already
+        at = behind(release_id, kind, channel) if behind is not None and fresh else None
+        if at is None:
+            ids.append(item_id)
+        else:
+            later.append({"item_id": item_id, "at": at})
+    if later:
+        table = _table(OutboxRow)
+        statement = update(table).where(table.c.id == bindparam("item_id")).values(next_attempt_at=bindparam("at"))
+        await session.execute(statement, later)
     if not ids:
         return []
     rows = (await session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)))).all()

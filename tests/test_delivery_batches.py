@@ -5,19 +5,22 @@ delivering side by side."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from bot.app import Runtime, build_runtime
+from bot.app import Runtime, build_runtime, web_app
 from bot.core.pacing import Pace
 from bot.domain import Outcome, Post
 from bot.plan import parse_plan
 from bot.service import LoadedPlan
 from storage import repo
 from storage.models import OutboxRow
-from tests.conftest import Clock, make_settings, plan_text
+from tests.conftest import Clock, make_settings, plan_text, sign
 from tests.fake_slack import FakeSlack
+from tests.test_inbox import issue_form
 
 # a burst of 3 per channel, then one post every 300 ms; a pass never waits for a channel (hold 0)
 PACED = Pace(interval=0.3, burst=3, hold=0.0)
@@ -85,3 +88,40 @@ async def test_what_a_channel_holds_back_goes_back_together_and_is_posted_once_i
     finally:
         await one.close()
         await two.close()
+
+
+async def test_issues_reported_faster_than_the_war_rooms_pace_are_posted_in_the_order_reported(
+    fake_slack: FakeSlack, database_url: str, clock: Clock
+) -> None:
+    # one post per 300 ms once the burst of one is spent; a pass waits in place up to 200 ms for the channel
+    rt = await runtime(fake_slack, database_url, clock, Pace(interval=0.3, burst=1, hold=0.2))
+    client = TestClient(TestServer(web_app(rt, serve_slack=True)))
+    await client.start_server()
+
+    def cards() -> list[str]:
+        calls = [c.args for c in fake_slack.calls if c.method == "chat.postMessage" and c.args["channel"] == "C0WAR"]
+        return [m.group(1) for a in calls if (m := re.search(r"impact number (\d+)", str(a.get("text"))))]
+
+    async def report(n: int) -> None:
+        body = issue_form(fake_slack, n)
+        response = await client.post("/slack/events", data=body, headers=sign(body))
+        assert response.status == 200
+        await fake_slack.wait_for("respond", n + 1)  # its change is committed and its delivery pass has run
+        await rt.settle()
+
+    try:
+        await report(0)  # posted at once: the burst
+        await report(1)  # the channel's next post is ~300 ms away, longer than a pass waits: handed back
+        assert cards() == ["0"]
+        await asyncio.sleep(0.15)
+        await report(2)  # the channel is free within the 200 ms a pass waits: it must not go before #1
+        for _ in range(20):
+            if len(cards()) == 3:
+                break
+            clock.advance(seconds=1)
+            await rt.dispatcher.run_due()
+            await asyncio.sleep(0.1)
+        assert cards() == ["0", "1", "2"], "a channel's cards go in the order the issues were reported"
+    finally:
+        await client.close()
+        await rt.close()
