@@ -485,36 +485,35 @@ async def enqueue(
     replace_pending: bool = False,
 ) -> None:
     """Add a message to the outbox unless its key is already there (a pending one may be rescheduled)."""
+    table = _table(OutboxRow)
+    new = {
+        "release_id": release_id,
+        "key": key,
+        "kind": kind,
+        "channel": channel,
+        "template": template,
+        "data": data,
+        "thread_of": thread_of,
+        "due_at": due_at,
+        "grace_seconds": grace_seconds,
+        "created_at": now,
+    }
+    # a new key, the usual case, is one statement; one already there is read and perhaps rescheduled
+    if (await session.execute(_insert_new(session, table, "release_id", "key").returning(table.c.id), new)).first():
+        return
     existing = (
         await session.execute(select(OutboxRow).where(OutboxRow.release_id == release_id, OutboxRow.key == key))
-    ).scalar_one_or_none()
-    if existing is not None:
-        if existing.status == "pending" and (replace_pending or existing.due_at != due_at):
-            existing.due_at = due_at
-            existing.channel = channel
-            existing.template = template
-            existing.data = data
-            existing.grace_seconds = grace_seconds
-        elif existing.status == "cancelled" and replace_pending:
-            existing.status = "pending"
-            existing.due_at = due_at
-            existing.error = ""
-        return
-    session.add(
-        OutboxRow(
-            release_id=release_id,
-            key=key,
-            kind=kind,
-            channel=channel,
-            template=template,
-            data=data,
-            thread_of=thread_of,
-            due_at=due_at,
-            grace_seconds=grace_seconds,
-            created_at=now,
-        )
-    )
-    await session.flush()
+    ).scalar_one()
+    if existing.status == "pending" and (replace_pending or existing.due_at != due_at):
+        existing.due_at = due_at
+        existing.channel = channel
+        existing.template = template
+        existing.data = data
+        existing.grace_seconds = grace_seconds
+    elif existing.status == "cancelled" and replace_pending:
+        existing.status = "pending"
+        existing.due_at = due_at
+        existing.error = ""
 
 
 async def reschedule_pending(
@@ -923,21 +922,24 @@ async def record_requests(*, session: AsyncSession, requests: list[InboundReques
         }
         for r in {r.key: r for r in reversed(requests)}.values()
     ]
-    # ON CONFLICT DO NOTHING (both databases have it): a replay must not abort the others in this statement
-    # the dialect in use is loaded already; importing the other one would only slow the start
+    # a replay must not abort the others in this statement; on the table, with the rows as parameters: one
+    # cached statement whatever the batch (the ORM's bulk path and a VALUES list per batch cost more than
+    # the write itself)
     table = _table(InboxRow)
+    statement = _insert_new(session, table, "key").returning(table.c.key)
+    return set((await session.execute(statement, rows)).scalars())
+
+
+def _insert_new(session: AsyncSession, table: Table, *unique: str) -> Any:
+    """INSERT … ON CONFLICT (`unique`) DO NOTHING, which both databases have, in the dialect in use (it is
+    loaded already; importing the other one would only slow the start)."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-        statement: Any = postgresql_insert(table)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        statement = sqlite_insert(table)
-    # on the table, with the rows as parameters: one cached statement whatever the batch (the ORM's bulk
-    # path and a VALUES list per batch cost more than the write itself)
-    statement = statement.on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
-    return set((await session.execute(statement, rows)).scalars())
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(unique))
 
 
 async def finish_requests(*, session: AsyncSession, keys: Iterable[str], now: datetime) -> None:
