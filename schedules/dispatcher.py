@@ -115,8 +115,10 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 30 * 2 ** max(0, attempts - 1)))
 
 
-CLAIM_BATCH = 200
-"""Messages one delivery pass claims at most (1,000 due in the same second go out in five passes)."""
+CLAIM_BATCH = 1000
+"""Messages one delivery pass claims at most, in one statement: 1,000 due in the same second go out in one pass
+rather than in waves, each waiting for the slowest lane of the one before. A stop cuts a long pass short and
+hands back what it had not sent (`drain`)."""
 
 
 TIMER_BATCH = 50

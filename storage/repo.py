@@ -386,7 +386,8 @@ class OutboxItem:
     """Why the last attempt failed, was skipped or cancelled (empty when nothing went wrong)."""
 
 
-def _item(row: OutboxRow) -> OutboxItem:
+def _item(row: Any) -> OutboxItem:
+    """From an `OutboxRow`, or a row of its table's columns."""
     return OutboxItem(
         id=row.id,
         release_id=row.release_id,
@@ -485,35 +486,36 @@ async def enqueue(
     replace_pending: bool = False,
 ) -> None:
     """Add a message to the outbox unless its key is already there (a pending one may be rescheduled)."""
-    table = _table(OutboxRow)
-    new = {
-        "release_id": release_id,
-        "key": key,
-        "kind": kind,
-        "channel": channel,
-        "template": template,
-        "data": data,
-        "thread_of": thread_of,
-        "due_at": due_at,
-        "grace_seconds": grace_seconds,
-        "created_at": now,
-    }
-    # a new key, the usual case, is one statement; one already there is read and perhaps rescheduled
-    if (await session.execute(_insert_new(session, table, "release_id", "key").returning(table.c.id), new)).first():
-        return
     existing = (
         await session.execute(select(OutboxRow).where(OutboxRow.release_id == release_id, OutboxRow.key == key))
-    ).scalar_one()
-    if existing.status == "pending" and (replace_pending or existing.due_at != due_at):
-        existing.due_at = due_at
-        existing.channel = channel
-        existing.template = template
-        existing.data = data
-        existing.grace_seconds = grace_seconds
-    elif existing.status == "cancelled" and replace_pending:
-        existing.status = "pending"
-        existing.due_at = due_at
-        existing.error = ""
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.status == "pending" and (replace_pending or existing.due_at != due_at):
+            existing.due_at = due_at
+            existing.channel = channel
+            existing.template = template
+            existing.data = data
+            existing.grace_seconds = grace_seconds
+        elif existing.status == "cancelled" and replace_pending:
+            existing.status = "pending"
+            existing.due_at = due_at
+            existing.error = ""
+        return
+    session.add(
+        OutboxRow(
+            release_id=release_id,
+            key=key,
+            kind=kind,
+            channel=channel,
+            template=template,
+            data=data,
+            thread_of=thread_of,
+            due_at=due_at,
+            grace_seconds=grace_seconds,
+            created_at=now,
+        )
+    )
+    await session.flush()
 
 
 async def reschedule_pending(
@@ -574,6 +576,7 @@ async def claim_due(
             OutboxRow.channel,
             OutboxRow.status,
             OutboxRow.next_attempt_at,
+            OutboxRow.claimed_at,
         )
         .where(
             (
@@ -589,29 +592,29 @@ async def claim_due(
     )
     found = (await session.execute(due)).all()
     later: list[dict[str, Any]] = []
-    ids = []
-    for item_id, release_id, kind, channel, status, next_attempt_at in found:
+    previous_claims: dict[int, datetime | None] = {}
+    for item_id, release_id, kind, channel, status, next_attempt_at, claimed_at in found:
         fresh = status == "pending" and next_attempt_at is None  # one held back is in its channel's queue already
         at = behind(release_id, kind, channel) if behind is not None and fresh else None
         if at is None:
-            ids.append(item_id)
+            previous_claims[item_id] = claimed_at
         else:
             later.append({"item_id": item_id, "at": at})
+    table = _table(OutboxRow)
     if later:
-        table = _table(OutboxRow)
         statement = update(table).where(table.c.id == bindparam("item_id")).values(next_attempt_at=bindparam("at"))
         await session.execute(statement, later)
-    if not ids:
+    if not previous_claims:
         return []
-    rows = (await session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)))).all()
-    items = []
-    for row in rows:
-        previous_claim = row.claimed_at
-        row.status = "claimed"
-        row.claim_id = claim_id
-        row.claimed_at = now
-        row.attempts += 1
-        items.append(replace(_item(row), claimed_at=previous_claim))
+    # one statement for the batch, the rows as claimed coming back with it
+    claim = (
+        update(table)
+        .where(table.c.id.in_(list(previous_claims)))
+        .values(status="claimed", claim_id=claim_id, claimed_at=now, attempts=table.c.attempts + 1)
+        .returning(*table.c)
+    )
+    rows = (await session.execute(claim)).all()
+    items = [replace(_item(row), claimed_at=previous_claims[row.id]) for row in rows]
     return sorted(items, key=lambda i: (i.due_at, i.id))
 
 
