@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -32,6 +31,8 @@ from bot.timeparse import format_offset, localize, parse_duration, parse_offset,
 # parse_offset keeps how an offset was written (whole days are wall-clock days); PlainValidator keeps its type
 Offset = Annotated[timedelta, PlainValidator(parse_offset)]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+_T = TypeVar("_T")
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PERSON = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -351,14 +352,29 @@ class Plan(_Model):
         """Resolve a channel key (`war_room`) or a literal channel reference to what Slack accepts."""
         return self.channels.get(key, key)
 
-    @cached_property
+    @property
     def role_of_person(self) -> dict[str, frozenset[str]]:
         """Directly listed person or group ID → the roles it holds."""
-        roles: dict[str, set[str]] = {}
-        for role, members in self.people.items():
-            for member in members:
-                roles.setdefault(member, set()).add(role)
-        return {member: frozenset(r) for member, r in roles.items()}
+
+        def build() -> dict[str, frozenset[str]]:
+            roles: dict[str, set[str]] = {}
+            for role, members in self.people.items():
+                for member in members:
+                    roles.setdefault(member, set()).add(role)
+            return {member: frozenset(r) for member, r in roles.items()}
+
+        return self._kept("_role_index", self.people, build)
+
+    def _kept(self, name: str, source: object, build: Callable[[], _T]) -> _T:
+        """What `build` makes of `source` (one of the plan's fields), kept on this plan while that field holds
+        the same object: `model_copy(update=...)` copies the instance dict, so a copy with other phases or
+        people (the --demo member in every role) must not reuse its original's."""
+        kept = self.__dict__.get(name)
+        if kept is None or kept[0] is not source:
+            kept = (source, build())
+            self.__dict__[name] = kept
+        value: _T = kept[1]
+        return value
 
     def phase_spec(self, phase_id: str) -> PhaseSpec | None:
         """The phase of this id as the plan lists it (None when there is none)."""
@@ -366,13 +382,7 @@ class Plan(_Model):
 
     def phase_specs(self) -> Mapping[str, PhaseSpec]:
         """The plan's phases by id."""
-        # Built once per plan and kept beside the list it was built from: `model_copy(update=...)` copies
-        # the instance dict, so a copy with other phases must not reuse its original's index.
-        kept = self.__dict__.get("_phase_index")
-        if kept is None or kept[0] is not self.phases:
-            kept = (self.phases, {p.id: p for p in self.phases})
-            self.__dict__["_phase_index"] = kept
-        index: Mapping[str, PhaseSpec] = kept[1]
+        index: Mapping[str, PhaseSpec] = self._kept("_phase_index", self.phases, lambda: {p.id: p for p in self.phases})
         return index
 
     def members(self, roles: list[str] | tuple[str, ...]) -> list[str]:

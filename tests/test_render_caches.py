@@ -97,3 +97,14 @@ def test_view_data_reads_as_jinja_reads_any_dict(plan: Plan) -> None:
     with pytest.raises(jinja2.UndefinedError, match="'dict object' has no attribute 'missing'"):
         render_inline("{{ data.missing }}", {"data": {}})
     assert render(plan, "phase_list", release, T0).blocks
+
+
+def test_a_copied_plan_with_other_people_gives_their_roles_not_its_originals(plan: Plan) -> None:
+    from bot.core.demo import demo_plan
+
+    assert plan.role_of_person["U0DBA"] == frozenset({"dba"})  # the original's roles are looked up and kept
+    demo = demo_plan(plan, T0, "U0DEMO")  # one member in every role, as `warroom run --demo --demo-user` gives
+    assert demo.role_of_person == {"U0DEMO": frozenset(plan.people)}, "the copy's own people, not the original's"
+    other = plan.model_copy(update={"people": {**plan.people, "dba": ["U0NEW"]}})
+    assert other.role_of_person["U0NEW"] == frozenset({"dba"}) and "U0DBA" not in other.role_of_person
+    assert plan.role_of_person["U0DBA"] == frozenset({"dba"}), "the original keeps its own"
