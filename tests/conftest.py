@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -294,18 +295,15 @@ def postgres_url() -> str | None:
     return os.environ.get("WARROOM_TEST_POSTGRES_URL")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def any_database(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[str]:
-    """Each test runs on SQLite and on PostgreSQL (a fresh database; skipped without a server)."""
+@contextlib.asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """The URL of a PostgreSQL database of its own, dropped afterwards (skips the test without a server)."""
     import uuid
 
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    if request.param == "sqlite":
-        yield database_url
-        return
     url = postgres_url()
     if not url:
         pytest.skip("WARROOM_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
@@ -319,6 +317,23 @@ async def any_database(request: pytest.FixtureRequest, database_url: str) -> Asy
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+@pytest.fixture
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database of its own (separate processes cannot share a per-test schema setting)."""
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_database(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[str]:
+    """Each test runs on SQLite and on PostgreSQL (a fresh database; skipped without a server)."""
+    if request.param == "sqlite":
+        yield database_url
+        return
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

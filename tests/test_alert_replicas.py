@@ -16,14 +16,14 @@ from storage.db import create_engine, sessionmaker
 from tests.alert_payloads import TOKEN, alert, alert_plan_text, delivery
 from tests.bot_process import running_bot
 from tests.fake_slack import FakeSlack
-from tests.test_replicas import metadata_keys, postgres_database  # noqa: F401 - the fixture, by name
+from tests.test_replicas import metadata_keys
 
 DELIVERIES = 8
 
 
 async def test_one_alert_at_two_replicas_at_once_opens_one_issue(
     fake_slack: FakeSlack,
-    postgres_database: str,  # noqa: F811 - the fixture imported above
+    postgres_database: str,
     tmp_path: Path,
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)

@@ -25,7 +25,6 @@ from bot.service import LoadedPlan, Service
 from bot.votes import decide
 from storage.db import create_engine, migrate, sessionmaker
 from tests.conftest import T0, Clock, plan_text
-from tests.test_replicas import postgres_database  # noqa: F401 - the fixture
 
 Rule = Callable[[Release, Plan, datetime], Outcome]
 
@@ -300,7 +299,7 @@ def test_text_people_typed_over_several_lines_stays_inside_its_entry_of_the_expo
 
 
 async def test_export_never_prints_the_database_password(
-    postgres_database: str,  # noqa: F811 - the fixture imported above
+    postgres_database: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -35,7 +35,6 @@ from tests.bot_process import running_bot
 from tests.conftest import T0, Clock, SlackDriver, make_settings, plan_text, sign
 from tests.fake_slack import FakeSlack
 from tests.test_gonogo_handlers import click
-from tests.test_replicas import postgres_database  # noqa: F401 - the fixture
 
 ISSUES = 8
 VOTERS = ("U0RM", "U0DEV", "U0DBA")
@@ -188,7 +187,7 @@ async def test_a_request_recovered_while_its_first_processing_still_runs_is_appl
 
 async def test_two_replicas_on_postgresql_processing_one_request_apply_it_once(
     fake_slack: FakeSlack,
-    postgres_database: str,  # noqa: F811 - the fixture imported above
+    postgres_database: str,
     clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -8,9 +8,7 @@ be posted exactly once and every change must count.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,15 +16,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.domain import PhaseStatus
 from storage import repo
 from storage.db import create_engine, sessionmaker
 from tests.bot_process import running_bot
-from tests.conftest import postgres_url, sign
+from tests.conftest import sign
 from tests.fake_slack import FakeSlack
 
 PHASES = 8
@@ -61,24 +56,6 @@ def replica_plan(start: datetime) -> str:
     return REPLICA_PLAN.format(
         start=start.strftime(stamp), end=(start + timedelta(hours=3)).strftime(stamp), phases=phases
     )
-
-
-@pytest.fixture
-async def postgres_database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database of its own (separate processes cannot share a per-test schema setting)."""
-    url = postgres_url()
-    if not url:
-        pytest.skip("WARROOM_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
-    name = f"warroom_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 def metadata_keys(fake: FakeSlack) -> Counter[str]:
