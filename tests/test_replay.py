@@ -19,7 +19,6 @@ from storage.db import create_engine, sessionmaker
 from tests.bot_process import running_bot
 from tests.conftest import SlackDriver, plan_text, sign
 from tests.fake_slack import FakeSlack
-from tests.test_replicas import postgres_database  # noqa: F401 - the fixture
 
 
 def issue_body(fake: FakeSlack, text: str) -> str:
@@ -55,7 +54,7 @@ async def test_the_same_signed_request_sent_twice_files_one_issue_and_the_copy_g
 
 async def test_a_request_sent_to_two_replicas_on_postgresql_is_acted_on_once(
     fake_slack: FakeSlack,
-    postgres_database: str,  # noqa: F811 - the fixture imported above
+    postgres_database: str,
     tmp_path: Path,
 ) -> None:
     plan = tmp_path / "plan.yml"
