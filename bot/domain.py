@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter, indexOf
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -308,7 +309,7 @@ class Release:
 
     def with_task_check(self, check: TaskCheck) -> Release:
         """The release with `check` added or replaced (by scope and number), one revision on."""
-        checks = _upsert(self.task_checks, check, lambda c: (c.scope, c.number))
+        checks = _upsert(self.task_checks, check, attrgetter("scope", "number"))
         return replace(self, task_checks=checks, revision=self.revision + 1)
 
     def without_task_check(self, scope: str, number: int) -> Release:
@@ -321,7 +322,7 @@ class Release:
 
     def with_signoff(self, signoff: SignOff) -> Release:
         """The release with `signoff` added or replaced (by role), one revision on."""
-        return replace(self, signoffs=_upsert(self.signoffs, signoff, lambda s: s.role), revision=self.revision + 1)
+        return replace(self, signoffs=_upsert(self.signoffs, signoff, attrgetter("role")), revision=self.revision + 1)
 
     def decision(self, kind: str) -> Decision | None:
         found = [d for d in self.decisions if d.kind == kind]
@@ -329,18 +330,18 @@ class Release:
 
     def with_issue(self, issue: Issue) -> Release:
         """The release with `issue` added or replaced (by number), one revision on."""
-        return replace(self, issues=_upsert(self.issues, issue, lambda i: i.number), revision=self.revision + 1)
+        return replace(self, issues=_upsert(self.issues, issue, attrgetter("number")), revision=self.revision + 1)
 
     def alert(self, fingerprint: str) -> AlertLink | None:
         return next((a for a in self.alerts if a.fingerprint == fingerprint), None)
 
     def with_alert(self, link: AlertLink) -> Release:
         """The release with `link` added or replaced (by fingerprint), one revision on."""
-        return replace(self, alerts=_upsert(self.alerts, link, lambda a: a.fingerprint), revision=self.revision + 1)
+        return replace(self, alerts=_upsert(self.alerts, link, attrgetter("fingerprint")), revision=self.revision + 1)
 
     def with_page(self, page: Page) -> Release:
         """The release with `page` added or replaced (by number), one revision on."""
-        return replace(self, pages=_upsert(self.pages, page, lambda p: p.number), revision=self.revision + 1)
+        return replace(self, pages=_upsert(self.pages, page, attrgetter("number")), revision=self.revision + 1)
 
     @property
     def attempt(self) -> int:
@@ -353,9 +354,13 @@ class Release:
 
 
 def _upsert(items: tuple[T, ...], item: T, key: Callable[[T], object]) -> tuple[T, ...]:
-    if key(item) not in {key(i) for i in items}:
+    """`items` with `item` in the place of the one with its key, or appended. The search runs in C (an
+    `attrgetter` key) and builds no index: a release's issues grow all day, and each command changes one."""
+    try:
+        at = indexOf(map(key, items), key(item))
+    except ValueError:
         return (*items, item)
-    return tuple(item if key(i) == key(item) else i for i in items)
+    return (*items[:at], item, *items[at + 1 :])
 
 
 def attempt_key(key: str, attempt: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import attrgetter
 
 from bot import evaluation
 from bot.core.text import check_typed, clip
@@ -311,7 +312,7 @@ def report_issue(release: Release, plan: Plan, actor: Actor, command: ReportIssu
     region = check_region(plan, command.region)
     if not command.impact.strip():
         raise UsageError("Describe the impact: what do users see?", ISSUE_USAGE)
-    number = max((i.number for i in release.issues), default=0) + 1
+    number = max(map(attrgetter("number"), release.issues), default=0) + 1
     issue = Issue(
         number=number,
         severity=command.severity,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import compress
+from operator import is_not
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
@@ -145,12 +147,40 @@ def _as_loaded(before: Release | None, after: Release) -> Release:
             continue
         if order is None:  # only the ones added are written
             new = old + new[len(old) :]
-        kept = {id(o) for o in old}
         columns = _mapped(model)
-        stored = [o if id(o) in kept else release_cache.as_stored(o, columns, _conversions(type(o))) for o in new]
-        children[name] = tuple(stored if order is None else sorted(stored, key=order))
+        changed = _changed_positions(old, new)
+        if changed is None:  # shorter than before: compare by identity throughout
+            kept = {id(o) for o in old}
+            changed = [n for n, o in enumerate(new) if id(o) not in kept]
+        stored = list(new)
+        for n in changed:
+            stored[n] = release_cache.as_stored(stored[n], columns, _conversions(type(stored[n])))
+        if order is not None and not _in_order(stored, changed, order):
+            stored.sort(key=order)
+        children[name] = tuple(stored)
     release = release_cache.as_stored(after, _mapped(ReleaseRow), _conversions(Release))
     return replace(release, **children)
+
+
+def _changed_positions(old: Sequence[Any], new: Sequence[Any]) -> list[int] | None:
+    """Where `new` holds another object than `old` at the same position, and every position past `old`'s
+    end; None when `new` is shorter. A command replaces or appends a child or two, so comparing identities
+    position by position (in C, allocating nothing per child) finds them without indexing the whole
+    release, whose issues grow all day."""
+    if len(new) < len(old):
+        return None
+    return [*compress(range(len(old)), map(is_not, old, new)), *range(len(old), len(new))]
+
+
+def _in_order(items: list[Any], changed: list[int], order: Callable[[Any], Any]) -> bool:
+    """Whether `items` is still sorted by `order`, given that it was before the positions in `changed`
+    were replaced or appended: only the neighbours of those positions can be out of order."""
+    for n in changed:
+        if n > 0 and order(items[n]) < order(items[n - 1]):
+            return False
+        if n + 1 < len(items) and order(items[n + 1]) < order(items[n]):
+            return False
+    return True
 
 
 # --- the release aggregate -----------------------------------------------------------------------------------
@@ -287,19 +317,23 @@ async def _sync(
     session: AsyncSession,
     model: type[Base],
     release_id: str,
-    old: Iterable[Any],
-    new: Iterable[Any],
-    key: Any,
+    old: Sequence[Any],
+    new: Sequence[Any],
+    key: Callable[[Any], Any],
 ) -> None:
     """Write a child table's changes as table statements (the ORM's unit of work cost more than the writes);
     new rows go in one statement, after the updates and deletes."""
     table = _table(model)
     keys = [name for name in _pk_names(model) if name != "release_id"]
-    old_by_key = {key(o): o for o in old}
-    new_by_key = {key(n): n for n in new}
+    pairs = _replaced(old, new, key)
+    gone: Iterable[Any] = ()
+    if pairs is None:  # removed or moved children: match them by key
+        old_by_key = {key(o): o for o in old}
+        new_by_key = {key(n): n for n in new}
+        pairs = [(old_by_key.get(k), obj) for k, obj in new_by_key.items()]
+        gone = [obj for k, obj in old_by_key.items() if k not in new_by_key]
     added: list[dict[str, Any]] = []
-    for k, obj in new_by_key.items():
-        previous = old_by_key.get(k)
+    for previous, obj in pairs:
         if previous is obj or previous == obj:
             continue
         values = _to_columns(obj)
@@ -308,13 +342,30 @@ async def _sync(
         else:
             conditions = [table.c.release_id == release_id] + [table.c[name] == values[name] for name in keys]
             await session.execute(update(table).where(*conditions).values(**values))
-    for k, obj in old_by_key.items():
-        if k not in new_by_key:
-            values = _to_columns(obj)
-            conditions = [table.c.release_id == release_id] + [table.c[name] == values[name] for name in keys]
-            await session.execute(delete(table).where(*conditions))
+    for obj in gone:
+        values = _to_columns(obj)
+        conditions = [table.c.release_id == release_id] + [table.c[name] == values[name] for name in keys]
+        await session.execute(delete(table).where(*conditions))
     if added:
         await session.execute(insert(table), added)
+
+
+def _replaced(old: Sequence[Any], new: Sequence[Any], key: Callable[[Any], Any]) -> list[tuple[Any, Any]] | None:
+    """(before, after) for each child a command replaced in place or appended (before None), or None when
+    children were removed or another child took one's place. `new`'s keys are unique (they are its
+    rows' keys), so a child past `old`'s end, where every earlier key is `old`'s, is a new row."""
+    changed = _changed_positions(old, new)
+    if changed is None:
+        return None
+    pairs = []
+    for n in changed:
+        if n < len(old):
+            if key(old[n]) != key(new[n]):
+                return None
+            pairs.append((old[n], new[n]))
+        else:
+            pairs.append((None, new[n]))
+    return pairs
 
 
 def _table(model: type[Base]) -> Table:

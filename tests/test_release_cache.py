@@ -95,6 +95,40 @@ async def test_a_command_on_a_long_release_reads_none_of_its_history(
         await engine.dispose()
 
 
+async def test_children_replaced_appended_removed_or_moved_are_saved_and_kept_as_a_fresh_load_gives(
+    database_url: str, plan: Plan, clock: Clock
+) -> None:
+    """Saving finds a command's changes by position; a change of another shape (a child removed, another in
+    a child's place, children out of their load order) must still be written and kept exactly."""
+    service, engine = await _service(database_url, clock)
+    try:
+        await service.load(LoadedPlan(plan, "", "test.yml"))
+
+        def issue(n: int, impact: str = "slow", status: IssueStatus = IssueStatus.OPEN) -> Issue:
+            return Issue(n, Severity.LOW, "api", f"{impact} {n}", "U0DBA", clock(), status=status)
+
+        shapes: list[tuple[str, tuple[Issue, ...]]] = [
+            ("appended", tuple(issue(n) for n in range(1, 6))),
+            (
+                "one replaced in place",
+                (issue(1), issue(2), issue(3, "fixed", IssueStatus.RESOLVED), issue(4), issue(5)),
+            ),
+            ("one removed", (issue(1), issue(2), issue(4), issue(5))),
+            ("another in its place", (issue(1), issue(2), issue(6), issue(5))),
+            ("out of load order", (issue(7), issue(1), issue(2, "worse"), issue(6), issue(5))),
+            ("appended after a move", (issue(1), issue(2, "worse"), issue(5), issue(6), issue(7), issue(8))),
+        ]
+        for shape, issues in shapes:
+            await service.run(
+                plan.id, lambda r, p, now, i=issues: Outcome(replace(r, issues=i, revision=r.revision + 1))
+            )
+            kept, fresh = await service.get(plan.id), await _fresh(database_url, plan.id)
+            assert kept == fresh, shape
+            assert [(i.number, i.impact) for i in fresh.issues] == sorted((i.number, i.impact) for i in issues), shape
+    finally:
+        await engine.dispose()
+
+
 async def test_a_time_saved_in_another_zone_is_kept_in_utc_as_loaded(
     database_url: str, plan: Plan, clock: Clock
 ) -> None:
