@@ -9,6 +9,7 @@ from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import heap
 from bot.domain import Outcome
 from schedules.dispatcher import Dispatcher
 from storage import repo
@@ -30,6 +31,8 @@ class Timekeeper:
         self._fired = False
         self._passes: asyncio.Task[None] | None = None
         self._sweeping: asyncio.Task[None] | None = None
+        self._changes = 0
+        self._changes_swept = -1
 
     async def start(self, *, deliver: bool = True) -> None:
         """Rebuild the jobs from the database and (`deliver`) deliver whatever fell due while the bot was down."""
@@ -52,10 +55,15 @@ class Timekeeper:
         await self.deliver()
 
     async def sweep(self) -> None:
-        """Every few seconds: follow plans other replicas loaded, retry what failed, deliver what is due."""
+        """Every few seconds: follow plans other replicas loaded, retry what failed, deliver what is due, and
+        once a burst is over (no change since the last sweep), give back to the operating system the memory
+        it left free (see `bot.heap`); not during one, whose next commands would take those pages again."""
         if await self.dispatcher.service.follow_plans():
             await self.rebuild()
         await self.deliver()
+        if self._changes == self._changes_swept:
+            await asyncio.to_thread(heap.release_free_memory)
+        self._changes_swept = self._changes
 
     async def deliver(self) -> None:
         """Deliver what is due; wake again when a message held back for its channel may go."""
@@ -135,6 +143,7 @@ class Timekeeper:
         commands costs a few passes rather than one each.
         """
         self._dirty = True
+        self._changes += 1
         if self._worker is not None and not self._worker.done():
             await asyncio.shield(self._worker)
             return

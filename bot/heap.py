@@ -1,0 +1,88 @@
+"""Giving the C heap's free memory back to the operating system after a burst.
+
+A burst of commands allocates and frees many blocks of a few hundred bytes to a few kilobytes while the
+release's issues, kept for the day, are allocated in between. glibc's malloc keeps the freed space inside
+its heap for reuse and returns only what lies at its top, so the process's resident memory stays at the
+burst's high-water mark: after 5,000 `/issue` in one burst, 111 MiB of a 137 MiB heap was free yet
+resident. `malloc_trim(0)` hands those free pages back (the memory stays reserved, so a later burst reuses
+it without asking again). Elsewhere than glibc there is nothing to do and `release_free_memory` says so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+from dataclasses import dataclass
+from functools import cache
+
+log = logging.getLogger(__name__)
+
+TRIM_ABOVE = 8 * 1024 * 1024
+"""Free bytes inside the heap worth a trim (the call walks the whole heap: ~10 ms for 150 MiB)."""
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Heap:
+    """glibc's heap: bytes in use and bytes free inside it (not counting blocks mapped on their own)."""
+
+    in_use: int
+    free: int
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    if libc is None or not hasattr(libc, "malloc_trim") or not hasattr(libc, "mallinfo2"):
+        return None  # not glibc (musl, macOS), or a glibc older than 2.33
+    libc.mallinfo2.restype = _Mallinfo2
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.malloc_trim.restype = ctypes.c_int
+    return libc
+
+
+def heap() -> Heap | None:
+    """The heap's figures, or None where the C library is not glibc."""
+    libc = _libc()
+    if libc is None:
+        return None
+    info = libc.mallinfo2()
+    return Heap(in_use=int(info.uordblks), free=int(info.fordblks))
+
+
+def release_free_memory(above: int = TRIM_ABOVE) -> bool:
+    """Return the heap's free pages to the operating system when more than `above` bytes are free; True if
+    it did. Safe from any thread; ctypes lets go of the GIL for the call, so run it off the event loop."""
+    libc = _libc()
+    before = heap()
+    if libc is None or before is None or before.free <= above:
+        return False
+    libc.malloc_trim(0)
+    log.debug(
+        "gave the heap's free memory back: %d MiB free of %d MiB",
+        before.free >> 20,
+        (before.free + before.in_use) >> 20,
+    )
+    return True
