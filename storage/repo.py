@@ -149,13 +149,14 @@ def _as_loaded(before: Release | None, after: Release) -> Release:
             new = old + new[len(old) :]
         columns = _mapped(model)
         changed = _changed_positions(old, new)
-        if changed is None:  # shorter than before: compare by identity throughout
+        moved = changed is None
+        if changed is None:  # shorter than before: kept children may have moved, so compare by identity
             kept = {id(o) for o in old}
             changed = [n for n, o in enumerate(new) if id(o) not in kept]
         stored = list(new)
         for n in changed:
             stored[n] = release_cache.as_stored(stored[n], columns, _conversions(type(stored[n])))
-        if order is not None and not _in_order(stored, changed, order):
+        if order is not None and (moved or not _in_order(stored, changed, order)):
             stored.sort(key=order)
         children[name] = tuple(stored)
     release = release_cache.as_stored(after, _mapped(ReleaseRow), _conversions(Release))

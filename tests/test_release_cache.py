@@ -125,6 +125,14 @@ async def test_children_replaced_appended_removed_or_moved_are_saved_and_kept_as
             kept, fresh = await service.get(plan.id), await _fresh(database_url, plan.id)
             assert kept == fresh, shape
             assert [(i.number, i.impact) for i in fresh.issues] == sorted((i.number, i.impact) for i in issues), shape
+        # the kept children themselves, one dropped and the rest out of load order: nothing new to store
+        await service.run(
+            plan.id,
+            lambda r, p, now: Outcome(replace(r, issues=(r.issues[-1], *r.issues[:-2]), revision=r.revision + 1)),
+        )
+        kept, fresh = await service.get(plan.id), await _fresh(database_url, plan.id)
+        assert kept == fresh
+        assert [i.number for i in fresh.issues] == [1, 2, 5, 6, 8]
     finally:
         await engine.dispose()
 
