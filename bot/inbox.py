@@ -346,6 +346,9 @@ class Inbox:
         CURRENT_REQUEST.set(RequestSlot(key))
         self._in_flight.add(key)
         done: asyncio.Event | None = context.get("inbox_done")
+        # read now, not from `context` later: the context holds these closures, and a closure holding the
+        # context would be a cycle, keeping the whole request until a full collection (a burst's thousands)
+        own: Callable[[], None] | None = context.get(ACKNOWLEDGED)
         turn = False
         deferred = False
 
@@ -354,7 +357,7 @@ class Inbox:
             nonlocal turn, deferred
             if turn:
                 return
-            if (own := context.get(ACKNOWLEDGED)) is not None and self._arriving <= 1:
+            if own is not None and self._arriving <= 1:
                 # no other request is being acknowledged: its work may run while Bolt sends its ack
                 own()
             if may_wait_in_inbox and (self._deferred or self._waiting >= WAITING) and not self._stopping:
