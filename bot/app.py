@@ -27,6 +27,7 @@ import bot.paging
 import bot.votes  # noqa: F401 - see above
 import messages.issue_cards
 import messages.vote_cards  # noqa: F401 - see above
+from bot import heap
 from bot.connection import SocketLink, keep_asking_auth_test
 from bot.core.pacing import Pace
 from bot.core.signature import refusal
@@ -410,6 +411,8 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
     # what fell due while the bot was down goes out in the background: a slow Slack must not hold the start
     runtime.background(runtime.timekeeper.catch_up())
     runtime.inbox.start(started_at)
+    METRICS.gc_frozen_objects.set(heap.keep_start_up())
+    METRICS.watch_collections()
     mode = (
         "Socket Mode"
         if settings.socket_mode

@@ -131,6 +131,9 @@ MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bot import heap
+
+    heap.hold_collection()  # until serving: see bot.heap
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload asked for during start-up must not kill it
     from bot.plan import PlanError

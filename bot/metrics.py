@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -43,6 +47,31 @@ class Metrics:
             ["what"],
             registry=self.registry,
         )
+
+        self.gc_pause_seconds = Histogram(
+            "warroom_gc_pause_seconds",
+            "Python's cyclic garbage collections: how long each stopped the event loop, by generation",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry,
+        )
+        self.gc_frozen_objects = Gauge(
+            "warroom_gc_frozen_objects",
+            "Objects made during start-up that the cyclic collector no longer walks (see bot.heap)",
+            registry=self.registry,
+        )
+        self._gc_started = 0.0
+
+    def watch_collections(self) -> None:
+        """Time every cyclic collection from now on (once per process)."""
+        if self._on_collection not in gc.callbacks:
+            gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pause_seconds.labels(str(info["generation"])).observe(time.perf_counter() - self._gc_started)
 
     def command(self, name: str, result: str) -> None:
         self.commands.labels(name, result).inc()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlencode
 
+import aiohttp
 import pytest
 
 from bot import heap
 from bot.domain import Actor, Severity
 from bot.issues import ReportIssue, decide_issue
-from tests.conftest import Clock
+from tests.bot_process import running_bot
+from tests.conftest import Clock, plan_text, sign
 from tests.fake_slack import FakeSlack
 from tests.test_schedule import new_runtime
 
@@ -70,3 +73,31 @@ async def test_the_sweep_gives_memory_back_once_commands_stop_not_while_they_com
         assert trims == [1]
     finally:
         await rt.close()
+
+
+async def test_a_running_bot_keeps_its_start_up_out_of_the_collector_and_collects_again(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.yml"
+    plan.write_text(plan_text())
+    async with (
+        running_bot(fake_slack, plan, f"sqlite+aiosqlite:///{tmp_path / 'gc.db'}", tmp_path / "warroom.log") as bot,
+        aiohttp.ClientSession() as session,
+    ):
+        body = urlencode(
+            {"command": "/phase", "text": "list", "user_id": "U0DBA", "channel_id": "C0WAR", "team_id": "T111",
+             "response_url": fake_slack.webhook_url, "trigger_id": "gc.1"}
+        )  # fmt: skip
+        async with session.post(f"{bot.base}/slack/events", data=body, headers=sign(body)) as response:
+            assert response.status == 200
+        await fake_slack.wait_for("respond", 1, within=10)
+        async with session.get(f"{bot.base}/metrics") as response:
+            metrics = {
+                line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in (await response.text()).splitlines()
+                if line.startswith("warroom_gc_")
+            }
+    # modules, mappings and the plan: tens of thousands of objects no collection walks again
+    assert metrics["warroom_gc_frozen_objects"] > 10_000
+    # and the collector is on again: a command's allocations ran the youngest generation's collection
+    assert metrics['warroom_gc_pause_seconds_count{generation="0"}'] >= 1
