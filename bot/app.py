@@ -184,14 +184,18 @@ class Runtime:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _changed(self, release_id: str, outcome: Outcome) -> None:
-        """Deliver in the background, so the command's reply does not wait for Slack."""
-        self.background(self.timekeeper.changed(release_id, outcome))
+        """Deliver in the background, so the command's reply does not wait for Slack: one pass for all the
+        changes that come while it runs, and nothing of each change waiting with it."""
+        self._keep(self.timekeeper.touch())
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as a task that shutdown waits for (`settle`)."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._keep(asyncio.get_running_loop().create_task(work))
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        if task not in self._tasks:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def settle(self) -> None:
         """Wait for background deliveries started by recent changes (tests and shutdown use it)."""
@@ -404,6 +408,7 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
     if not runtime.identity.known and settings.slack_bot_token is not None:
         token = settings.slack_bot_token.get_secret_value()
         loops.append(asyncio.create_task(keep_asking_auth_test(token, settings.slack_api_url, runtime.identity, fatal)))
+    loops.append(asyncio.create_task(heap.Trimmer().run()))
     if settings.socket_mode:
         runtime.socket = socket_link(runtime)
         loops.append(asyncio.create_task(runtime.socket.run(fatal)))

@@ -9,7 +9,6 @@ from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import heap
 from bot.domain import Outcome
 from schedules.dispatcher import Dispatcher
 from storage import repo
@@ -31,8 +30,6 @@ class Timekeeper:
         self._fired = False
         self._passes: asyncio.Task[None] | None = None
         self._sweeping: asyncio.Task[None] | None = None
-        self._changes = 0
-        self._changes_swept = -1
 
     async def start(self, *, deliver: bool = True) -> None:
         """Rebuild the jobs from the database and (`deliver`) deliver whatever fell due while the bot was down."""
@@ -55,15 +52,10 @@ class Timekeeper:
         await self.deliver()
 
     async def sweep(self) -> None:
-        """Every few seconds: follow plans other replicas loaded, retry what failed, deliver what is due, and
-        once a burst is over (no change since the last sweep), give back to the operating system the memory
-        it left free (see `bot.heap`); not during one, whose next commands would take those pages again."""
+        """Every few seconds: follow plans other replicas loaded, retry what failed, deliver what is due."""
         if await self.dispatcher.service.follow_plans():
             await self.rebuild()
         await self.deliver()
-        if self._changes == self._changes_swept:
-            await asyncio.to_thread(heap.release_free_memory)
-        self._changes_swept = self._changes
 
     async def deliver(self) -> None:
         """Deliver what is due; wake again when a message held back for its channel may go."""
@@ -142,13 +134,15 @@ class Timekeeper:
         Changes that arrive while a pass is running are folded into one more pass, so a burst of
         commands costs a few passes rather than one each.
         """
+        await asyncio.shield(self.touch())
+
+    def touch(self) -> asyncio.Task[None]:
+        """Ask for a pass after a change, folded into the one under way if there is; returns that pass. Nothing
+        of the change is kept meanwhile (a burst's changes would each hold a copy of their release)."""
         self._dirty = True
-        self._changes += 1
-        if self._worker is not None and not self._worker.done():
-            await asyncio.shield(self._worker)
-            return
-        self._worker = asyncio.get_running_loop().create_task(self._catch_up())
-        await asyncio.shield(self._worker)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._catch_up())
+        return self._worker
 
     async def _catch_up(self) -> None:
         while self._dirty:

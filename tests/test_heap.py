@@ -1,4 +1,5 @@
-"""After a burst, the heap's free memory goes back to the operating system (glibc only)."""
+"""As a burst grows the heap, its free memory goes back to the operating system (glibc only); start-up's
+objects stay out of the cyclic collector."""
 
 from __future__ import annotations
 
@@ -10,14 +11,9 @@ import aiohttp
 import pytest
 
 from bot import heap
-from bot.domain import Actor, Severity
-from bot.issues import ReportIssue, decide_issue
 from tests.bot_process import running_bot
-from tests.conftest import Clock, plan_text, sign
+from tests.conftest import plan_text, sign
 from tests.fake_slack import FakeSlack
-from tests.test_schedule import new_runtime
-
-DBA = Actor("U0DBA", frozenset({"dba"}))
 
 glibc = pytest.mark.skipif(heap.heap() is None, reason="the C library is not glibc >= 2.33: nothing to trim")
 
@@ -55,24 +51,41 @@ def test_a_heap_with_little_free_is_left_alone() -> None:
     assert kept
 
 
-async def test_the_sweep_gives_memory_back_once_commands_stop_not_while_they_come(
-    fake_slack: FakeSlack, database_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_memory_is_given_back_each_time_the_process_has_grown_by_a_step() -> None:
+    resident = [100, 110, 117, 130, 90, 100, 107, 95]  # MiB, one per look; after a trim, one more read
+    looks = iter(resident)
     trims: list[int] = []
-    monkeypatch.setattr(heap, "release_free_memory", lambda: trims.append(1) or True)
-    rt = await new_runtime(fake_slack, database_url, clock)
-    try:
-        await rt.timekeeper.sweep()  # the first sweep after start: nothing seen before it to call quiet
-        assert trims == []
-        report = ReportIssue(Severity.LOW, "api", "slow")
-        outcome = await rt.service.run("r1", lambda r, p, now: decide_issue(r, p, DBA, report, now))
-        await rt.timekeeper.changed("r1", outcome)
-        await rt.timekeeper.sweep()  # a command came since the last sweep: a burst may be under way
-        assert trims == []
-        await rt.timekeeper.sweep()  # none since: the burst is over
-        assert trims == [1]
-    finally:
-        await rt.close()
+
+    def release() -> bool:
+        trims.append(1)
+        return True
+
+    trimmer = heap.Trimmer(resident=lambda: next(looks) << 20, release=release, growth=16 << 20)
+    assert await trimmer.check() is False  # 110: grown 10 since 100
+    assert await trimmer.check() is True  # 117: grown 17, a trim; then 130 is what is left, in use
+    assert trims == [1]
+    assert await trimmer.check() is False  # 90: less than left after the trim (given back otherwise)
+    assert await trimmer.check() is False  # 100: grown 10 since 90
+    assert await trimmer.check() is True  # 107: grown 17 since 90
+    assert trims == [1, 1]
+
+
+async def test_without_a_reading_of_resident_memory_nothing_is_trimmed() -> None:
+    trims: list[int] = []
+    trimmer = heap.Trimmer(resident=lambda: None, release=lambda: bool(trims.append(1)))
+    assert await trimmer.check() is False
+    assert trims == []
+
+
+@glibc
+async def test_a_real_trimmer_gives_back_what_a_burst_left_free() -> None:
+    trimmer = heap.Trimmer(growth=32 << 20)
+    before = _resident()
+    kept = _fragment(128)
+    assert _resident() - before > 64 << 20, "the fragments are resident"
+    assert await trimmer.check() is True
+    assert _resident() - before < 48 << 20, "most of what was freed went back"
+    del kept
 
 
 async def test_a_running_bot_keeps_its_start_up_out_of_the_collector_and_collects_again(
