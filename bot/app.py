@@ -394,6 +394,9 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
         runtime.exit_code = 2
         stop.set()
 
+    # before the first request: what serving makes from here on is the collector's to free
+    METRICS.gc_frozen_objects.set(heap.keep_start_up())
+    METRICS.watch_collections()
     runner = web.AppRunner(web_app(runtime, serve_slack=not settings.socket_mode), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -416,8 +419,6 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> int:
     # what fell due while the bot was down goes out in the background: a slow Slack must not hold the start
     runtime.background(runtime.timekeeper.catch_up())
     runtime.inbox.start(started_at)
-    METRICS.gc_frozen_objects.set(heap.keep_start_up())
-    METRICS.watch_collections()
     mode = (
         "Socket Mode"
         if settings.socket_mode

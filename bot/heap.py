@@ -13,7 +13,7 @@ A full cyclic collection walks every object the collector tracks and stops the e
 110,000 of them are made during start-up (modules, classes, SQLAlchemy's mappings, the plan) and live as
 long as the process: walking them took some 0.1 s of each full collection, which a burst of commands
 triggers every few seconds. `hold_collection` keeps the collector off while they are built (it would walk
-them over and over as they grow), and `keep_start_up`, once serving, collects once and freezes what is
+them over and over as they grow), and `keep_start_up`, just before serving, collects once and freezes what is
 left, so later collections walk only what was made since.
 """
 
@@ -118,11 +118,11 @@ def resident() -> int | None:
 class Trimmer:
     """Gives the heap's free memory back whenever resident memory has grown by `growth` since the last trim.
 
-    During a burst, the heap's free space grows with the work done (20-40 KiB a command, against ~1 KiB of
-    issue kept), so resident memory climbed to the burst's high-water mark: 267 MiB after 5,000 `/issue`,
-    124 MiB once trimmed. Trimming at each step of growth keeps it within `growth` of what is in use. Growth
-    that is live data gives nothing back: the next step is counted from what is left. The pages a trim gives
-    back and the next commands take again cost a page fault each (~2 ms for 16 MiB).
+    A burst leaves free space inside glibc's heap that stays resident. Trimming at each step of growth keeps
+    resident memory within about `growth` of what it was after the last trim (or lower since): what Python's
+    own allocator holds free, and up to TRIM_ABOVE inside the heap, is not given back. Growth that is live
+    data gives nothing back, and the next step is counted from what is left. The pages a trim gives back
+    and the next commands take again cost a page fault each (~2 ms for 16 MiB).
     """
 
     def __init__(
@@ -146,17 +146,22 @@ class Trimmer:
             self._mark = min(self._mark, now)  # memory given back meanwhile: the next step counts from here
             return False
         trimmed = await asyncio.to_thread(self._release)
-        self._mark = self._resident()
+        self._mark = self._resident() or now
         return trimmed
 
     async def run(self, every: float = WATCH_SECONDS) -> None:
         """Look every `every` seconds until cancelled."""
+        failing = False
         while True:
             await asyncio.sleep(every)
             try:
                 await self.check()
             except Exception:
-                log.warning("could not give the heap's free memory back", exc_info=True)
+                if not failing:  # once, not every `every` seconds while it lasts
+                    log.warning("could not give the heap's free memory back", exc_info=True)
+                failing = True
+            else:
+                failing = False
 
 
 def hold_collection() -> None:

@@ -60,6 +60,8 @@ class Metrics:
             "Objects made during start-up that the cyclic collector no longer walks (see bot.heap)",
             registry=self.registry,
         )
+        # made now: the collector may run while a scrape holds the histogram's lock, which `labels` takes
+        self._gc_pauses = [self.gc_pause_seconds.labels(str(generation)) for generation in range(3)]
         self._gc_started = 0.0
 
     def watch_collections(self) -> None:
@@ -71,7 +73,7 @@ class Metrics:
         if phase == "start":
             self._gc_started = time.perf_counter()
         else:
-            self.gc_pause_seconds.labels(str(info["generation"])).observe(time.perf_counter() - self._gc_started)
+            self._gc_pauses[info["generation"]].observe(time.perf_counter() - self._gc_started)
 
     def command(self, name: str, result: str) -> None:
         self.commands.labels(name, result).inc()

@@ -129,19 +129,21 @@ class Timekeeper:
                 job.remove()
 
     async def changed(self, release_id: str, outcome: Outcome) -> None:
-        """After a committed change: deliver what is due now and re-time the rest.
-
-        Changes that arrive while a pass is running are folded into one more pass, so a burst of
-        commands costs a few passes rather than one each.
-        """
+        """After a committed change: `touch`, and wait for the pass."""
         await asyncio.shield(self.touch())
 
     def touch(self) -> asyncio.Task[None]:
-        """Ask for a pass after a change, folded into the one under way if there is; returns that pass. Nothing
-        of the change is kept meanwhile (a burst's changes would each hold a copy of their release)."""
+        """After a committed change: a pass that delivers what is due now and re-times the rest; returns it.
+
+        Changes that arrive while a pass is running are folded into one more pass, so a burst of commands
+        costs a few passes rather than one each. Nothing of the change is kept meanwhile (a burst's changes
+        would each hold a copy of their release), and a pass that fails is logged as it ends: nothing else
+        may ever wait for it.
+        """
         self._dirty = True
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._catch_up())
+            self._worker.add_done_callback(_log_failure)
         return self._worker
 
     async def _catch_up(self) -> None:
@@ -153,3 +155,8 @@ class Timekeeper:
     def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("a delivery pass after a change failed; the next change or sweep tries again", exc_info=exc)

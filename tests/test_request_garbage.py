@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.domain import Outcome
@@ -75,12 +77,35 @@ async def test_commands_while_a_delivery_waits_on_slack_keep_no_copy_of_the_rele
     before = outcomes()  # whatever else in this process keeps one (the plan's load, another test)
     fake_slack.hold = asyncio.Event()
     fake_slack.held = frozenset({"chat.postMessage"})
-    for n in range(6):
-        await slack.command("/issue", f"low api slow delivery {n}", user="U0DEV", settle=False)
-    await fake_slack.wait_until(lambda: "chat.postMessage" in fake_slack.waiting, 10)
-    kept = outcomes() - before
-    assert kept <= 2, f"{kept} outcomes (a release each) wait for the delivery pass"
-    fake_slack.hold.set()
+    try:
+        for n in range(6):
+            await slack.command("/issue", f"low api slow delivery {n}", user="U0DEV", settle=False)
+        await fake_slack.wait_until(lambda: "chat.postMessage" in fake_slack.waiting, 10)
+        kept = outcomes() - before
+        assert kept <= 2, f"{kept} outcomes (a release each) wait for the delivery pass"
+    finally:
+        fake_slack.hold.set()  # else the held post keeps the runtime's close waiting for its timeout
     await slack.runtime.settle()
     cards = [p for p in fake_slack.posts() if "slow delivery" in str(p.get("blocks"))]
     assert len(cards) == 6, "every card went out once Slack answered"
+
+
+async def test_a_delivery_pass_that_fails_after_a_change_is_logged_at_once(
+    slack: SlackDriver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing awaits the pass a change asks for: its failure (later jobs never re-timed) must not wait for
+    the next change, which after the day's last command may never come, to be seen."""
+
+    async def broken() -> None:
+        raise RuntimeError("the database went away mid-pass")
+
+    monkeypatch.setattr(slack.runtime.timekeeper, "rebuild", broken)
+    with caplog.at_level(logging.ERROR):
+        await slack.command("/issue", "low api the last command of the day", user="U0DEV", settle=False)
+        for _ in range(100):  # a log record wakes nothing: look every 50 ms, 5 s at most
+            if any(r.exc_info for r in caplog.records):
+                break
+            await asyncio.sleep(0.05)
+    failed = [r for r in caplog.records if r.exc_info and "went away" in str(r.exc_info[1])]
+    assert failed, [r.getMessage() for r in caplog.records]
+    assert "delivery pass" in failed[0].getMessage()
