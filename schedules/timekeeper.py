@@ -9,7 +9,6 @@ from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.domain import Outcome
 from schedules.dispatcher import Dispatcher
 from storage import repo
 
@@ -127,10 +126,6 @@ class Timekeeper:
         for job in self.scheduler.get_jobs():
             if job.id != "sweep" and not job.id.startswith("held:") and job.id not in wanted:
                 job.remove()
-
-    async def changed(self, release_id: str, outcome: Outcome) -> None:
-        """After a committed change: `touch`, and wait for the pass."""
-        await asyncio.shield(self.touch())
 
     def touch(self) -> asyncio.Task[None]:
         """After a committed change: a pass that delivers what is due now and re-times the rest; returns it.
