@@ -35,7 +35,7 @@ from bot.core.slack_request import body_problem
 from bot.core.window import ended_before_start
 from bot.domain import Outcome, Release
 from bot.home import HomeBoard
-from bot.inbox import ACKNOWLEDGED, Inbox
+from bot.inbox import Inbox
 from bot.integrations.alertmanager import PATH as ALERTMANAGER_HOOK
 from bot.integrations.alertmanager import alertmanager_hook
 from bot.integrations.prometheus import PrometheusChecks
@@ -321,11 +321,9 @@ def web_app(runtime: Runtime, *, serve_slack: bool) -> web.Application:
         if isinstance(bolt_request, str):
             log.warning("refused a signed request to /slack/events from %s: %s", request.remote, bolt_request)
             return web.json_response({"error": f"not a Slack request: {bolt_request}"}, status=400)
-        try:
-            bolt_response = await runtime.app.async_dispatch(bolt_request)
-        finally:
-            if (acknowledged := bolt_request.context.get(ACKNOWLEDGED)) is not None:
-                acknowledged()  # the answer is ready: the work behind earlier acks may go on
+        # a command or click is answered once the inbox has it; Bolt dispatches it after the answer
+        answered = await runtime.inbox.front(bolt_request)
+        bolt_response = answered if answered is not None else await runtime.app.async_dispatch(bolt_request)
         kind = "command" if "command=" in bolt_request.raw_body[:2000] else "interaction"
         METRICS.ack_seconds.labels(kind).observe(time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)

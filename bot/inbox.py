@@ -1,7 +1,8 @@
 """The request inbox: a command, click or form submission is recorded before Slack gets its acknowledgement.
 
-A Bolt middleware, so HTTP mode and Socket Mode share it. Each request is one small insert keyed by its
-identity (the `X-Slack-Signature` over HTTP, the `trigger_id` over Socket Mode); a key seen before is a
+Over HTTP, a verified command or click is recorded and answered before Bolt sees it (`Inbox.front`), and
+Bolt dispatches it after the answer; forms, and everything in Socket Mode, are recorded by a Bolt middleware
+before their listener acks. Each request is one small insert keyed by its identity (the `X-Slack-Signature` over HTTP, the `trigger_id` over Socket Mode); a key seen before is a
 replay and is answered without acting again. The change a request makes is marked in its own transaction
 (`Service.run`), so processing the same request twice applies it once. At start, and on a periodic sweep,
 whatever was recorded but not finished is processed from the stored payload: its reply goes through the
@@ -81,6 +82,8 @@ NOT_KEPT = frozenset({"token"})
 verified by their signature) and which would otherwise sit in the database and in DEBUG logs."""
 
 _RECOVERED = "inbox_recovered"
+_FRONT = "inbox_front"
+"""In a request's context: it was answered at the HTTP front, just now, rather than recovered or taken up."""
 ACKNOWLEDGED = "inbox_acknowledged"
 """In a request's context: call it once the request's ack is on its way to Slack."""
 _KINDS = {"block_actions": "action", "view_submission": "view"}
@@ -158,6 +161,8 @@ class Inbox:
         self._room = asyncio.Event()
         self._taking_up: asyncio.Task[None] | None = None
         self._at_work: set[asyncio.Task[Any]] = set()
+        self._dispatching: set[asyncio.Task[None]] = set()
+        """Requests answered at the HTTP front whose dispatch through Bolt has not returned yet."""
         self._stopping = False
         self._sweeper: asyncio.Task[None] | None = None
         self._records: list[tuple[InboundRequest, asyncio.Future[bool]]] = []
@@ -226,8 +231,9 @@ class Inbox:
     def _arrival(self) -> Callable[[], None]:
         """Count a request as being acknowledged; the callable returned (idempotent) says its ack is out.
 
-        Whichever comes first: the HTTP front once Bolt's response is ready, the end of the recording in
-        Socket Mode, or Slack's 3 seconds, after which the ack no longer matters.
+        Whichever comes first: the HTTP front once the request is recorded (`front`), the end of the
+        recording in Socket Mode, the listener's ack when no other request is arriving, or Slack's 3 seconds,
+        after which the ack no longer matters.
         """
         self._arriving += 1
         self._none_arriving.clear()
@@ -268,7 +274,8 @@ class Inbox:
         """Record the request (a replay is answered 200 and goes no further), then let the listeners run."""
         recovered: InboundRequest | None = context.get(_RECOVERED)
         if recovered is not None:
-            self._attach(context, recovered, may_wait_in_inbox=False)
+            # answered at the front: where it waits, and for other acks, was settled there
+            self._attach(context, recovered, may_wait_in_inbox=False, acks_waited=bool(context.get(_FRONT)))
             if self.clock() - recovered.received_at > RESPONSE_URL_VALID:
                 context["respond"] = PrivateReply(self.client, recovered.user_id, recovered.channel_id)
             await next()
@@ -302,6 +309,15 @@ class Inbox:
         key: str,
         kind: str,
     ) -> BoltResponse | None:
+        request = await self._recorded(req, key, kind)
+        if isinstance(request, BoltResponse):
+            return request
+        self._attach(context, request, may_wait_in_inbox=kind != "view")
+        await next()
+        return None
+
+    async def _recorded(self, req: AsyncBoltRequest, key: str, kind: str) -> InboundRequest | BoltResponse:
+        """Record the request: it, or the answer for one that is not acted on (a replay; not recorded)."""
         now = self.clock()
         user, channel = _who(req.body)
         payload = {k: v for k, v in req.body.items() if k not in NOT_KEPT}
@@ -317,9 +333,36 @@ class Inbox:
             METRICS.command(request.name, "replayed")
             log.warning("%s from %s was received before (same %s): not acted on again", request.name, user, key[:4])
             return BoltResponse(status=200, body="")
-        self._attach(context, request, may_wait_in_inbox=kind != "view")
-        await next()
-        return None
+        return request
+
+    async def front(self, req: AsyncBoltRequest) -> BoltResponse | None:
+        """HTTP mode: record a verified command or click and answer it here; Bolt dispatches it after the ack.
+
+        Bolt's listener runner looks for a listener's ack every 10 ms, and its middleware runs first: a
+        request answered here waits for neither, only for its record. None for what Bolt answers itself:
+        a form (its ack carries the change's outcome), events, options.
+        """
+        identity = identify(req)
+        if identity is None or identity[1] == "view" or self.app is None:
+            return None
+        key, kind = identity
+        acknowledged = self._arrival()
+        try:
+            request = await self._recorded(req, key, kind)
+        finally:
+            # the answer is ready (its bytes leave before anything scheduled now runs)
+            acknowledged()
+        if isinstance(request, BoltResponse):
+            return request
+        self._in_flight.add(key)
+        if (self._deferred or self._waiting + len(self._dispatching) >= WAITING) and not self._stopping:
+            self._defer(key, request.claimed_at)  # a burst: it waits in the inbox without being dispatched
+        else:
+            # a context of its own: what the middleware sets in it is this request's, not the HTTP handler's
+            task = asyncio.get_running_loop().create_task(self._after_front(request), context=contextvars.Context())
+            self._dispatching.add(task)
+            task.add_done_callback(self._dispatched)
+        return BoltResponse(status=200, body="")
 
     def _not_recorded(self, body: dict[str, Any], kind: str, text: str) -> BoltResponse:
         """The ack for a request the inbox could not record: it is not acted on, and the person is told so."""
@@ -338,9 +381,12 @@ class Inbox:
             task.add_done_callback(self._replies.discard)
         return BoltResponse(status=200, body="")
 
-    def _attach(self, context: AsyncBoltContext, request: InboundRequest, *, may_wait_in_inbox: bool) -> None:
+    def _attach(
+        self, context: AsyncBoltContext, request: InboundRequest, *, may_wait_in_inbox: bool, acks_waited: bool = False
+    ) -> None:
         """`may_wait_in_inbox`: once acknowledged, the request may wait for its turn in the inbox rather than
-        in memory (not a form, whose ack comes after its change; not one taken up from the inbox already)."""
+        in memory (not a form, whose ack comes after its change; not one taken up from the inbox already).
+        `acks_waited`: it waited for the acks under way before it was dispatched (`front`)."""
         key = request.key
         # the listener's task is created after the middleware returns, so it inherits this value
         CURRENT_REQUEST.set(RequestSlot(key))
@@ -367,7 +413,8 @@ class Inbox:
                 raise asyncio.CancelledError
             self._waiting += 1
             try:
-                await self._after_acks()
+                if not acks_waited:
+                    await self._after_acks()
                 await self._working.acquire()
             finally:
                 self._waiting -= 1
@@ -409,7 +456,7 @@ class Inbox:
     async def _take_up(self) -> None:
         """Take the requests left in the inbox up again, oldest first, as room frees up in memory."""
         while self._deferred and not self._stopping:
-            if self._waiting >= WAITING // 2:
+            if self._waiting + len(self._dispatching) >= WAITING // 2:
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -426,11 +473,48 @@ class Inbox:
         if request is None:
             self._in_flight.discard(key)  # finished meanwhile, or another replica took it over
             return
+        await self._dispatch(request)
+
+    def _dispatched(self, task: asyncio.Task[None]) -> None:
+        self._dispatching.discard(task)
+        self._room.set()
+
+    async def _after_front(self, request: InboundRequest) -> None:
+        try:
+            # even Bolt's dispatch waits: it costs about as much as the ack itself
+            await self._after_acks()
+            if self._stopping:  # left recorded and unfinished: the next start processes it
+                return
+            await self._dispatch(request, front=True)
+        except Exception:
+            self._in_flight.discard(request.key)  # the sweep takes it over once its claim is a minute old
+            log.exception("could not dispatch the recorded %s from %s; the sweep will", request.name, request.user_id)
+
+    async def _dispatch(
+        self, request: InboundRequest, *, front: bool = False, done: asyncio.Event | None = None
+    ) -> None:
+        """Run a recorded request's listener; its ack is out already (or, recovered, no longer matters).
+
+        Mode socket_mode: the payload was verified when it was recorded (its signature may have expired since).
+        """
         assert self.app is not None, "Inbox.app is set when the Bolt app is built"
+        context: dict[str, Any] = {_RECOVERED: request}
+        if front:
+            context[_FRONT] = True
+        if done is not None:
+            context["inbox_done"] = done
         # its listener acks (already done, so nothing is sent) and waits for its turn like the rest
-        bolt_request = AsyncBoltRequest(body=request.payload, mode="socket_mode", context={_RECOVERED: request})
-        await self.app.async_dispatch(bolt_request)
-        CURRENT_REQUEST.set(None)
+        bolt_request = AsyncBoltRequest(body=request.payload, mode="socket_mode", context=context)
+        response = await self.app.async_dispatch(bolt_request)
+        CURRENT_REQUEST.set(None)  # its listener has its own copy; the next one here gets its own slot
+        if response.status == 404:  # nothing listens to it: there is nothing to wait for
+            self._in_flight.discard(request.key)
+            if request.kind == "command":
+                name = slack_escape(request.name)
+                await self._reply(request, f"This app does not handle `{name}`; nothing was done.")
+            await self.finish(request.key)
+            if done is not None:
+                done.set()
 
     async def finish(self, key: str, *, at_once: bool = True) -> None:
         """Mark the request finished: its listener replied, or said why not. Unless `at_once`, it is written
@@ -505,17 +589,8 @@ class Inbox:
         await self._replay(request)
 
     async def _replay(self, request: InboundRequest) -> None:
-        assert self.app is not None, "Inbox.app is set when the Bolt app is built"
         done = asyncio.Event()
-        # mode socket_mode: the payload was verified when it was recorded, and its signature has expired since
-        bolt_request = AsyncBoltRequest(
-            body=request.payload, mode="socket_mode", context={_RECOVERED: request, "inbox_done": done}
-        )
-        response = await self.app.async_dispatch(bolt_request)
-        CURRENT_REQUEST.set(None)  # its listener has its own copy; the next one here gets its own slot
-        if response.status == 404:  # nothing listens to it (a link button): there is nothing to finish
-            await self.finish(request.key)
-            return
+        await self._dispatch(request, done=done)
         try:
             async with asyncio.timeout(FINISH_WITHIN):
                 await done.wait()
@@ -573,6 +648,11 @@ class Inbox:
         for the next start), stop sweeping, and write what is waiting (a finish not written would repeat
         its reply at start)."""
         self._stopping = True
+        if self._dispatching:  # answered at the front, not at work yet: left recorded for the next start
+            _, pending = await asyncio.wait(set(self._dispatching), timeout=within)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         if self._at_work:
             _, cut_short = await asyncio.wait(set(self._at_work), timeout=within)
             for task in cut_short:

@@ -32,9 +32,25 @@ def replied(fake: FakeSlack, who: str) -> bool:
     return any(c.method == f"respond:{who}" for c in fake.calls)
 
 
+def held_recording(runtime: Any, who: str, monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """Over HTTP, hold the request `who` before the inbox writes its record, which its ack waits for: it is
+    arriving, not acknowledged. Returns (arrived, let_go)."""
+    arrived, let_go = asyncio.Event(), asyncio.Event()
+    record = runtime.inbox._record
+
+    async def held(request: Any) -> bool:
+        if who in str(request.payload.get("trigger_id", "")):
+            arrived.set()
+            await let_go.wait()
+        return bool(await record(request))
+
+    monkeypatch.setattr(runtime.inbox, "_record", held)
+    return arrived, let_go
+
+
 async def held_arrival(runtime: Any, who: str) -> tuple[asyncio.Event, asyncio.Event]:
-    """Hold the request `who` after it is recorded and before its listener acks it: it is arriving, not
-    acknowledged. Returns (arrived, let_go)."""
+    """In Socket Mode, hold the request `who` after it is recorded and before its listener acks it: it is
+    arriving, not acknowledged. Returns (arrived, let_go)."""
     arrived, let_go = asyncio.Event(), asyncio.Event()
 
     async def hold(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
@@ -52,7 +68,7 @@ async def test_work_behind_an_ack_waits_while_another_request_is_being_acknowled
 ) -> None:
     monkeypatch.setattr(inbox, "ACKS_FIRST_WITHIN", 30.0)
     async with group_runtime(fake_slack, database_url, clock) as (runtime, client):
-        arrived, let_go = await held_arrival(runtime, "second")
+        arrived, let_go = held_recording(runtime, "second", monkeypatch)
         second_body = phase_list(fake_slack, "second")
         second = asyncio.create_task(client.post("/slack/events", data=second_body, headers=sign(second_body)))
         try:
@@ -74,7 +90,7 @@ async def test_work_waits_for_other_acks_no_longer_than_the_bound(
 ) -> None:
     monkeypatch.setattr(inbox, "ACKS_FIRST_WITHIN", 0.2)
     async with group_runtime(fake_slack, database_url, clock) as (runtime, client):
-        arrived, let_go = await held_arrival(runtime, "stuck")
+        arrived, let_go = held_recording(runtime, "stuck", monkeypatch)
         stuck_body = phase_list(fake_slack, "stuck")
         stuck = asyncio.create_task(client.post("/slack/events", data=stuck_body, headers=sign(stuck_body)))
         try:
