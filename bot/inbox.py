@@ -2,8 +2,9 @@
 
 Over HTTP, a verified command or click is recorded and answered before Bolt sees it (`Inbox.front`), and
 Bolt dispatches it after the answer; forms, and everything in Socket Mode, are recorded by a Bolt middleware
-before their listener acks. Each request is one small insert keyed by its identity (the `X-Slack-Signature` over HTTP, the `trigger_id` over Socket Mode); a key seen before is a
-replay and is answered without acting again. The change a request makes is marked in its own transaction
+before their listener acks. Each request is one small insert keyed by its identity (the `X-Slack-Signature`
+over HTTP, the `trigger_id` over Socket Mode); a key seen before is a replay and is answered without acting
+again. The change a request makes is marked in its own transaction
 (`Service.run`), so processing the same request twice applies it once. At start, and on a periodic sweep,
 whatever was recorded but not finished is processed from the stored payload: its reply goes through the
 `response_url` while Slack still accepts it (30 minutes) and privately (ephemeral, else a DM) after that.

@@ -7,7 +7,7 @@ This needs the renderer, so it lives here and not in the plan model (which the r
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from jinja2 import nodes
 
 from bot.core.planned import INLINE
 from bot.core.simulate import on_plan
-from bot.domain import Release, ReleaseStatus
+from bot.domain import Phase, PhaseStatus, Release, ReleaseStatus
 from bot.plan import Path_, Plan, PlanError, Problem, line_for, load_plan, source_lines
 from bot.rules import release_from_plan
 from bot.timeparse import format_offset
@@ -60,23 +60,28 @@ def template_problems(plan: Plan, filename: str, lines: dict[Path_, int]) -> lis
 def renderings(plan: Plan) -> Iterator[Rendering]:
     """Announcements and status updates at their times, and the messages events send, each with its data."""
     fresh = release_from_plan(plan)
+    made: dict[tuple[int, PhaseStatus], Phase] = {}  # each phase done (or running) is made once
+
+    def at_plan(at: datetime) -> Release:
+        return on_plan(fresh, at, made)
+
     for index, spec in enumerate(plan.announcements):
         at = plan.at(spec.at)
         name = f"announcement {spec.id!r}" if spec.id else f"announcement {index + 1} (at {format_offset(spec.at)})"
         if spec.text is not None:
-            yield Rendering(name, ("announcements", index), INLINE, on_plan(fresh, at), at, {"inline": spec.text})
+            yield Rendering(name, ("announcements", index), INLINE, at_plan(at), at, {"inline": spec.text})
         else:
             assert spec.template is not None
-            yield Rendering(name, ("announcements", index), spec.template, on_plan(fresh, at), at, {})
+            yield Rendering(name, ("announcements", index), spec.template, at_plan(at), at, {})
     for index, stream in enumerate(plan.status_updates):
         for at in plan.status_update_times(stream):
             where = ("status_updates", index)
             name = "status updates" if len(plan.status_updates) == 1 else f"status updates to {stream.channel}"
-            yield Rendering(name, where, stream.template, on_plan(fresh, at), at, {})
-    yield from _event_renderings(plan, fresh)
+            yield Rendering(name, where, stream.template, at_plan(at), at, {})
+    yield from _event_renderings(plan, fresh, at_plan)
 
 
-def _event_renderings(plan: Plan, fresh: Release) -> Iterator[Rendering]:
+def _event_renderings(plan: Plan, fresh: Release, at_plan: Callable[[datetime], Release]) -> Iterator[Rendering]:
     """What starting, phase changes, completing, rolling back, postponing and rescheduling post (the data
     each gets is what the rules in bot/lifecycle.py, bot/rules.py and bot/votes.py put into its Post)."""
     path: Path_ = ("templates_dir",) if plan.templates_dir else ("release",)
@@ -90,33 +95,33 @@ def _event_renderings(plan: Plan, fresh: Release) -> Iterator[Rendering]:
     early = t0 - timedelta(minutes=10)
     yield event(
         "deployment_start",
-        replace(on_plan(fresh, early), status=ReleaseStatus.IN_PROGRESS, started_at=early),
+        replace(at_plan(early), status=ReleaseStatus.IN_PROGRESS, started_at=early),
         early,
         {"by": by, "early": True},
     )
-    yield event("deployment_start", on_plan(fresh, t0), t0, {"by": by})
-    yield event("deployment_start", on_plan(fresh, t0), t0, {})
+    yield event("deployment_start", at_plan(t0), t0, {"by": by})
+    yield event("deployment_start", at_plan(t0), t0, {})
     for phase in plan.phases:
         _, phase_end = plan.phase_window(phase)
-        state = on_plan(fresh, phase_end)
+        state = at_plan(phase_end)
         for note in ("", "verified on the dashboards"):
             yield event("phase_update", state, phase_end, {"phase": phase.id, "verb": "done", "by": by, "text": note})
     for region in dict.fromkeys(p.region for p in plan.phases if p.region):
         done_at = max(plan.phase_window(p)[1] for p in plan.phases if p.region == region)
-        yield event("region_deployed", on_plan(fresh, done_at), done_at, {"region": region})
+        yield event("region_deployed", at_plan(done_at), done_at, {"region": region})
     for at in (t0 - timedelta(hours=1), t0 + (end - t0) / 2, end):
-        yield event("status_card", on_plan(fresh, at), at, {})
-        yield event("phase_list", on_plan(fresh, at), at, {})
-    finished = replace(on_plan(fresh, end), status=ReleaseStatus.COMPLETED, ended_at=end)
+        yield event("status_card", at_plan(at), at, {})
+        yield event("phase_list", at_plan(at), at, {})
+    finished = replace(at_plan(end), status=ReleaseStatus.COMPLETED, ended_at=end)
     yield event("deployment_complete", finished, end, {})
     point = plan.at(plan.rollback.decision_point) if plan.rollback.decision_point else t0 + (end - t0) / 2
-    rolling = replace(on_plan(fresh, point), status=ReleaseStatus.ROLLING_BACK)
+    rolling = replace(at_plan(point), status=ReleaseStatus.ROLLING_BACK)
     yield event("rollback_started", rolling, point, {"reason": reason, "by": by})
     yield event("final_status", replace(rolling, status=ReleaseStatus.ROLLED_BACK, ended_at=end), end, {})
     deadline = plan.at(plan.go_no_go.deadline) if plan.go_no_go else t0 - timedelta(minutes=5)
-    postponed = replace(on_plan(fresh, deadline), status=ReleaseStatus.POSTPONED)
+    postponed = replace(at_plan(deadline), status=ReleaseStatus.POSTPONED)
     yield event("postponed", postponed, deadline, {"reason": reason, "start": t0.isoformat()})
-    aborted = replace(on_plan(fresh, deadline), status=ReleaseStatus.ABORTED, ended_at=deadline)
+    aborted = replace(at_plan(deadline), status=ReleaseStatus.ABORTED, ended_at=deadline)
     yield event("postponed", aborted, deadline, {"reason": reason, "by": by})
     earlier = (t0 - timedelta(days=7)).isoformat()
     data = {"previous_start": earlier, "start": t0.isoformat(), "attempt": 2}

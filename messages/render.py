@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -11,6 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import jinja2.meta
+import jinja2.nodes
 from markupsafe import Markup
 
 from bot.checklists import checks_by_scope, no_tasks, task_view
@@ -32,6 +36,8 @@ from bot.rules import current_phases, next_phase, progress, schedule_delta, stat
 from bot.timeparse import format_duration
 from messages import blocks as bk
 from messages.blocks import Message
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -232,40 +238,107 @@ def _lateness(delta: timedelta | None) -> str:
     return f"{format_duration(delta)} late" if delta > _ZERO else f"{format_duration(delta)} early"
 
 
-def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything a template may use (documented in the README's template section)."""
+_PHASE_LISTS = ("phases", "completed", "skipped", "failed", "unfinished")
+
+
+def view(
+    release: Release,
+    plan: Plan,
+    now: datetime,
+    data: dict[str, Any] | None = None,
+    *,
+    names: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """Everything a template may use (documented in the README's template section).
+
+    `names`: only what a template reads (`template_reads`), None for everything. The phase views are most
+    of the cost and grow with the plan: a phase update reads one phase, not the 200 of a long plan.
+    """
+    data = data or {}
+
+    def wanted(*keys: str) -> bool:
+        return names is None or not names.isdisjoint(keys)
+
     tz = plan.release.timezone
-    colour, reason = status_colour(release, now)
-    delta = schedule_delta(release, now)
-    nxt = next_phase(release)
-    checks = checks_by_scope(release)
-    specs = plan.phase_specs()
+    shown: dict[str, Any] = {}
+    if wanted(*_PHASE_LISTS, "current", "next", "phase"):
+        checks = checks_by_scope(release)
+        specs = plan.phase_specs()
 
-    def full_view(p: Phase) -> dict[str, Any]:
-        shown = phase_view(p, tz, now)
-        spec = specs.get(p.id)
-        has_tasks = spec is not None and spec.tasks
-        shown.update(task_view(release, plan, p.id, checks.get(p.id, {})) if has_tasks else no_tasks())
-        return shown
+        def full_view(p: Phase) -> dict[str, Any]:
+            shown = phase_view(p, tz, now)
+            spec = specs.get(p.id)
+            has_tasks = spec is not None and spec.tasks
+            shown.update(task_view(release, plan, p.id, checks.get(p.id, {})) if has_tasks else no_tasks())
+            return shown
 
-    phases = [full_view(p) for p in release.phases]
-    current = [full_view(p) for p in current_phases(release)]
-    open_issues = [
-        {
-            "number": i.number,
-            "severity": i.severity.value,
-            "component": i.component,
-            "region": i.region,
-            "impact": i.impact,
-            "investigator": i.investigator,
-        }
-        for i in sorted(release.issues, key=lambda i: (SEVERITY_RANK[i.severity], i.number))
-        if i.status is IssueStatus.OPEN
-    ]  # most severe first: where a message shows only the first few, those are the ones that matter
-    roles = {role: list(members) for role, members in plan.people.items()}
+        if wanted(*_PHASE_LISTS):
+            phases = [full_view(p) for p in release.phases]
+            shown["phases"] = phases
+            shown["completed"] = [p for p in phases if p["status"] == "done"]
+            shown["skipped"] = [p for p in phases if p["status"] == "skipped"]
+            shown["failed"] = [p for p in phases if p["status"] == "failed"]
+            shown["unfinished"] = [p for p in phases if p["status"] in {"pending", "in_progress"}]
+        if wanted("current"):
+            shown["current"] = [full_view(p) for p in current_phases(release)]
+        if wanted("next"):
+            nxt = next_phase(release)
+            shown["next"] = full_view(nxt) if nxt else None
+        if wanted("phase"):
+            named = next((p for p in release.phases if p.id == data.get("phase")), None)
+            shown["phase"] = full_view(named) if named is not None else None
+    if wanted("colour", "colour_icon", "colour_reason"):
+        colour, reason = status_colour(release, now)
+        shown.update(colour=colour.value, colour_icon=COLOUR_ICONS[colour.value], colour_reason=reason)
+    if wanted("delta", "delta_text", "eta", "expected_end"):
+        delta = schedule_delta(release, now)
+        ahead = next_phase(release)
+        shown["delta"] = delta
+        shown["delta_text"] = _lateness(delta) if delta > timedelta(minutes=1) else "on schedule"
+        shown["eta"] = (ahead.planned_start + max(delta, timedelta(0))) if ahead else release.window_end
+        shown["expected_end"] = max((p.planned_end for p in release.phases), default=release.window_end) + max(
+            delta, timedelta(0)
+        )
+    if wanted("progress"):
+        shown["progress"] = progress(release, plan)
+    if wanted("open_issues"):
+        shown["open_issues"] = [
+            {
+                "number": i.number,
+                "severity": i.severity.value,
+                "component": i.component,
+                "region": i.region,
+                "impact": i.impact,
+                "investigator": i.investigator,
+            }
+            for i in sorted(release.issues, key=lambda i: (SEVERITY_RANK[i.severity], i.number))
+            if i.status is IssueStatus.OPEN
+        ]  # most severe first: where a message shows only the first few, those are the ones that matter
+    if wanted("pending_rollback_decisions"):
+        shown["pending_rollback_decisions"] = (
+            list(pending_evaluations(release)) if release.status is ReleaseStatus.IN_PROGRESS else []
+        )
+    if wanted("checks"):
+        shown["checks"] = _check_lines(plan, release)
+    if wanted("people"):
+        shown["people"] = {role: list(members) for role, members in plan.people.items()}
+    if wanted("team"):
+        shown["team"] = plan.members(plan.team_roles())
+    if wanted("everyone"):
+        shown["everyone"] = plan.members(list(plan.people))
+    if wanted("escalation"):
+        shown["escalation"] = [
+            {
+                "level": lvl.level,
+                "roles": list(lvl.notify),
+                "members": plan.members(lvl.notify),
+                "ack_within": lvl.ack_within,
+            }
+            for lvl in plan.escalation
+        ]
     window = plan.release.window
-    return {
-        "release": {
+    shown.update(
+        release={
             "id": release.id,
             "name": release.name,
             "version": release.version,
@@ -282,31 +355,8 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             "ended_at": release.ended_at,
             "attempt": release.attempt,
         },
-        "channels": dict(plan.channels),
-        "people": roles,
-        "team": plan.members(plan.team_roles()),
-        "everyone": plan.members(list(plan.people)),
-        "phases": phases,
-        "current": current,
-        "completed": [p for p in phases if p["status"] == "done"],
-        "skipped": [p for p in phases if p["status"] == "skipped"],
-        "failed": [p for p in phases if p["status"] == "failed"],
-        "unfinished": [p for p in phases if p["status"] in {"pending", "in_progress"}],
-        "next": full_view(nxt) if nxt else None,
-        "progress": progress(release, plan),
-        "colour": colour.value,
-        "colour_icon": COLOUR_ICONS[colour.value],
-        "colour_reason": reason,
-        "delta": delta,
-        "delta_text": _lateness(delta) if delta > timedelta(minutes=1) else "on schedule",
-        "eta": (nxt.planned_start + max(delta, timedelta(0))) if nxt else release.window_end,
-        "expected_end": max((p.planned_end for p in release.phases), default=release.window_end)
-        + max(delta, timedelta(0)),
-        "open_issues": open_issues,
-        "pending_rollback_decisions": (
-            list(pending_evaluations(release)) if release.status is ReleaseStatus.IN_PROGRESS else []
-        ),
-        "go_no_go": (
+        channels=dict(plan.channels),
+        go_no_go=(
             {
                 "at": plan.at(plan.go_no_go.at),
                 "deadline": plan.at(plan.go_no_go.deadline),
@@ -316,28 +366,19 @@ def view(release: Release, plan: Plan, now: datetime, data: dict[str, Any] | Non
             if plan.go_no_go
             else None
         ),
-        "rollback": {
+        rollback={
             "decision_point": plan.at(plan.rollback.decision_point) if plan.rollback.decision_point else None,
             "triggers": list(plan.rollback.triggers),
         },
-        "escalation": [
-            {
-                "level": lvl.level,
-                "roles": list(lvl.notify),
-                "members": plan.members(lvl.notify),
-                "ack_within": lvl.ack_within,
-            }
-            for lvl in plan.escalation
-        ],
-        "status_every": plan.status_updates[0].every if plan.status_updates else None,
-        "status_updates": [
+        status_every=plan.status_updates[0].every if plan.status_updates else None,
+        status_updates=[
             {"every": s.every, "channel": channel_ref(plan.channel(s.channel))} for s in plan.status_updates
         ],
-        "checks": _check_lines(plan, release),
-        "now": now,
-        "data": data or {},
-        "delayed": False,
-    }
+        now=now,
+        data=data,
+        delayed=False,
+    )
+    return shown
 
 
 def _check_lines(plan: Plan, release: Release) -> list[Markup]:
@@ -347,15 +388,44 @@ def _check_lines(plan: Plan, release: Release) -> list[Markup]:
     return status_view(plan, release)
 
 
-def render_markup(plan: Plan, name: str, context: dict[str, Any]) -> str:
-    """Render the template `name` (from templates_dir first, then the built-ins)."""
-    return environment(plan.templates_dir).get_template(f"{name}.j2").render(**context)
+_SHARED_CONTEXT = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport, jinja2.nodes.Extends)
+
+
+def template_reads(env: jinja2.Environment, source: str) -> frozenset[str] | None:
+    """The view names a template's source reads; None when it includes, imports or extends another template
+    (which reads the same context, unseen here)."""
+    tree = env.parse(source)
+    if next(tree.find_all(_SHARED_CONTEXT), None) is not None:
+        return None
+    return frozenset(jinja2.meta.find_undeclared_variables(tree))
+
+
+_READS: weakref.WeakKeyDictionary[jinja2.Template, frozenset[str] | None] = weakref.WeakKeyDictionary()
+"""What each compiled template file reads (a file changed on disk compiles to a new Template)."""
+
+
+def _file_template(plan: Plan, name: str) -> tuple[jinja2.Template, frozenset[str] | None]:
+    env = environment(plan.templates_dir)
+    template = env.get_template(f"{name}.j2")
+    try:
+        return template, _READS[template]
+    except KeyError:
+        pass
+    assert env.loader is not None  # the environment is always built with a loader
+    source, _, _ = env.loader.get_source(env, f"{name}.j2")
+    reads = _READS[template] = template_reads(env, source)
+    return template, reads
 
 
 @lru_cache(maxsize=1024)
 def _inline_template(source: str) -> jinja2.Template:
     """An inline plan template, compiled once (the plan's texts are few; compiling is the costly part)."""
     return environment(None).from_string(source)
+
+
+@lru_cache(maxsize=1024)
+def _inline_reads(source: str) -> frozenset[str] | None:
+    return template_reads(environment(None), source)
 
 
 TEMPLATE_SYNTAX = ("{{", "{%", "{#")
@@ -391,10 +461,23 @@ def render(
 ) -> Message:
     """Render a template (or an inline one) into a Message within Slack's limits."""
     markup = literal_text(inline) if inline is not None else None
-    if markup is None:  # a template: rendered from the release's view data
-        context = view(release, plan, now, data)
+    if markup is None:  # a template: rendered from the release's view data, what it reads of it
+        if inline is not None:
+            template, reads = _inline_template(inline), _inline_reads(inline)
+        else:
+            template, reads = _file_template(plan, name)
+        context = view(release, plan, now, data, names=reads)
         context["delayed"] = delayed
-        markup = render_inline(inline, context) if inline is not None else render_markup(plan, name, context)
+        try:
+            markup = template.render(**context)
+        except jinja2.UndefinedError:
+            if reads is None:
+                raise
+            # a name read in a way the analysis did not see: what the whole view gives is the answer
+            log.debug("template %s reads more than its analysis found; rendered with the whole view", name)
+            context = view(release, plan, now, data)
+            context["delayed"] = delayed
+            markup = template.render(**context)
     blocks = bk.layout(markup)
     if delayed:
         blocks.append(bk.context("⏱️ (delayed) — this message was due earlier; the bot was unavailable then."))

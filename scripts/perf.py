@@ -14,7 +14,8 @@ machines; the ratios are what to compare. Figures:
 - work behind the ack: `/phase done` → its war-room post reaching Slack, at 1, 10, 20 and 50 commands/s;
 - RSS idle and after N `/issue` commands with issues accumulating;
 - start-up: process start → `/healthz` 200 (median of 3, after a first start that fills the bytecode cache,
-  for both), and the import time of `bot.cli`;
+  for both), the same for warroom on a release of 1,000 issues and 100,000 events, and the import time of
+  `bot.cli`;
 - in-process: loading a release of 1,000 issues with 100,000 timeline events, one command on it, and the
   status card render of 200 phases + 100 issues;
 - 1,000 posts due in the same second across 500 releases: lateness p50 / p99.
@@ -27,6 +28,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -340,23 +342,22 @@ async def timed(work: Callable[[], Awaitable[Any]], repeat: int) -> float:
     return statistics.median(times)
 
 
-async def in_process(workdir: Path, issues: int, events: int) -> dict[str, float]:
-    """Loading a long-running release, one command on it, and the status card render."""
-    from bot.domain import Actor, Event, Issue, Severity
+async def seed_long_release(db: Path, t0: datetime, issues: int, events: int) -> Any:
+    """A database whose release (a 200-phase plan starting at `t0`) has `issues` issues and `events`
+    timeline events; returns a Service on it and its engine."""
+    from bot.domain import Event, Issue, Severity
     from bot.plan import parse_plan
-    from bot.rules import ChangePhase, PhaseVerb, change_phase
     from bot.service import LoadedPlan, Service
-    from messages.render import render
     from storage import repo
     from storage.db import create_engine, migrate, sessionmaker
 
-    t0 = datetime(2026, 12, 5, 22, tzinfo=UTC)
-    engine = create_engine(f"sqlite+aiosqlite:///{workdir / 'inprocess.db'}")
+    engine = create_engine(f"sqlite+aiosqlite:///{db}")
     await migrate(engine)
     now = t0 + timedelta(minutes=30)
     service = Service(sessions=sessionmaker(engine), clock=lambda: now)
-    plan = parse_plan(plan_text(t0, 200), "perf.yml")
-    await service.load(LoadedPlan(plan, "", "perf.yml"))
+    text = plan_text(t0, 200)
+    plan = parse_plan(text, "perf.yml")
+    await service.load(LoadedPlan(plan, text, "perf.yml"))
     async with service.sessions() as session, session.begin():
         before = await repo.get_release(session=session, release_id=plan.id, lock=True)
         assert before is not None
@@ -371,6 +372,49 @@ async def in_process(workdir: Path, issues: int, events: int) -> dict[str, float
                 release_id=plan.id,
                 events=[Event("perf.event", t0, "U0DBA", f"n{n}", {"n": n}) for n in range(start, start + 10_000)],
             )
+    return service, engine
+
+
+async def long_release_starts(session: aiohttp.ClientSession, workdir: Path, runs: int) -> list[float]:
+    """Start → /healthz 200 on a database holding a release of 1,000 issues and 100,000 events (a copy each
+    run, after one uncounted start), the plan file beside it."""
+    t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    seeded = workdir / "long.db"
+    _, engine = await seed_long_release(seeded, t0, issues=1000, events=100_000)
+    await engine.dispose()
+    plan = workdir / "long.yml"
+    plan.write_text(plan_text(t0, 200))
+    walls = []
+    fake = await FakeSlack().start()
+    try:
+        for run in range(runs + 1):
+            db = workdir / f"long{run}.db"
+            shutil.copyfile(seeded, db)
+            server = start_warroom([plan], fake, db, workdir)
+            try:
+                await wait_healthy(session, server)
+            finally:
+                server.stop()
+            if run:
+                walls.append(server.ready - server.started)
+    finally:
+        await fake.stop()
+    return walls
+
+
+async def in_process(workdir: Path, issues: int, events: int) -> dict[str, float]:
+    """Loading a long-running release, one command on it, and the status card render."""
+    from bot.domain import Actor
+    from bot.plan import parse_plan
+    from bot.rules import ChangePhase, PhaseVerb, change_phase
+    from bot.service import Service
+    from messages.render import render
+    from storage.db import create_engine, sessionmaker
+
+    t0 = datetime(2026, 12, 5, 22, tzinfo=UTC)
+    now = t0 + timedelta(minutes=30)
+    service, engine = await seed_long_release(workdir / "inprocess.db", t0, issues, events)
+    plan = parse_plan(plan_text(t0, 200), "perf.yml")
 
     async def load() -> None:
         await service.get(plan.id)
@@ -602,6 +646,13 @@ async def main() -> None:
             )
         lines.append(row("one `/phase done` through Service.run on that release", f"{figures['command']:.1f} ms"))
         lines.append(row("status card render, 200 phases + 100 issues", f"{figures['render']:.2f} ms"))
+        long_starts = await long_release_starts(session, workdir, STARTS)
+        lines.append(
+            row(
+                f"start → /healthz 200, a release of 1,000 issues + 100,000 events (200 phases; median of {STARTS})",
+                f"{statistics.median(long_starts):.2f} s ({min(long_starts):.2f}-{max(long_starts):.2f} s)",
+            )
+        )
         lines.append(
             row(
                 "import time (`python -c 'import …'`)",
