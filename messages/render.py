@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -137,7 +136,19 @@ _DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
 class _Environment(jinja2.Environment):
-    """Jinja's environment, reading `p.name` of view data (plain dicts) as the item straight away."""
+    """Jinja's environment, reading `p.name` of view data (plain dicts) as the item straight away, and
+    noting what each template file it compiles reads (`template_reads`) from the tree it compiles."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.reads: dict[str, frozenset[str] | None] = {}
+        """By template name, from its latest compilation (a file changed on disk is compiled again)."""
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> jinja2.nodes.Template:
+        tree = super()._parse(source, name, filename)
+        if name is not None:
+            self.reads[name] = _tree_reads(tree)
+        return tree
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Jinja tries the attribute first and the item after it; a dict has no attributes but its methods,
@@ -391,30 +402,25 @@ def _check_lines(plan: Plan, release: Release) -> list[Markup]:
 _SHARED_CONTEXT = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport, jinja2.nodes.Extends)
 
 
-def template_reads(env: jinja2.Environment, source: str) -> frozenset[str] | None:
-    """The view names a template's source reads; None when it includes, imports or extends another template
-    (which reads the same context, unseen here)."""
-    tree = env.parse(source)
+def _tree_reads(tree: jinja2.nodes.Template) -> frozenset[str] | None:
     if next(tree.find_all(_SHARED_CONTEXT), None) is not None:
         return None
     return frozenset(jinja2.meta.find_undeclared_variables(tree))
 
 
-_READS: weakref.WeakKeyDictionary[jinja2.Template, frozenset[str] | None] = weakref.WeakKeyDictionary()
-"""What each compiled template file reads (a file changed on disk compiles to a new Template)."""
+def template_reads(env: jinja2.Environment, source: str) -> frozenset[str] | None:
+    """The view names a template's source reads; None when it includes, imports or extends another template
+    (which reads the same context, unseen here)."""
+    return _tree_reads(env.parse(source))
 
 
 def _file_template(plan: Plan, name: str) -> tuple[jinja2.Template, frozenset[str] | None]:
     env = environment(plan.templates_dir)
     template = env.get_template(f"{name}.j2")
-    try:
-        return template, _READS[template]
-    except KeyError:
-        pass
-    assert env.loader is not None  # the environment is always built with a loader
-    source, _, _ = env.loader.get_source(env, f"{name}.j2")
-    reads = _READS[template] = template_reads(env, source)
-    return template, reads
+    reads = getattr(env, "reads", {})
+    if template.name in reads:
+        return template, reads[template.name]
+    return template, None  # not compiled here (never, with this environment): the whole view
 
 
 @lru_cache(maxsize=1024)

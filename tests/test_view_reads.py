@@ -5,6 +5,7 @@ all; and a name read in a way the analysis misses still renders."""
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,18 +24,14 @@ EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.
 
 def whole_view_compose(plan: Plan, item: validate.Rendering) -> object:
     """What `compose` gives when every template gets the whole view."""
+    whole = rendering.view
 
-    def everything(env: jinja2.Environment, source: str) -> None:
-        return None
+    def everything(*args: object, names: object = None) -> dict[str, object]:
+        return whole(*args)  # type: ignore[arg-type]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rendering, "template_reads", everything)
-        patch.setattr(rendering, "_READS", type(rendering._READS)())
-        rendering._inline_reads.cache_clear()
-        try:
-            return compose(plan, item.template, item.release, item.at, item.data)
-        finally:
-            rendering._inline_reads.cache_clear()
+        patch.setattr(rendering, "view", everything)
+        return compose(plan, item.template, item.release, item.at, item.data)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -53,8 +50,10 @@ def test_every_message_a_plan_can_send_renders_as_with_the_whole_view(
 
 def test_a_phase_update_reads_one_phase_not_the_whole_plan(plan: Plan) -> None:
     env = environment(None)
+    env.get_template("phase_update.j2")
+    reads = env.reads["phase_update.j2"]  # type: ignore[attr-defined]
     source, _, _ = env.loader.get_source(env, "phase_update.j2")  # type: ignore[union-attr]
-    reads = template_reads(env, source)
+    assert reads == template_reads(env, source), "noted when compiled: what parsing it again finds"
     assert reads is not None and "phase" in reads
     assert not reads & {"phases", "completed", "unfinished", "current"}
     release = release_from_plan(plan)
@@ -105,3 +104,19 @@ def test_phases_made_for_earlier_moments_are_the_phases_a_fresh_call_makes(plan:
     for at in moments + list(reversed(moments)):
         assert on_plan(fresh, at, made) == on_plan(fresh, at)
     assert replace(on_plan(fresh, moments[3], made)) == on_plan(fresh, moments[3])
+
+
+def test_a_template_file_changed_on_disk_is_given_what_it_reads_now(
+    plan: Plan, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    card = tmp_path / "status_card.j2"
+    card.write_text("{{ progress }}% done")
+    plan = plan.model_copy(update={"templates_dir": str(tmp_path)})
+    release = release_from_plan(plan)
+    assert "0% done" in compose(plan, "status_card", release, plan.t0, {}).text
+    card.write_text("{{ phases | length }} phases")
+    stat = card.stat()
+    os.utime(card, (stat.st_atime + 10, stat.st_mtime + 10))  # Jinja reloads a file whose time changed
+    with caplog.at_level(logging.DEBUG, logger="messages.render"):
+        assert f"{len(plan.phases)} phases" in compose(plan, "status_card", release, plan.t0, {}).text
+    assert not caplog.records
