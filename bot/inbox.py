@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import functools
 import hashlib
 import json
 import logging
@@ -36,7 +37,7 @@ from bot.core.text import slack_escape
 from bot.domain import NotSaved
 from bot.metrics import METRICS
 from bot.service import CURRENT_REQUEST, RequestSlot
-from handlers.errors import FINISH_REQUEST, TAKE_TURN, reply_privately, request_name
+from handlers.errors import FINISH_REQUEST, LISTENER_STARTED, TAKE_TURN, reply_privately, request_name
 from storage import repo
 from storage.db import WriteHealth, write_failure
 from storage.repo import InboundRequest
@@ -84,6 +85,8 @@ verified by their signature) and which would otherwise sit in the database and i
 
 _RECOVERED = "inbox_recovered"
 _FRONT = "inbox_front"
+_HEARD = "inbox_heard"
+"""In a request's context: a list that a listener taking the request adds to."""
 """In a request's context: it was answered at the HTTP front, just now, rather than recovered or taken up."""
 ACKNOWLEDGED = "inbox_acknowledged"
 """In a request's context: call it once the request's ack is on its way to Slack."""
@@ -443,6 +446,9 @@ class Inbox:
 
         context[TAKE_TURN] = take_turn
         context[FINISH_REQUEST] = finish
+        heard: list[bool] = []  # a listener took the request (not the context: a closure on it is a cycle)
+        context[LISTENER_STARTED] = functools.partial(heard.append, True)
+        context[_HEARD] = heard
 
     # --- a burst: acknowledged requests waiting in the inbox ------------------------------------------------
 
@@ -508,14 +514,19 @@ class Inbox:
         bolt_request = AsyncBoltRequest(body=request.payload, mode="socket_mode", context=context)
         response = await self.app.async_dispatch(bolt_request)
         CURRENT_REQUEST.set(None)  # its listener has its own copy; the next one here gets its own slot
-        if response.status == 404:  # nothing listens to it: there is nothing to wait for
-            self._in_flight.discard(request.key)
-            if request.kind == "command":
-                name = slack_escape(request.name)
-                await self._reply(request, f"This app does not handle `{name}`; nothing was done.")
-            await self.finish(request.key)
-            if done is not None:
-                done.set()
+        if response.status == 200 or bolt_request.context.get(_HEARD):
+            return  # its listener finishes it (one may answer 404 by being slow to ack: it still finishes)
+        # no listener will finish it: nothing listens to it, or a middleware failed (`on_error` told the
+        # person nothing was recorded, so it is not tried again)
+        self._in_flight.discard(request.key)
+        if response.status == 404 and request.kind == "command":
+            name = slack_escape(request.name)
+            await self._reply(request, f"This app does not handle `{name}`; nothing was done.")
+        elif response.status != 404:
+            log.warning("%s from %s failed before its listener (%s)", request.name, request.user_id, response.status)
+        await self.finish(request.key)
+        if done is not None:
+            done.set()
 
     async def finish(self, key: str, *, at_once: bool = True) -> None:
         """Mark the request finished: its listener replied, or said why not. Unless `at_once`, it is written

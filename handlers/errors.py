@@ -34,6 +34,8 @@ FINISH_REQUEST = "finish_request"
 """Context key of the callback that marks the request finished in the inbox once its listener is done."""
 TAKE_TURN = "take_turn"
 """Context key of the wait for the request's turn to work, taken once Slack has its acknowledgement."""
+LISTENER_STARTED = "listener_started"
+"""Context key of the callback a listener calls as it starts: the request found one (see `Inbox._dispatch`)."""
 
 
 def request_name(body: dict[str, Any]) -> str:
@@ -198,6 +200,8 @@ def guarded(listener: Listener) -> Listener:
         if kwargs.get("respond") is not None:
             kwargs = {**kwargs, "respond": EscapingRespond(kwargs["respond"])}
         given = {n: kwargs[n] for n in own}
+        if (started := (kwargs.get("context") or {}).get(LISTENER_STARTED)) is not None:
+            started()
         take_turn = (kwargs.get("context") or {}).get(TAKE_TURN)
         if take_turn is not None and given.get("ack") is not None:
             given["ack"] = AckThenTakeTurn(given["ack"], take_turn)

@@ -77,3 +77,28 @@ async def test_a_command_nothing_here_handles_is_answered_saying_so(
             rows = (await session.scalars(select(InboxRow))).all()
         assert [r.finished_at is not None for r in rows] == [True]
         await runtime.settle()
+
+
+async def test_a_request_whose_middleware_fails_after_the_ack_is_told_and_finished(
+    fake_slack: FakeSlack, database_url: str, clock: Clock
+) -> None:
+    async with group_runtime(fake_slack, database_url, clock) as (runtime, client):
+
+        async def broken(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+            if "broken" in str(body.get("trigger_id", "")):
+                raise RuntimeError("the deps could not be built")
+            await next()
+
+        runtime.app.middleware(broken)
+        body = phase_list(fake_slack, "broken")
+        response = await client.post("/slack/events", data=body, headers=sign(body))
+        assert response.status == 200, "answered before the middleware ran"
+        await fake_slack.wait_until(lambda: replied(fake_slack, "broken"), 10)
+        reply = next(c for c in fake_slack.calls if c.method == "respond:broken")
+        assert "Try again" in str(reply.args.get("text")), reply.args
+        await until_finished(runtime)  # told to try again: not tried again by the sweep too
+        later = phase_list(fake_slack, "after")
+        assert (await client.post("/slack/events", data=later, headers=sign(later))).status == 200
+        await fake_slack.wait_until(lambda: replied(fake_slack, "after"), 10)
+        await until_finished(runtime)
+        await runtime.settle()
