@@ -84,6 +84,7 @@ NOT_KEPT = frozenset({"token"})
 verified by their signature) and which would otherwise sit in the database and in DEBUG logs."""
 
 _RECOVERED = "inbox_recovered"
+_FAILED_EARLY = "Something went wrong on our side before this could be acted on; nothing was done. Try again."
 _FRONT = "inbox_front"
 _HEARD = "inbox_heard"
 """In a request's context: a list that a listener taking the request adds to."""
@@ -163,6 +164,8 @@ class Inbox:
         self._deferred: collections.deque[tuple[str, datetime]] = collections.deque()
         """Acknowledged requests left waiting in the inbox, oldest first: key, and when recorded (its claim)."""
         self._room = asyncio.Event()
+        self._taking_one = False
+        """A request is being taken up from the inbox (popped from `_deferred`, not yet dispatched)."""
         self._taking_up: asyncio.Task[None] | None = None
         self._at_work: set[asyncio.Task[Any]] = set()
         self._dispatching: set[asyncio.Task[None]] = set()
@@ -318,6 +321,10 @@ class Inbox:
             return request
         self._attach(context, request, may_wait_in_inbox=kind != "view")
         await next()
+        if not context.get(_HEARD):
+            # nothing listens to it (Bolt gives Slack no ack, and Slack tells the person): nothing will finish it
+            self._in_flight.discard(key)
+            await self.finish(key)
         return None
 
     async def _recorded(self, req: AsyncBoltRequest, key: str, kind: str) -> InboundRequest | BoltResponse:
@@ -359,7 +366,8 @@ class Inbox:
         if isinstance(request, BoltResponse):
             return request
         self._in_flight.add(key)
-        if (self._deferred or self._waiting + len(self._dispatching) >= WAITING) and not self._stopping:
+        behind = self._deferred or self._taking_one
+        if (behind or self._waiting + len(self._dispatching) >= WAITING) and not self._stopping:
             self._defer(key, request.claimed_at)  # a burst: it waits in the inbox without being dispatched
         else:
             # a context of its own: what the middleware sets in it is this request's, not the HTTP handler's
@@ -410,7 +418,8 @@ class Inbox:
             if own is not None and self._arriving <= 1:
                 # no other request is being acknowledged: its work may run while Bolt sends its ack
                 own()
-            if may_wait_in_inbox and (self._deferred or self._waiting >= WAITING) and not self._stopping:
+            behind = self._deferred or self._taking_one
+            if may_wait_in_inbox and (behind or self._waiting >= WAITING) and not self._stopping:
                 # recorded already: it waits in the inbox, its turn after those before it
                 deferred = True
                 self._defer(key, request.claimed_at)
@@ -468,11 +477,14 @@ class Inbox:
                 await self._room.wait()
                 continue
             key, claimed_at = self._deferred.popleft()
+            self._taking_one = True  # until it is dispatched, what arrives still goes behind it
             try:
                 await self._take_up_one(key, claimed_at)
             except Exception:
                 self._in_flight.discard(key)  # the sweep finds it once its claim is a minute old
                 log.warning("could not take up the recorded request %s; the sweep will", key[:16], exc_info=True)
+            finally:
+                self._taking_one = False
 
     async def _take_up_one(self, key: str, claimed_at: datetime) -> None:
         async with self._writing() as session:
@@ -516,14 +528,16 @@ class Inbox:
         CURRENT_REQUEST.set(None)  # its listener has its own copy; the next one here gets its own slot
         if response.status == 200 or bolt_request.context.get(_HEARD):
             return  # its listener finishes it (one may answer 404 by being slow to ack: it still finishes)
-        # no listener will finish it: nothing listens to it, or a middleware failed (`on_error` told the
-        # person nothing was recorded, so it is not tried again)
+        # no listener will finish it: nothing listens to it, or a middleware failed (past the deps, `on_error`
+        # told the person to try again; before them, nobody was told: that is said here)
         self._in_flight.discard(request.key)
         if response.status == 404 and request.kind == "command":
             name = slack_escape(request.name)
             await self._reply(request, f"This app does not handle `{name}`; nothing was done.")
         elif response.status != 404:
             log.warning("%s from %s failed before its listener (%s)", request.name, request.user_id, response.status)
+            if "deps" not in bolt_request.context:
+                await self._reply(request, _FAILED_EARLY)
         await self.finish(request.key)
         if done is not None:
             done.set()
@@ -660,13 +674,15 @@ class Inbox:
         for the next start), stop sweeping, and write what is waiting (a finish not written would repeat
         its reply at start)."""
         self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
         if self._dispatching:  # answered at the front, not at work yet: left recorded for the next start
             _, pending = await asyncio.wait(set(self._dispatching), timeout=within)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         if self._at_work:
-            _, cut_short = await asyncio.wait(set(self._at_work), timeout=within)
+            _, cut_short = await asyncio.wait(set(self._at_work), timeout=max(0.0, deadline - loop.time()))
             for task in cut_short:
                 task.cancel()
             await asyncio.gather(*cut_short, return_exceptions=True)

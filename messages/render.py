@@ -295,9 +295,10 @@ def view(
         if wanted("next"):
             nxt = next_phase(release)
             shown["next"] = full_view(nxt) if nxt else None
-        if wanted("phase"):
+        if wanted("phase"):  # only in a message about a phase; elsewhere `phase` stays undefined
             named = next((p for p in release.phases if p.id == data.get("phase")), None)
-            shown["phase"] = full_view(named) if named is not None else None
+            if named is not None:
+                shown["phase"] = full_view(named)
     if wanted("colour", "colour_icon", "colour_reason"):
         colour, reason = status_colour(release, now)
         shown.update(colour=colour.value, colour_icon=COLOUR_ICONS[colour.value], colour_reason=reason)

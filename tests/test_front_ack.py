@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from slack_bolt.middleware.async_custom_middleware import AsyncCustomMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
 from sqlalchemy import select
 
 from storage.models import InboxRow
@@ -100,5 +102,40 @@ async def test_a_request_whose_middleware_fails_after_the_ack_is_told_and_finish
         later = phase_list(fake_slack, "after")
         assert (await client.post("/slack/events", data=later, headers=sign(later))).status == 200
         await fake_slack.wait_until(lambda: replied(fake_slack, "after"), 10)
+        await until_finished(runtime)
+        await runtime.settle()
+
+
+async def test_in_socket_mode_a_command_nothing_handles_is_finished_and_not_answered_later(
+    fake_slack: FakeSlack, database_url: str, clock: Clock
+) -> None:
+    async with group_runtime(fake_slack, database_url, clock) as (runtime, _client):
+        body = dict(parse_qsl(phase_list(fake_slack, "stray")), command="/deploy")
+        response = await runtime.app.async_dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
+        assert response.status == 404, "Bolt gives Slack no ack, and Slack tells the person"
+        await until_finished(runtime)
+        clock.advance(hours=3)
+        assert await runtime.inbox.recover(received_before=clock()) == 0, "nothing left for a restart to redo"
+        assert not [c for c in fake_slack.calls if "does not handle" in str(c.args.get("text"))]
+        await runtime.settle()
+
+
+async def test_a_request_failing_before_the_apps_middleware_is_told_and_finished(
+    fake_slack: FakeSlack, database_url: str, clock: Clock
+) -> None:
+    async with group_runtime(fake_slack, database_url, clock) as (runtime, client):
+
+        async def broken(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+            if "early" in str(body.get("trigger_id", "")):
+                raise RuntimeError("failed before the deps")
+            await next()
+
+        # first of all the app's middleware: `on_error` finds no deps and sends nothing itself
+        runtime.app._async_middleware_list.insert(0, AsyncCustomMiddleware(app_name="test", func=broken))
+        body = phase_list(fake_slack, "early")
+        assert (await client.post("/slack/events", data=body, headers=sign(body))).status == 200
+        await fake_slack.wait_until(lambda: replied(fake_slack, "early"), 10)
+        reply = next(c for c in fake_slack.calls if c.method == "respond:early")
+        assert "nothing was done. Try again" in str(reply.args.get("text")), reply.args
         await until_finished(runtime)
         await runtime.settle()

@@ -60,7 +60,13 @@ def test_a_phase_update_reads_one_phase_not_the_whole_plan(plan: Plan) -> None:
     shown = view(release, plan, plan.t0, {"phase": plan.phases[1].id}, names=reads)
     assert shown["phase"]["name"] == plan.phases[1].name
     assert "phases" not in shown
-    assert view(release, plan, plan.t0, {"phase": "no-such-phase"}, names=reads)["phase"] is None
+    assert "phase" not in view(release, plan, plan.t0, {"phase": "no-such-phase"}, names=reads)
+    assert "phase" not in view(release, plan, plan.t0, {})
+
+
+def test_a_template_naming_phase_outside_a_phase_message_fails_as_before(plan: Plan) -> None:
+    with pytest.raises(rendering.RenderError, match="'phase' is undefined"):
+        compose(plan, "inline", release_from_plan(plan), plan.t0, {"inline": "Now: {{ phase }} done"})
 
 
 def test_a_template_that_includes_another_gets_the_whole_view(plan: Plan, tmp_path: Path) -> None:
