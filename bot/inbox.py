@@ -86,9 +86,9 @@ verified by their signature) and which would otherwise sit in the database and i
 _RECOVERED = "inbox_recovered"
 _FAILED_EARLY = "Something went wrong on our side before this could be acted on; nothing was done. Try again."
 _FRONT = "inbox_front"
+"""In a request's context: it was answered at the HTTP front, just now, rather than recovered or taken up."""
 _HEARD = "inbox_heard"
 """In a request's context: a list that a listener taking the request adds to."""
-"""In a request's context: it was answered at the HTTP front, just now, rather than recovered or taken up."""
 ACKNOWLEDGED = "inbox_acknowledged"
 """In a request's context: call it once the request's ack is on its way to Slack."""
 _KINDS = {"block_actions": "action", "view_submission": "view"}
@@ -366,8 +366,7 @@ class Inbox:
         if isinstance(request, BoltResponse):
             return request
         self._in_flight.add(key)
-        behind = self._deferred or self._taking_one
-        if (behind or self._waiting + len(self._dispatching) >= WAITING) and not self._stopping:
+        if self._inbox_first():
             self._defer(key, request.claimed_at)  # a burst: it waits in the inbox without being dispatched
         else:
             # a context of its own: what the middleware sets in it is this request's, not the HTTP handler's
@@ -418,8 +417,7 @@ class Inbox:
             if own is not None and self._arriving <= 1:
                 # no other request is being acknowledged: its work may run while Bolt sends its ack
                 own()
-            behind = self._deferred or self._taking_one
-            if may_wait_in_inbox and (behind or self._waiting >= WAITING) and not self._stopping:
+            if may_wait_in_inbox and self._inbox_first():
                 # recorded already: it waits in the inbox, its turn after those before it
                 deferred = True
                 self._defer(key, request.claimed_at)
@@ -461,6 +459,15 @@ class Inbox:
 
     # --- a burst: acknowledged requests waiting in the inbox ------------------------------------------------
 
+    def _in_memory(self) -> int:
+        """Acknowledged requests waiting in memory: for their turn, or for their dispatch after the front."""
+        return self._waiting + len(self._dispatching)
+
+    def _inbox_first(self) -> bool:
+        """Whether an acknowledged request waits in the inbox: others wait there before it, or memory is full."""
+        behind = bool(self._deferred) or self._taking_one
+        return (behind or self._in_memory() >= WAITING) and not self._stopping
+
     def _defer(self, key: str, claimed_at: datetime) -> None:
         if not self._deferred:
             log.info("more than %d acknowledged requests wait for their turn: the rest wait in the inbox", WAITING)
@@ -472,7 +479,7 @@ class Inbox:
     async def _take_up(self) -> None:
         """Take the requests left in the inbox up again, oldest first, as room frees up in memory."""
         while self._deferred and not self._stopping:
-            if self._waiting + len(self._dispatching) >= WAITING // 2:
+            if self._in_memory() >= WAITING // 2:
                 self._room.clear()
                 await self._room.wait()
                 continue

@@ -277,11 +277,11 @@ def view(
         specs = plan.phase_specs()
 
         def full_view(p: Phase) -> dict[str, Any]:
-            shown = phase_view(p, tz, now)
+            one = phase_view(p, tz, now)
             spec = specs.get(p.id)
             has_tasks = spec is not None and spec.tasks
-            shown.update(task_view(release, plan, p.id, checks.get(p.id, {})) if has_tasks else no_tasks())
-            return shown
+            one.update(task_view(release, plan, p.id, checks.get(p.id, {})) if has_tasks else no_tasks())
+            return one
 
         if wanted(*_PHASE_LISTS):
             phases = [full_view(p) for p in release.phases]
@@ -449,11 +449,6 @@ def literal_text(source: str) -> str | None:
     if lines[-1] == "":
         del lines[-1]
     return "\n".join(lines)
-
-
-def render_inline(source: str, context: dict[str, Any]) -> str:
-    literal = literal_text(source)
-    return literal if literal is not None else _inline_template(source).render(**context)
 
 
 def render(

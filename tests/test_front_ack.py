@@ -81,17 +81,22 @@ async def test_a_command_nothing_here_handles_is_answered_saying_so(
         await runtime.settle()
 
 
+def failing_for(who: str) -> Callable[..., Awaitable[None]]:
+    """A Bolt middleware that raises for the request `who` (by its trigger_id) and passes the rest on."""
+
+    async def broken(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+        if who in str(body.get("trigger_id", "")):
+            raise RuntimeError(f"a middleware failed on {who}")
+        await next()
+
+    return broken
+
+
 async def test_a_request_whose_middleware_fails_after_the_ack_is_told_and_finished(
     fake_slack: FakeSlack, database_url: str, clock: Clock
 ) -> None:
     async with group_runtime(fake_slack, database_url, clock) as (runtime, client):
-
-        async def broken(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
-            if "broken" in str(body.get("trigger_id", "")):
-                raise RuntimeError("the deps could not be built")
-            await next()
-
-        runtime.app.middleware(broken)
+        runtime.app.middleware(failing_for("broken"))
         body = phase_list(fake_slack, "broken")
         response = await client.post("/slack/events", data=body, headers=sign(body))
         assert response.status == 200, "answered before the middleware ran"
@@ -124,14 +129,9 @@ async def test_a_request_failing_before_the_apps_middleware_is_told_and_finished
     fake_slack: FakeSlack, database_url: str, clock: Clock
 ) -> None:
     async with group_runtime(fake_slack, database_url, clock) as (runtime, client):
-
-        async def broken(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
-            if "early" in str(body.get("trigger_id", "")):
-                raise RuntimeError("failed before the deps")
-            await next()
-
         # first of all the app's middleware: `on_error` finds no deps and sends nothing itself
-        runtime.app._async_middleware_list.insert(0, AsyncCustomMiddleware(app_name="test", func=broken))
+        broken = AsyncCustomMiddleware(app_name="test", func=failing_for("early"))
+        runtime.app._async_middleware_list.insert(0, broken)
         body = phase_list(fake_slack, "early")
         assert (await client.post("/slack/events", data=body, headers=sign(body))).status == 200
         await fake_slack.wait_until(lambda: replied(fake_slack, "early"), 10)

@@ -15,7 +15,7 @@ from bot.domain import TaskCheck
 from bot.plan import Plan
 from bot.rules import release_from_plan
 from messages import blocks as bk
-from messages.render import date_token, render, render_inline, time_token
+from messages.render import date_token, environment, render, time_token
 from tests.conftest import T0
 
 
@@ -85,9 +85,10 @@ def test_a_status_card_shows_the_plans_own_zone_and_names(plan: Plan) -> None:
 
 def test_view_data_reads_as_jinja_reads_any_dict(plan: Plan) -> None:
     release = release_from_plan(plan)
-    shown = render_inline(
-        "{{ data.a }} {% for k, v in data.items() %}{{ k }}={{ v }};{% endfor %} [{{ data.get('keys') }}]",
-        {"data": {"a": "<b>", "items": "not a method", "keys": "k"}},
+    shown = (
+        environment(None)
+        .from_string("{{ data.a }} {% for k, v in data.items() %}{{ k }}={{ v }};{% endfor %} [{{ data.get('keys') }}]")
+        .render(data={"a": "<b>", "items": "not a method", "keys": "k"})
     )
     # `items` is the method, as Jinja finds an attribute before an item
     assert shown == (
@@ -95,7 +96,7 @@ def test_view_data_reads_as_jinja_reads_any_dict(plan: Plan) -> None:
         f"{bk.value('not a method')};{bk.value('keys')}={bk.value('k')}; [{bk.value('k')}]"
     )
     with pytest.raises(jinja2.UndefinedError, match="'dict object' has no attribute 'missing'"):
-        render_inline("{{ data.missing }}", {"data": {}})
+        environment(None).from_string("{{ data.missing }}").render(data={})
     assert render(plan, "phase_list", release, T0).blocks
 
 
